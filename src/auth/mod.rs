@@ -1,0 +1,467 @@
+//! The verify side: token extraction and query scrubbing, the [`Verifier`]
+//! (jsonwebtoken against the gateway's own keys and external issuers), its
+//! moka cache keyed by a SHA-256 of the token, the revocation set, and the
+//! route rule (scopes, read-only). Errors are [`AuthError`]; `http.rs` maps
+//! them to RFC 6750 responses.
+
+pub mod extract;
+pub mod issuers;
+pub mod keys;
+pub mod revocation;
+
+use std::collections::HashSet;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::{HeaderValue, Method};
+use jsonwebtoken::{Algorithm, Validation};
+use moka::sync::Cache;
+use serde::Deserialize;
+
+use crate::config::Config;
+use crate::routing::Policy;
+use crate::store::Store;
+use issuers::ExternalIssuers;
+use keys::KeySet;
+use revocation::Revocations;
+
+/// Why a token was refused (the `error_description` a client sees).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Malformed,
+    TooLarge,
+    Ambiguous,
+    BadSignature,
+    Algorithm,
+    UnknownKey,
+    UnknownIssuer,
+    Expired,
+    NotYetValid,
+    Issuer,
+    Audience,
+    MissingClaim,
+    Revoked,
+    CriticalHeader,
+}
+
+impl Reason {
+    pub fn description(self) -> &'static str {
+        match self {
+            Reason::Malformed => "the token is malformed",
+            Reason::TooLarge => "the token is too large",
+            Reason::Ambiguous => "more than one token in the request",
+            Reason::BadSignature => "the token signature is invalid",
+            Reason::Algorithm => "the token algorithm is not accepted",
+            Reason::UnknownKey => "the token was signed by an unknown key",
+            Reason::UnknownIssuer => "the token issuer is not trusted",
+            Reason::Expired => "the token has expired",
+            Reason::NotYetValid => "the token is not valid yet",
+            Reason::Issuer => "the token issuer is wrong",
+            Reason::Audience => "the token audience is wrong",
+            Reason::MissingClaim => "the token lacks a required claim",
+            Reason::Revoked => "the token has been revoked",
+            Reason::CriticalHeader => "the token has critical header extensions",
+        }
+    }
+
+    /// Whether a rejection for this reason may be remembered in the negative
+    /// cache: not for reasons that time or a key refresh can change.
+    fn cacheable(self) -> bool {
+        !matches!(self, Reason::NotYetValid | Reason::UnknownKey | Reason::UnknownIssuer)
+    }
+}
+
+/// The verify side's error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No token where the route needs one: 401 without an `error` attribute.
+    #[error("a bearer token is required")]
+    Missing,
+    /// 401 `invalid_token`.
+    #[error("{}", .0.description())]
+    Invalid(Reason),
+    /// 403 `insufficient_scope`.
+    #[error("the token lacks a scope this route requires")]
+    InsufficientScope,
+    /// 403 `insufficient_scope`: read-only token or route, other method.
+    #[error("read-only access allows GET, HEAD and OPTIONS only")]
+    ReadOnly,
+}
+
+/// Values of the identity headers, computed once per verification.
+#[derive(Debug, Clone)]
+pub struct IdentityValues {
+    pub subject: HeaderValue,
+    pub org: Option<HeaderValue>,
+    pub scopes: HeaderValue,
+    pub uid: Option<HeaderValue>,
+}
+
+/// A verified token: what the rest of the request path knows of it.
+#[derive(Debug)]
+pub struct Verified {
+    pub sub: Box<str>,
+    pub org_id: Option<Box<str>>,
+    pub uid: Option<Box<str>>,
+    pub username: Option<Box<str>>,
+    pub scope: Box<str>,
+    pub token_type: Box<str>,
+    pub jti: Option<Box<str>>,
+    /// Id of the credential the token was derived from.
+    pub cid: Option<Box<str>>,
+    pub read_only: bool,
+    pub exp: Option<i64>,
+    pub iat: Option<i64>,
+    pub issuer: Arc<str>,
+    /// Signed by the gateway itself.
+    pub own: bool,
+    pub identity: IdentityValues,
+    cache_for: Duration,
+}
+
+impl Verified {
+    #[inline]
+    pub fn has_scope(&self, s: &str) -> bool {
+        self.scope.split(' ').any(|x| x == s)
+    }
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.split(' ').filter(|s| !s.is_empty())
+    }
+}
+
+/// Check the route's rule against a verified token.
+#[inline]
+pub fn check_rule(policy: &Policy, method: &Method, v: &Verified) -> Result<(), AuthError> {
+    let Policy::Token { scopes, read_only } = policy else {
+        return Ok(());
+    };
+    if (v.read_only || *read_only) && !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Err(AuthError::ReadOnly);
+    }
+    if scopes.iter().all(|s| v.has_scope(s)) {
+        Ok(())
+    } else {
+        Err(AuthError::InsufficientScope)
+    }
+}
+
+/// Claims the gateway reads. Types are strict: a string `exp` or a
+/// non-string `iss` fails to parse and the token is refused.
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    /// Parsed for its type only (jsonwebtoken checks the value): a
+    /// non-string `iss` fails here.
+    #[allow(dead_code)]
+    iss: String,
+    exp: Option<i64>,
+    iat: Option<i64>,
+    jti: Option<String>,
+    org_id: Option<String>,
+    scope: Option<String>,
+    token_type: Option<String>,
+    uid: Option<String>,
+    username: Option<String>,
+    cid: Option<String>,
+    #[serde(default)]
+    ro: bool,
+}
+
+/// Cache key hasher: the key is already a SHA-256, so its first 8 bytes are
+/// a good hash; no need to hash it again.
+#[derive(Clone, Default)]
+pub struct PrefixHasher(u64);
+
+impl Hasher for PrefixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8).take(1) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(b);
+        }
+    }
+    fn write_usize(&mut self, _: usize) {}
+}
+
+#[derive(Clone, Default)]
+pub struct BuildPrefixHasher;
+
+impl BuildHasher for BuildPrefixHasher {
+    type Hasher = PrefixHasher;
+    fn build_hasher(&self) -> PrefixHasher {
+        PrefixHasher(0)
+    }
+}
+
+type Key = [u8; 32];
+
+struct TokenExpiry;
+
+impl moka::Expiry<Key, Arc<Verified>> for TokenExpiry {
+    fn expire_after_create(&self, _: &Key, v: &Arc<Verified>, _: std::time::Instant) -> Option<Duration> {
+        Some(v.cache_for)
+    }
+}
+
+/// How long an entry for a token that never expires (a named token with
+/// `validTime=-1`) stays cached; revocation is checked on every hit anyway.
+const NO_EXP_CACHE: Duration = Duration::from_secs(300);
+
+/// Verifies tokens, through the cache.
+pub struct Verifier {
+    keys: ArcSwap<KeySet>,
+    external: ArcSwap<ExternalIssuers>,
+    issuer: Arc<str>,
+    audience: Arc<str>,
+    leeway: u64,
+    max_token_bytes: usize,
+    cache: Cache<Key, Arc<Verified>, BuildPrefixHasher>,
+    negative: Cache<Key, Reason, BuildPrefixHasher>,
+    pub revocations: Arc<Revocations>,
+    store: Option<Arc<Store>>,
+    grace_secs: i64,
+    last_key_reload: AtomicI64,
+    identity: ArcSwap<crate::config::IdentityHeaders>,
+}
+
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[inline]
+pub fn token_key(token: &str) -> Key {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut k = [0u8; 32];
+    k.copy_from_slice(d.as_ref());
+    k
+}
+
+impl Verifier {
+    pub fn new(cfg: &Config, keys: KeySet, store: Option<Arc<Store>>, revocations: Arc<Revocations>) -> Verifier {
+        Verifier {
+            keys: ArcSwap::from_pointee(keys),
+            external: ArcSwap::from_pointee(ExternalIssuers::from_config(&cfg.issuers, cfg.tokens.leeway)),
+            issuer: cfg.tokens.issuer.clone(),
+            audience: cfg.tokens.audience.clone(),
+            leeway: cfg.tokens.leeway.as_secs(),
+            max_token_bytes: cfg.tokens.max_token_bytes,
+            cache: Cache::builder()
+                .max_capacity(cfg.cache.max_entries)
+                .expire_after(TokenExpiry)
+                .build_with_hasher(BuildPrefixHasher),
+            negative: Cache::builder()
+                .max_capacity(cfg.cache.negative_max_entries)
+                .time_to_live(cfg.cache.negative_ttl.max(Duration::from_millis(1)))
+                .build_with_hasher(BuildPrefixHasher),
+            revocations,
+            store,
+            grace_secs: cfg.tokens.rotation_grace.as_secs() as i64,
+            last_key_reload: AtomicI64::new(0),
+            identity: ArcSwap::from_pointee(cfg.identity.clone()),
+        }
+    }
+
+    /// Apply a reloaded config's issuers (cache settings need a restart).
+    pub fn reconfigure(&self, cfg: &Config) {
+        self.external
+            .store(Arc::new(ExternalIssuers::from_config(&cfg.issuers, cfg.tokens.leeway)));
+        self.identity.store(Arc::new(cfg.identity.clone()));
+        self.cache.invalidate_all();
+        self.negative.invalidate_all();
+    }
+
+    pub fn external(&self) -> arc_swap::Guard<Arc<ExternalIssuers>> {
+        self.external.load()
+    }
+
+    pub fn keys(&self) -> arc_swap::Guard<Arc<KeySet>> {
+        self.keys.load()
+    }
+
+    pub fn set_keys(&self, keys: KeySet) {
+        self.keys.store(Arc::new(keys));
+    }
+
+    /// Re-read the signing keys from the store (after a rotation here or on
+    /// another replica).
+    pub async fn reload_keys(&self) -> Result<(), crate::store::StoreError> {
+        let Some(store) = &self.store else { return Ok(()) };
+        let recs = store.signing_keys().await?;
+        match KeySet::from_records(&recs, now_unix(), self.grace_secs) {
+            Ok(set) => self.set_keys(set),
+            Err(e) => tracing::error!(error = %e, "signing keys unreadable; keeping the loaded ones"),
+        }
+        Ok(())
+    }
+
+    pub fn cache_entries(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Verify a token, through the cache. The hit path is a SHA-256, a
+    /// lock-free lookup and a revocation check.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Verified>, AuthError> {
+        if token.len() > self.max_token_bytes {
+            return Err(AuthError::Invalid(Reason::TooLarge));
+        }
+        let key = token_key(token);
+        if let Some(v) = self.cache.get(&key) {
+            crate::admin::metrics::cache_hit();
+            if self.revocations.is_revoked(v.jti.as_deref(), v.cid.as_deref()) {
+                return Err(AuthError::Invalid(Reason::Revoked));
+            }
+            return Ok(v);
+        }
+        if let Some(reason) = self.negative.get(&key) {
+            crate::admin::metrics::cache_negative_hit();
+            return Err(AuthError::Invalid(reason));
+        }
+        crate::admin::metrics::cache_miss();
+        match self.verify_uncached(token).await {
+            Ok(v) => {
+                let v = Arc::new(v);
+                if self.revocations.is_revoked(v.jti.as_deref(), v.cid.as_deref()) {
+                    return Err(AuthError::Invalid(Reason::Revoked));
+                }
+                if !v.cache_for.is_zero() {
+                    self.cache.insert(key, v.clone());
+                }
+                Ok(v)
+            }
+            Err(reason) => {
+                if reason.cacheable() {
+                    self.negative.insert(key, reason);
+                }
+                Err(AuthError::Invalid(reason))
+            }
+        }
+    }
+
+    /// Verify without the cache (and without the revocation check).
+    pub async fn verify_uncached(&self, token: &str) -> Result<Verified, Reason> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Reason::Malformed)?;
+        if header.crit.is_some() {
+            return Err(Reason::CriticalHeader);
+        }
+        // The key is chosen by `kid` among keys we already trust; `jku`,
+        // `x5u`, `jwk` and `x5c` headers are never used to find one.
+        let own_key = header
+            .kid
+            .as_deref()
+            .and_then(|k| self.keys.load().by_kid.get(k).cloned());
+        if let Some(k) = own_key {
+            return self.decode_own(token, &k.decoding, k.alg);
+        }
+        let iss = peek_issuer(token).ok_or(Reason::Malformed)?;
+        if iss == *self.issuer {
+            // Maybe a key rotated on another replica: re-read the store, at
+            // most once a second.
+            let now = now_unix();
+            if self.last_key_reload.swap(now, Ordering::Relaxed) != now {
+                let _ = self.reload_keys().await;
+                if let Some(k) = header
+                    .kid
+                    .as_deref()
+                    .and_then(|k| self.keys.load().by_kid.get(k).cloned())
+                {
+                    return self.decode_own(token, &k.decoding, k.alg);
+                }
+            }
+            return Err(Reason::UnknownKey);
+        }
+        let external = self.external.load();
+        let issuer = external.find(&iss).ok_or(Reason::UnknownIssuer)?;
+        let (key, validation) = issuer.key_for(header.kid.as_deref(), header.alg).await?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(map_jwt_error)?;
+        self.finish(data.claims, issuer.issuer.clone(), false)
+    }
+
+    fn decode_own(&self, token: &str, key: &jsonwebtoken::DecodingKey, alg: Algorithm) -> Result<Verified, Reason> {
+        let mut v = Validation::new(alg);
+        v.leeway = self.leeway;
+        v.set_required_spec_claims(&["iss", "aud", "sub"]);
+        v.set_issuer(&[&*self.issuer]);
+        v.set_audience(&[&*self.audience]);
+        v.validate_nbf = true;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &v).map_err(map_jwt_error)?;
+        self.finish(data.claims, self.issuer.clone(), true)
+    }
+
+    fn finish(&self, c: Claims, issuer: Arc<str>, own: bool) -> Result<Verified, Reason> {
+        let now = now_unix();
+        let cache_for = match c.exp {
+            Some(exp) if exp > now => Duration::from_secs((exp - now) as u64),
+            Some(_) => Duration::ZERO,
+            // Only the gateway's own named tokens may lack `exp`.
+            None if own && c.token_type.as_deref() == Some("named") && c.jti.is_some() => NO_EXP_CACHE,
+            None => return Err(Reason::MissingClaim),
+        };
+        let id = self.identity.load();
+        let _ = &id;
+        let scope = c.scope.unwrap_or_default();
+        let hv = |s: &str| HeaderValue::from_str(s).map_err(|_| Reason::Malformed);
+        let identity = IdentityValues {
+            subject: hv(&c.sub)?,
+            org: c.org_id.as_deref().map(hv).transpose()?,
+            scopes: hv(&scope)?,
+            uid: c.uid.as_deref().map(hv).transpose()?,
+        };
+        Ok(Verified {
+            sub: c.sub.into(),
+            org_id: c.org_id.map(Into::into),
+            uid: c.uid.map(Into::into),
+            username: c.username.map(Into::into),
+            scope: scope.into(),
+            token_type: c.token_type.unwrap_or_else(|| "access".into()).into(),
+            jti: c.jti.map(Into::into),
+            cid: c.cid.map(Into::into),
+            read_only: c.ro,
+            exp: c.exp,
+            iat: c.iat,
+            issuer,
+            own,
+            identity,
+            cache_for,
+        })
+    }
+}
+
+/// Read `iss` from the payload without trusting it (to pick the issuer
+/// whose keys then verify the token).
+fn peek_issuer(token: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Iss {
+        iss: String,
+    }
+    jsonwebtoken::dangerous::insecure_decode::<Iss>(token)
+        .ok()
+        .map(|d| d.claims.iss)
+}
+
+fn map_jwt_error(e: jsonwebtoken::errors::Error) -> Reason {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match e.kind() {
+        K::InvalidSignature => Reason::BadSignature,
+        K::InvalidAlgorithm | K::InvalidAlgorithmName | K::InvalidKeyFormat => Reason::Algorithm,
+        K::ExpiredSignature => Reason::Expired,
+        K::ImmatureSignature => Reason::NotYetValid,
+        K::InvalidIssuer => Reason::Issuer,
+        K::InvalidAudience => Reason::Audience,
+        K::MissingRequiredClaim(_) => Reason::MissingClaim,
+        _ => Reason::Malformed,
+    }
+}
+
+/// Parse a space-separated scope string into a set.
+pub fn scope_set(s: &str) -> HashSet<&str> {
+    s.split(' ').filter(|x| !x.is_empty()).collect()
+}

@@ -1,0 +1,518 @@
+//! The command line: `serve`, `check-config`, `demo`, and operator
+//! commands working on the configured store directly. Every command that
+//! creates or lists things takes `--json`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::admin::ops;
+use crate::auth::now_unix;
+use crate::config::{self, Config};
+use crate::store::{Principal, Store, StoreError};
+
+#[derive(Parser)]
+#[command(
+    name = "tilegate",
+    version,
+    about = "Authorization gateway for map-tile and streaming-data backends"
+)]
+pub struct Cli {
+    /// Config file (also TILEGATE_CONFIG).
+    #[arg(long, global = true, env = "TILEGATE_CONFIG", default_value = "config/tilegate.toml")]
+    pub config: PathBuf,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Run the gateway.
+    Serve,
+    /// Validate a config file; print every problem; exit non-zero if any.
+    CheckConfig { file: Option<PathBuf> },
+    /// Run a demo: gateway on the sample config, a sample tile upstream,
+    /// the MapLibre example, and a working API key printed.
+    Demo(crate::demo::DemoArgs),
+    #[command(subcommand)]
+    Org(OrgCmd),
+    #[command(subcommand)]
+    User(UserCmd),
+    #[command(subcommand, name = "service-account")]
+    ServiceAccount(SaCmd),
+    #[command(subcommand, name = "api-key")]
+    ApiKey(KeyCmd),
+    #[command(subcommand, name = "generator-token")]
+    GeneratorToken(GenCmd),
+    #[command(subcommand, name = "named-token")]
+    NamedToken(NamedCmd),
+    #[command(subcommand)]
+    Token(TokenCmd),
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// The audit log of credential changes.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OrgCmd {
+    Create { name: String },
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        username: String,
+        /// Read the password from standard input (first line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SaCmd {
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeyCmd {
+    Create(KeyCreate),
+    List {
+        #[arg(long)]
+        org: Option<String>,
+    },
+    Revoke {
+        id: String,
+    },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false, id = "owner")]
+pub struct Owner {
+    #[arg(long)]
+    service_account: Option<String>,
+    #[arg(long)]
+    user: Option<String>,
+}
+
+#[derive(Args)]
+pub struct KeyCreate {
+    #[command(flatten)]
+    owner: Owner,
+    /// Space-separated scopes, each declared in [scopes].
+    #[arg(long)]
+    scope: String,
+    /// e.g. 90d; default: no expiry.
+    #[arg(long)]
+    expires_in: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum GenCmd {
+    Show {
+        #[arg(long)]
+        user: String,
+    },
+    Regenerate {
+        #[arg(long)]
+        user: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum NamedCmd {
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    Revoke {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCmd {
+    /// Sign a test token with the gateway's active key.
+    Mint {
+        #[arg(long)]
+        scope: String,
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long, default_value = "operator")]
+        sub: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCmd {
+    /// Make sure an active signing key exists (generated when absent).
+    Generate,
+    /// Make a new active key; older keys keep verifying for the grace.
+    Rotate,
+    /// List keys (public parts only).
+    List,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init(!matches!(cli.cmd, Cmd::Demo(_)) && std::env::var_os("TILEGATE_LOG_TEXT").is_none());
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(run(cli))
+}
+
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|e| {
+        for p in e.problems() {
+            eprintln!("{p}");
+        }
+        ExitCode::from(64)
+    })
+}
+
+async fn open(cfg: &Config) -> Result<Store, ExitCode> {
+    let kek = crate::server::load_kek(cfg).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::FAILURE
+    })?;
+    Store::open(&cfg.store.url, 2, kek).await.map_err(|e| {
+        eprintln!("store: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn out<T: serde::Serialize>(json: bool, v: &T, text: impl FnOnce() -> String) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    } else {
+        println!("{}", text());
+    }
+}
+
+fn fail(e: StoreError) -> ExitCode {
+    eprintln!("error: {e}");
+    match e {
+        StoreError::Invalid(_) | StoreError::NotFound(_) | StoreError::Conflict(_) => ExitCode::from(64),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let json = cli.json;
+    match cli.cmd {
+        Cmd::Serve => match crate::server::run(cli.config).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(match e {
+                    crate::server::StartError::Config(_) => 64,
+                    _ => 1,
+                })
+            }
+        },
+        Cmd::CheckConfig { file } => {
+            let path = file.unwrap_or(cli.config);
+            match config::load(&path) {
+                Ok(c) => {
+                    let errors = crate::server::Runtime::build(std::sync::Arc::new(c))
+                        .err()
+                        .unwrap_or_default();
+                    if errors.is_empty() {
+                        println!("{}: ok", path.display());
+                        ExitCode::SUCCESS
+                    } else {
+                        errors.iter().for_each(|e| eprintln!("{e}"));
+                        ExitCode::from(64)
+                    }
+                }
+                Err(e) => {
+                    e.problems().iter().for_each(|p| eprintln!("{p}"));
+                    ExitCode::from(64)
+                }
+            }
+        }
+        Cmd::Demo(args) => crate::demo::run(args).await,
+        cmd => {
+            let cfg = match load(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let store = match open(&cfg).await {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match operator(cmd, &cfg, &store, json).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+    }
+}
+
+async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(), StoreError> {
+    let actor = "cli";
+    let now = now_unix();
+    match cmd {
+        Cmd::Org(OrgCmd::Create { name }) => {
+            ops::check_name("name", &name)?;
+            let o = store.create_org(&name).await?;
+            store.audit(actor, "org.created", &o.id, "", now).await?;
+            out(json, &o, || format!("created org {} ({})", o.id, o.name));
+        }
+        Cmd::Org(OrgCmd::List) => {
+            let l = store.list_orgs().await?;
+            out(json, &l, || {
+                l.iter()
+                    .map(|o| format!("{}\t{}", o.id, o.name))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Cmd::User(UserCmd::Create {
+            org,
+            username,
+            password_stdin,
+        }) => {
+            ops::check_name("username", &username)?;
+            let org = store
+                .find_org(&org)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("no org {org}")))?;
+            let password = if password_stdin {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let p = s.lines().next().unwrap_or("").to_owned();
+                if p.len() < 8 {
+                    return Err(StoreError::Invalid("the password needs at least 8 characters".into()));
+                }
+                Some(p)
+            } else {
+                None
+            };
+            let u = store.create_user(&org.id, &username, password.as_deref()).await?;
+            store.audit(actor, "user.created", &u.uid, "", now).await?;
+            out(json, &u, || format!("created user {} ({})", u.uid, u.username));
+        }
+        Cmd::ServiceAccount(SaCmd::Create { org, name }) => {
+            ops::check_name("name", &name)?;
+            let org = store
+                .find_org(&org)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("no org {org}")))?;
+            let sa = store.create_service_account(&org.id, &name).await?;
+            store.audit(actor, "service_account.created", &sa.id, "", now).await?;
+            out(json, &sa, || format!("created service account {} ({})", sa.id, sa.name));
+        }
+        Cmd::ApiKey(KeyCmd::Create(k)) => {
+            let principal = match (k.owner.service_account, k.owner.user) {
+                (Some(s), _) => Principal::ServiceAccount(s),
+                (_, Some(u)) => Principal::User(u),
+                _ => return Err(StoreError::Invalid("--service-account or --user is required".into())),
+            };
+            let exp = k.expires_in.as_deref().map(ops::parse_expiry).transpose()?;
+            let (key, text) = ops::create_api_key(store, cfg, &principal, &k.scope, exp, actor).await?;
+            let mut v = serde_json::to_value(&key).unwrap_or_default();
+            v["api_key"] = text.clone().into();
+            out(json, &v, || {
+                format!("created API key {} (shown once, store it now):\n{text}", key.id)
+            });
+        }
+        Cmd::ApiKey(KeyCmd::List { org }) => {
+            let l = store.list_api_keys(org.as_deref()).await?;
+            out(json, &l, || {
+                l.iter()
+                    .map(|k| {
+                        format!(
+                            "{}\t{}\t{}\t{}",
+                            k.id,
+                            k.prefix,
+                            k.scopes.join(" "),
+                            if k.revoked_at.is_some() { "revoked" } else { "active" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Cmd::ApiKey(KeyCmd::Revoke { id }) => {
+            let k = ops::revoke_api_key(store, cfg, &id, actor).await?;
+            out(json, &k, || format!("revoked API key {}", k.id));
+        }
+        Cmd::GeneratorToken(GenCmd::Show { user }) => {
+            let (g, text) = store
+                .generator_token(&user)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("no generator token for {user}")))?;
+            out(
+                json,
+                &serde_json::json!({ "id": g.id, "uid": g.uid, "token": text }),
+                || text.clone(),
+            );
+        }
+        Cmd::GeneratorToken(GenCmd::Regenerate { user }) => {
+            let (g, text) = ops::regenerate_generator(store, &user, actor).await?;
+            out(
+                json,
+                &serde_json::json!({ "id": g.id, "uid": g.uid, "token": text }),
+                || text.clone(),
+            );
+        }
+        Cmd::NamedToken(NamedCmd::List { user }) => {
+            let l = store.list_named_tokens(user.as_deref()).await?;
+            out(json, &l, || {
+                l.iter()
+                    .map(|t| format!("{}\t{}\t{}\t{}", t.id, t.name, t.action, t.resource_type))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Cmd::NamedToken(NamedCmd::Revoke { id }) => {
+            let t = ops::revoke_named(store, &id, actor).await?;
+            out(json, &t, || format!("revoked named token {}", t.id));
+        }
+        Cmd::Token(TokenCmd::Mint { scope, ttl, org, sub }) => {
+            let scopes = ops::check_scopes(cfg, &scope)?;
+            let ttl = config::parse_duration(&ttl).map_err(StoreError::Invalid)?;
+            if ttl.is_zero() || ttl > cfg.tokens.max_ttl {
+                return Err(StoreError::Invalid(format!(
+                    "--ttl must be between 1s and tokens.max_ttl ({}s)",
+                    cfg.tokens.max_ttl.as_secs()
+                )));
+            }
+            let token = mint(
+                store,
+                cfg,
+                &scopes.join(" "),
+                ttl.as_secs() as i64,
+                org.as_deref(),
+                &sub,
+            )
+            .await?;
+            out(
+                json,
+                &serde_json::json!({ "access_token": token, "expires_in": ttl.as_secs() }),
+                || token.clone(),
+            );
+        }
+        Cmd::Keys(KeysCmd::Generate) => {
+            crate::server::ensure_signing_key(store, cfg)
+                .await
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
+            let keys = store.signing_keys().await?;
+            let active = keys
+                .iter()
+                .filter(|k| k.retired_at.is_none())
+                .max_by_key(|k| k.created_at)
+                .map(|k| k.kid.clone())
+                .unwrap_or_default();
+            out(json, &serde_json::json!({ "active": active }), || {
+                format!("active signing key: {active}")
+            });
+        }
+        Cmd::Keys(KeysCmd::Rotate) => {
+            let kid = ops::rotate_keys(store, cfg, actor).await?;
+            out(json, &serde_json::json!({ "kid": kid }), || {
+                format!("new active signing key: {kid}")
+            });
+        }
+        Cmd::Keys(KeysCmd::List) => {
+            let keys = store.signing_keys().await?;
+            let v: Vec<_> = keys
+                .iter()
+                .map(|k| serde_json::json!({ "kid": k.kid, "alg": k.alg, "created_at": k.created_at, "retired_at": k.retired_at }))
+                .collect();
+            out(json, &v, || {
+                keys.iter()
+                    .map(|k| {
+                        format!(
+                            "{}\t{}\t{}",
+                            k.kid,
+                            k.alg,
+                            if k.retired_at.is_some() { "retired" } else { "active" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Cmd::Audit { limit } => {
+            let l = store.list_audit(limit).await?;
+            out(json, &l, || {
+                l.iter()
+                    .map(|a| format!("{}\t{}\t{}\t{}", a.created_at, a.actor, a.action, a.target))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Cmd::Serve | Cmd::CheckConfig { .. } | Cmd::Demo(_) => unreachable!("handled before the store is opened"),
+    }
+    Ok(())
+}
+
+/// Sign an operator token with the active key from the store.
+pub async fn mint(
+    store: &Store,
+    cfg: &Config,
+    scope: &str,
+    ttl: i64,
+    org: Option<&str>,
+    sub: &str,
+) -> Result<String, StoreError> {
+    crate::server::ensure_signing_key(store, cfg)
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    let recs = store.signing_keys().await?;
+    let set = crate::auth::keys::KeySet::from_records(&recs, now_unix(), cfg.tokens.rotation_grace.as_secs() as i64)
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    let key = set
+        .active
+        .ok_or_else(|| StoreError::Internal("no active signing key".into()))?;
+    let now = now_unix();
+    let jti = crate::store::random_token("", 16);
+    let claims = crate::issue::signer::TokenClaims {
+        iss: &cfg.tokens.issuer,
+        aud: &cfg.tokens.audience,
+        sub,
+        exp: Some(now + ttl),
+        iat: now,
+        nbf: now,
+        jti: &jti,
+        org_id: org,
+        scope,
+        token_type: "access",
+        uid: None,
+        username: None,
+        cid: None,
+        ro: false,
+    };
+    let mut h = jsonwebtoken::Header::new(key.alg);
+    h.kid = Some(key.kid.to_string());
+    h.typ = Some("JWT".into());
+    jsonwebtoken::encode(&h, &claims, &key.encoding).map_err(|_| StoreError::Internal("signing failed".into()))
+}

@@ -1,0 +1,771 @@
+//! Raw file config -> typed [`Config`]. Gathers every problem before failing
+//! and names the key of each (`routes[3].upstream: no upstream named "tile"`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::HeaderName;
+use http::{Method, Uri};
+use jsonwebtoken::Algorithm;
+
+use super::file::*;
+use crate::routing::{Cors, MethodSet, PathMatch, Policy, Route, RouteTable};
+
+/// The validated configuration. Built once per load or reload and shared
+/// read-only behind an `Arc`.
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub store: StoreConfig,
+    pub tokens: TokenConfig,
+    pub cache: CacheConfig,
+    pub endpoints: Endpoints,
+    pub limits: LimitsConfig,
+    pub scopes: BTreeMap<String, String>,
+    pub named_tokens: NamedTokenScopes,
+    pub identity: IdentityHeaders,
+    pub issuers: Vec<ExternalIssuer>,
+    pub upstreams: Vec<Arc<UpstreamConfig>>,
+    pub routes: RouteTable,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub tls: Option<TlsFiles>,
+    pub h2c: bool,
+    pub max_header_bytes: usize,
+    pub max_body_bytes: u64,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub watch_config: bool,
+    pub access_log: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: Option<SocketAddr>,
+    pub token_env: String,
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub url: String,
+    pub kek_env: String,
+    pub kek_file: PathBuf,
+    pub revocation_resync: Duration,
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    pub issuer: Arc<str>,
+    pub audience: Arc<str>,
+    pub algorithm: Algorithm,
+    pub keys_dir: PathBuf,
+    pub default_ttl: Duration,
+    pub max_ttl: Duration,
+    pub leeway: Duration,
+    pub login_ttl: Duration,
+    pub password_grant: bool,
+    pub max_token_bytes: usize,
+    pub rotation_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    pub max_entries: u64,
+    pub negative_max_entries: u64,
+    pub negative_ttl: Duration,
+    pub secret_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub api_key_exchange: String,
+    pub oauth_token: String,
+    pub clients: String,
+    pub named_token: String,
+    pub named_tokens: String,
+    pub generator_token: String,
+    pub me: String,
+    pub introspect: String,
+    pub revoke: String,
+    pub jwks: String,
+    pub metadata: String,
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    pub token_body_bytes: usize,
+    pub auth_failures_per_minute: u32,
+}
+
+/// The five valid `action` × `resourceType` pairs of named tokens and the
+/// scopes each grants.
+#[derive(Debug, Clone)]
+pub struct NamedTokenScopes {
+    pub read_only_all: Vec<String>,
+    pub read_write_all: Vec<String>,
+    pub read_only_dataset_streaming: Vec<String>,
+    pub read_write_dataset_streaming_refreshing: Vec<String>,
+    pub read_only_embedded_published_project: Vec<String>,
+}
+
+impl NamedTokenScopes {
+    /// Scopes and read-only flag for a pair, or `None` when the pair is not
+    /// one of the five.
+    pub fn lookup(&self, action: &str, resource: &str) -> Option<(&[String], bool)> {
+        match (action, resource) {
+            ("read_only", "all") => Some((&self.read_only_all, true)),
+            ("read_write", "all") => Some((&self.read_write_all, false)),
+            ("read_only", "dataset_streaming") => Some((&self.read_only_dataset_streaming, true)),
+            ("read_write", "dataset_streaming_refreshing") => {
+                Some((&self.read_write_dataset_streaming_refreshing, false))
+            }
+            ("read_only", "embedded_published_project") => Some((&self.read_only_embedded_published_project, true)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    pub subject: HeaderName,
+    pub org: HeaderName,
+    pub scopes: HeaderName,
+    pub uid: HeaderName,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExternalIssuer {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<Algorithm>,
+    pub source: IssuerKeySource,
+    pub jwks_refresh: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum IssuerKeySource {
+    JwksUrl(Uri),
+    JwksFile(PathBuf),
+    Pem { path: PathBuf, kid: Option<String> },
+    HmacEnv(String),
+}
+
+#[derive(Debug)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub backends: Vec<Uri>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+    pub http2: bool,
+    pub pool_max_idle: usize,
+}
+
+/// Parse `500ms`, `30s`, `15m`, `4h`, `90d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a duration (e.g. 30s, 15m, 4h, 90d)"))?;
+    let secs = match unit.trim() {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "" | "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86400),
+        _ => None,
+    };
+    secs.map(Duration::from_secs)
+        .ok_or_else(|| format!("\"{s}\" is not a duration (e.g. 30s, 15m, 4h, 90d)"))
+}
+
+pub fn parse_algorithm(s: &str) -> Option<Algorithm> {
+    Some(match s {
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "EdDSA" => Algorithm::EdDSA,
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "HS256" => Algorithm::HS256,
+        "HS384" => Algorithm::HS384,
+        "HS512" => Algorithm::HS512,
+        _ => return None,
+    })
+}
+
+/// Collects problems with their key paths.
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn push(&mut self, key: impl std::fmt::Display, msg: impl std::fmt::Display) {
+        self.0.push(format!("{key}: {msg}"));
+    }
+    fn duration(&mut self, key: &str, v: &str) -> Duration {
+        parse_duration(v).unwrap_or_else(|e| {
+            self.push(key, e);
+            Duration::ZERO
+        })
+    }
+    fn addr(&mut self, key: &str, v: &str) -> SocketAddr {
+        v.parse().unwrap_or_else(|_| {
+            self.push(key, format!("\"{v}\" is not an address like 127.0.0.1:8080"));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
+    }
+    fn header(&mut self, key: &str, v: &str) -> HeaderName {
+        HeaderName::from_bytes(v.as_bytes()).unwrap_or_else(|_| {
+            self.push(key, format!("\"{v}\" is not a valid header name"));
+            HeaderName::from_static("x-invalid")
+        })
+    }
+    fn path(&mut self, key: &str, v: &str) -> String {
+        if !v.starts_with('/') {
+            self.push(key, format!("\"{v}\" must start with /"));
+        }
+        v.to_owned()
+    }
+}
+
+/// Validate the raw config into a typed [`Config`], or list every problem.
+pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
+    let mut p = Problems(Vec::new());
+
+    let server = {
+        let s = &raw.server;
+        let tls = match (&s.tls_cert, &s.tls_key) {
+            (Some(c), Some(k)) => Some(TlsFiles {
+                cert: c.into(),
+                key: k.into(),
+            }),
+            (None, None) => None,
+            _ => {
+                p.push("server.tls_cert", "tls_cert and tls_key go together");
+                None
+            }
+        };
+        if s.max_header_bytes < 8192 {
+            p.push(
+                "server.max_header_bytes",
+                "must be at least 8192 (hyper's smallest read buffer)",
+            );
+        }
+        if s.max_connections == 0 {
+            p.push("server.max_connections", "must be at least 1");
+        }
+        ServerConfig {
+            listen: p.addr("server.listen", &s.listen),
+            tls,
+            h2c: s.h2c,
+            max_header_bytes: s.max_header_bytes,
+            max_body_bytes: s.max_body_bytes,
+            max_connections: s.max_connections,
+            header_read_timeout: p.duration("server.header_read_timeout", &s.header_read_timeout),
+            shutdown_grace: p.duration("server.shutdown_grace", &s.shutdown_grace),
+            watch_config: s.watch_config,
+            access_log: s.access_log,
+        }
+    };
+
+    let admin = AdminConfig {
+        listen: (!raw.admin.listen.is_empty()).then(|| p.addr("admin.listen", &raw.admin.listen)),
+        token_env: raw.admin.token_env.clone(),
+        token_file: raw.admin.token_file.as_ref().map(PathBuf::from),
+    };
+
+    let store = {
+        let s = &raw.store;
+        if !(s.url.starts_with("sqlite:") || s.url.starts_with("postgres://") || s.url.starts_with("postgresql://")) {
+            p.push(
+                "store.url",
+                format!("\"{}\" must start with sqlite: or postgres://", s.url),
+            );
+        }
+        if s.pool_size == 0 {
+            p.push("store.pool_size", "must be at least 1");
+        }
+        StoreConfig {
+            url: s.url.clone(),
+            kek_env: s.kek_env.clone(),
+            kek_file: s.kek_file.clone().into(),
+            revocation_resync: p.duration("store.revocation_resync", &s.revocation_resync),
+            pool_size: s.pool_size,
+        }
+    };
+
+    let tokens = {
+        let t = &raw.tokens;
+        let algorithm = match t.algorithm.as_str() {
+            "ES256" => Algorithm::ES256,
+            "EdDSA" => Algorithm::EdDSA,
+            "RS256" => Algorithm::RS256,
+            other => {
+                p.push(
+                    "tokens.algorithm",
+                    format!("\"{other}\" is not one of ES256, EdDSA, RS256"),
+                );
+                Algorithm::ES256
+            }
+        };
+        let default_ttl = p.duration("tokens.default_ttl", &t.default_ttl);
+        let max_ttl = p.duration("tokens.max_ttl", &t.max_ttl);
+        if max_ttl.is_zero() {
+            p.push("tokens.max_ttl", "must be at least 1s");
+        }
+        if default_ttl.is_zero() || default_ttl > max_ttl {
+            p.push("tokens.default_ttl", "must be between 1s and tokens.max_ttl");
+        }
+        if t.issuer.is_empty() {
+            p.push("tokens.issuer", "must not be empty");
+        }
+        if t.audience.is_empty() {
+            p.push("tokens.audience", "must not be empty");
+        }
+        let rotation_grace = match &t.rotation_grace {
+            Some(g) => p.duration("tokens.rotation_grace", g),
+            None => max_ttl,
+        };
+        TokenConfig {
+            issuer: t.issuer.as_str().into(),
+            audience: t.audience.as_str().into(),
+            algorithm,
+            keys_dir: t.keys_dir.clone().into(),
+            default_ttl,
+            max_ttl,
+            leeway: p.duration("tokens.leeway", &t.leeway),
+            login_ttl: p.duration("tokens.login_ttl", &t.login_ttl),
+            password_grant: t.password_grant,
+            max_token_bytes: t.max_token_bytes,
+            rotation_grace,
+        }
+    };
+
+    let cache = CacheConfig {
+        max_entries: raw.cache.max_entries,
+        negative_max_entries: raw.cache.negative_max_entries,
+        negative_ttl: p.duration("cache.negative_ttl", &raw.cache.negative_ttl),
+        secret_ttl: p.duration("cache.secret_ttl", &raw.cache.secret_ttl),
+    };
+
+    let e = &raw.endpoints;
+    let endpoints = Endpoints {
+        api_key_exchange: p.path("endpoints.api_key_exchange", &e.api_key_exchange),
+        oauth_token: p.path("endpoints.oauth_token", &e.oauth_token),
+        clients: p.path("endpoints.clients", &e.clients),
+        named_token: p.path("endpoints.named_token", &e.named_token),
+        named_tokens: p.path("endpoints.named_tokens", &e.named_tokens),
+        generator_token: p.path("endpoints.generator_token", &e.generator_token),
+        me: p.path("endpoints.me", &e.me),
+        introspect: p.path("endpoints.introspect", &e.introspect),
+        revoke: p.path("endpoints.revoke", &e.revoke),
+        jwks: p.path("endpoints.jwks", &e.jwks),
+        metadata: p.path("endpoints.metadata", &e.metadata),
+        cors_origins: e.cors_origins.clone(),
+    };
+
+    let limits = LimitsConfig {
+        token_body_bytes: raw.limits.token_body_bytes,
+        auth_failures_per_minute: raw.limits.auth_failures_per_minute,
+    };
+
+    let scopes = raw.scopes.clone();
+    for name in scopes.keys() {
+        if name.is_empty()
+            || name
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\')
+        {
+            p.push(
+                format!("scopes.\"{name}\""),
+                "a scope name has no spaces, quotes or control characters",
+            );
+        }
+    }
+    let check_scopes = |p: &mut Problems, key: &str, list: &[String]| {
+        for s in list {
+            if !scopes.contains_key(s) {
+                p.push(key, format!("scope \"{s}\" is not declared in [scopes]"));
+            }
+        }
+    };
+
+    let named_tokens = {
+        let n = &raw.named_tokens;
+        // The credential-management scope is never part of a named token.
+        let all: Vec<String> = scopes
+            .keys()
+            .filter(|s| *s != crate::issue::MANAGE_SCOPE)
+            .cloned()
+            .collect();
+        let read_default: Vec<String> = all
+            .iter()
+            .filter(|s| s.ends_with(":read") || *s == "datasets:stream" || *s == "projects:embed")
+            .cloned()
+            .collect();
+        let nt = NamedTokenScopes {
+            read_only_all: n.read_only_all.clone().unwrap_or(read_default),
+            read_write_all: n.read_write_all.clone().unwrap_or(all),
+            read_only_dataset_streaming: n.read_only_dataset_streaming.clone(),
+            read_write_dataset_streaming_refreshing: n.read_write_dataset_streaming_refreshing.clone(),
+            read_only_embedded_published_project: n.read_only_embedded_published_project.clone(),
+        };
+        // Undeclared default scopes are dropped silently (a config without
+        // dataset scopes still loads); explicitly listed ones must exist.
+        if let Some(l) = &n.read_only_all {
+            check_scopes(&mut p, "named_tokens.read_only_all", l);
+        }
+        if let Some(l) = &n.read_write_all {
+            check_scopes(&mut p, "named_tokens.read_write_all", l);
+        }
+        let keep = |v: Vec<String>| v.into_iter().filter(|s| scopes.contains_key(s)).collect::<Vec<_>>();
+        NamedTokenScopes {
+            read_only_all: nt.read_only_all,
+            read_write_all: nt.read_write_all,
+            read_only_dataset_streaming: keep(nt.read_only_dataset_streaming),
+            read_write_dataset_streaming_refreshing: keep(nt.read_write_dataset_streaming_refreshing),
+            read_only_embedded_published_project: keep(nt.read_only_embedded_published_project),
+        }
+    };
+
+    let identity = IdentityHeaders {
+        subject: p.header("identity_headers.subject", &raw.identity_headers.subject),
+        org: p.header("identity_headers.org", &raw.identity_headers.org),
+        scopes: p.header("identity_headers.scopes", &raw.identity_headers.scopes),
+        uid: p.header("identity_headers.uid", &raw.identity_headers.uid),
+    };
+
+    let mut issuers = Vec::new();
+    for (i, f) in raw.issuers.iter().enumerate() {
+        let key = format!("issuers[{i}]");
+        if f.issuer == tokens.issuer.as_ref() {
+            p.push(format!("{key}.issuer"), "is the gateway's own issuer");
+        }
+        if f.audiences.is_empty() {
+            p.push(format!("{key}.audiences"), "needs at least one audience");
+        }
+        let mut algorithms = Vec::new();
+        for a in &f.algorithms {
+            match parse_algorithm(a) {
+                Some(alg) => algorithms.push(alg),
+                None => p.push(format!("{key}.algorithms"), format!("unknown algorithm \"{a}\"")),
+            }
+        }
+        if algorithms.is_empty() {
+            p.push(format!("{key}.algorithms"), "needs at least one algorithm");
+        }
+        let sources = [
+            f.jwks_url.is_some(),
+            f.jwks_file.is_some(),
+            f.pem_file.is_some(),
+            f.hmac_secret_env.is_some(),
+        ];
+        if sources.iter().filter(|b| **b).count() != 1 {
+            p.push(
+                &key,
+                "needs exactly one of jwks_url, jwks_file, pem_file, hmac_secret_env",
+            );
+            continue;
+        }
+        let is_hmac = algorithms
+            .iter()
+            .any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
+        if is_hmac != f.hmac_secret_env.is_some()
+            || (is_hmac
+                && algorithms.len()
+                    != algorithms
+                        .iter()
+                        .filter(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+                        .count())
+        {
+            p.push(
+                format!("{key}.algorithms"),
+                "HS* algorithms go with hmac_secret_env only, and only with each other",
+            );
+        }
+        let source = if let Some(u) = &f.jwks_url {
+            match u.parse::<Uri>() {
+                Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) => IssuerKeySource::JwksUrl(uri),
+                _ => {
+                    p.push(format!("{key}.jwks_url"), format!("\"{u}\" is not an http(s) URL"));
+                    continue;
+                }
+            }
+        } else if let Some(f) = &f.jwks_file {
+            IssuerKeySource::JwksFile(f.into())
+        } else if let Some(path) = &f.pem_file {
+            IssuerKeySource::Pem {
+                path: path.into(),
+                kid: f.kid.clone(),
+            }
+        } else {
+            IssuerKeySource::HmacEnv(f.hmac_secret_env.clone().unwrap_or_default())
+        };
+        issuers.push(ExternalIssuer {
+            issuer: f.issuer.clone(),
+            audiences: f.audiences.clone(),
+            algorithms,
+            source,
+            jwks_refresh: p.duration(&format!("{key}.jwks_refresh"), &f.jwks_refresh),
+        });
+    }
+
+    let mut upstreams: Vec<Arc<UpstreamConfig>> = Vec::new();
+    for (i, u) in raw.upstreams.iter().enumerate() {
+        let key = format!("upstreams[{i}]");
+        if upstreams.iter().any(|x| x.name == u.name) {
+            p.push(format!("{key}.name"), format!("\"{}\" is used twice", u.name));
+        }
+        if u.backends.is_empty() {
+            p.push(format!("{key}.backends"), "needs at least one backend");
+        }
+        let mut backends = Vec::new();
+        for (j, b) in u.backends.iter().enumerate() {
+            match b.parse::<Uri>() {
+                Ok(uri)
+                    if matches!(uri.scheme_str(), Some("http" | "https"))
+                        && uri.authority().is_some()
+                        && matches!(uri.path(), "" | "/")
+                        && uri.query().is_none() =>
+                {
+                    backends.push(uri)
+                }
+                _ => p.push(
+                    format!("{key}.backends[{j}]"),
+                    format!("\"{b}\" is not a base URL like http://127.0.0.1:3000 (no path)"),
+                ),
+            }
+        }
+        upstreams.push(Arc::new(UpstreamConfig {
+            name: u.name.clone(),
+            backends,
+            connect_timeout: p.duration(&format!("{key}.connect_timeout"), &u.connect_timeout),
+            request_timeout: p.duration(&format!("{key}.request_timeout"), &u.request_timeout),
+            idle_timeout: p.duration(&format!("{key}.idle_timeout"), &u.idle_timeout),
+            ca_file: u.ca_file.as_ref().map(PathBuf::from),
+            http2: u.http2,
+            pool_max_idle: u.pool_max_idle,
+        }));
+    }
+
+    let mut routes = Vec::new();
+    let inline: BTreeSet<&str> = [
+        endpoints.api_key_exchange.as_str(),
+        endpoints.oauth_token.as_str(),
+        endpoints.me.as_str(),
+        endpoints.jwks.as_str(),
+    ]
+    .into_iter()
+    .collect();
+    for (i, r) in raw.routes.iter().enumerate() {
+        let key = format!("routes[{i}]");
+        let name: Arc<str> = r.name.clone().unwrap_or_else(|| key.clone()).into();
+        let matcher = match (&r.path, &r.prefix) {
+            (Some(t), None) => {
+                if !t.starts_with('/') {
+                    p.push(format!("{key}.path"), "must start with /");
+                }
+                if inline.contains(t.as_str()) {
+                    p.push(format!("{key}.path"), format!("\"{t}\" is an inline endpoint"));
+                }
+                PathMatch::Template(t.clone())
+            }
+            (None, Some(pre)) => {
+                if !pre.starts_with('/') {
+                    p.push(format!("{key}.prefix"), "must start with /");
+                }
+                PathMatch::Prefix(pre.clone())
+            }
+            _ => {
+                p.push(&key, "needs exactly one of path and prefix");
+                continue;
+            }
+        };
+        let mut methods = MethodSet::ANY;
+        if !r.methods.is_empty() {
+            methods = MethodSet::EMPTY;
+            for m in &r.methods {
+                match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                    Ok(m) => methods.insert(&m),
+                    Err(_) => p.push(format!("{key}.methods"), format!("\"{m}\" is not a method")),
+                }
+            }
+        }
+        let Some(upstream) = upstreams.iter().position(|u| u.name == r.upstream) else {
+            p.push(
+                format!("{key}.upstream"),
+                format!("no upstream named \"{}\"", r.upstream),
+            );
+            continue;
+        };
+        let policy = if r.public {
+            if !r.scopes.is_empty() {
+                p.push(format!("{key}.scopes"), "a public route requires no scopes");
+            }
+            Policy::Public
+        } else {
+            check_scopes(&mut p, &format!("{key}.scopes"), &r.scopes);
+            Policy::Token {
+                scopes: r.scopes.iter().map(|s| Box::<str>::from(s.as_str())).collect(),
+                read_only: r.read_only,
+            }
+        };
+        let cors = r.cors.as_ref().map(|c| Cors::new(c, &identity)).transpose();
+        let cors = match cors {
+            Ok(c) => c,
+            Err(e) => {
+                p.push(format!("{key}.cors"), e);
+                None
+            }
+        };
+        for (field, v) in [("strip_prefix", &r.strip_prefix), ("add_prefix", &r.add_prefix)] {
+            if let Some(v) = v {
+                if !v.starts_with('/') {
+                    p.push(format!("{key}.{field}"), "must start with /");
+                }
+            }
+        }
+        routes.push(Route {
+            name,
+            host: r.host.as_ref().map(|h| h.to_ascii_lowercase().into()),
+            matcher,
+            methods,
+            upstream,
+            policy,
+            token_query: r
+                .token_query
+                .clone()
+                .unwrap_or_else(|| vec!["access_token".into()])
+                .into_iter()
+                .map(Box::from)
+                .collect(),
+            strip_prefix: r.strip_prefix.clone().map(Box::from),
+            add_prefix: r.add_prefix.clone().map(Box::from),
+            cors,
+            rate_limit_per_subject: r.rate_limit_per_subject,
+        });
+    }
+    let routes = match RouteTable::build(routes) {
+        Ok(t) => t,
+        Err(errs) => {
+            for e in errs {
+                p.0.push(e);
+            }
+            RouteTable::empty()
+        }
+    };
+
+    if !p.0.is_empty() {
+        return Err(p.0);
+    }
+    Ok(Config {
+        server,
+        admin,
+        store,
+        tokens,
+        cache,
+        endpoints,
+        limits,
+        scopes,
+        named_tokens,
+        identity,
+        issuers,
+        upstreams,
+        routes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &str) -> Result<Config, Vec<String>> {
+        let text = format!(
+            "[scopes]\n\"tiles:read\" = \"r\"\n[[upstreams]]\nname = \"tiles\"\nbackends = [\"http://127.0.0.1:3000\"]\n{extra}"
+        );
+        validate(toml::from_str(&text).map_err(|e| vec![e.to_string()])?)
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("4h").unwrap(), Duration::from_secs(14400));
+        assert_eq!(parse_duration("90d").unwrap(), Duration::from_secs(90 * 86400));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("4 hours").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let errs = cfg(
+            "[[routes]]\npath = \"/t/{z}\"\nupstream = \"tile\"\n[[routes]]\nprefix = \"/x\"\nupstream = \"tiles\"\nscopes = [\"nope\"]\n[server]\nlisten = \"nowhere\"\n",
+        )
+        .unwrap_err();
+        let all = errs.join("\n");
+        assert!(all.contains("routes[0].upstream: no upstream named \"tile\""), "{all}");
+        assert!(
+            all.contains("routes[1].scopes: scope \"nope\" is not declared"),
+            "{all}"
+        );
+        assert!(all.contains("server.listen"), "{all}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let e = toml::from_str::<FileConfig>("[server]\nlisten_addr = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("listen_addr"), "{e}");
+    }
+
+    #[test]
+    fn named_pairs_are_exactly_five() {
+        let c = cfg("").unwrap();
+        let ok = [
+            ("read_only", "all"),
+            ("read_write", "all"),
+            ("read_only", "dataset_streaming"),
+            ("read_write", "dataset_streaming_refreshing"),
+            ("read_only", "embedded_published_project"),
+        ];
+        for (a, r) in ok {
+            assert!(c.named_tokens.lookup(a, r).is_some(), "{a} {r}");
+        }
+        for a in ["read_only", "read_write", "x"] {
+            for r in [
+                "all",
+                "dataset_streaming",
+                "dataset_streaming_refreshing",
+                "embedded_published_project",
+                "y",
+            ] {
+                if !ok.contains(&(a, r)) {
+                    assert!(c.named_tokens.lookup(a, r).is_none(), "{a} {r}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! `tilegate demo`: one command to see tilegate work. It starts
+//! - a sample tile upstream (generated Mapbox Vector Tiles, layer `demo`),
+//! - the gateway on the sample config (SQLite, keys generated on first run),
+//! - an app backend that serves the MapLibre example and `POST /app/token`,
+//!   which exchanges a server-side API key for a short-lived token,
+//!
+//! and prints a working API key with curl lines.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use crate::auth::now_unix;
+use crate::store::Principal;
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Sample config the gateway runs on.
+    #[arg(long, default_value = "config/tilegate.toml")]
+    pub demo_config: PathBuf,
+    /// Where the sample tile upstream listens (must match the config).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub upstream: SocketAddr,
+    /// Where the example app (MapLibre page + token backend) listens.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub app: SocketAddr,
+}
+
+/// Serve generated tiles at `/tiles/{z}/{x}/{y}.pbf` until the listener
+/// closes. Used by the demo and the benchmarks.
+pub async fn serve_tiles(listener: TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                Ok::<_, Infallible>(tile_response(req.uri().path()))
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn tile_response(path: &str) -> Response<Full<Bytes>> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let zxy = match parts.as_slice() {
+        ["tiles", z, x, y] => y
+            .strip_suffix(".pbf")
+            .and_then(|y| Some((z.parse::<u32>().ok()?, x.parse::<u32>().ok()?, y.parse::<u32>().ok()?))),
+        _ => None,
+    };
+    match zxy {
+        Some((z, x, y)) if z <= 22 => {
+            let mut r = Response::new(Full::new(Bytes::from(mvt(z, x, y))));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/vnd.mapbox-vector-tile"),
+            );
+            r
+        }
+        _ => {
+            let mut r = Response::new(Full::new(Bytes::from_static(b"not found")));
+            *r.status_mut() = StatusCode::NOT_FOUND;
+            r
+        }
+    }
+}
+
+// --- a minimal MVT (protobuf) writer: one layer, a square and its centre ---
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+fn key(out: &mut Vec<u8>, field: u32, wire: u8) {
+    varint(out, ((field as u64) << 3) | wire as u64);
+}
+fn bytes_field(out: &mut Vec<u8>, field: u32, b: &[u8]) {
+    key(out, field, 2);
+    varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+fn zig(v: i32) -> u64 {
+    ((v << 1) ^ (v >> 31)) as u32 as u64
+}
+fn packed(out: &mut Vec<u8>, field: u32, vals: &[u64]) {
+    let mut tmp = Vec::new();
+    for v in vals {
+        varint(&mut tmp, *v);
+    }
+    bytes_field(out, field, &tmp);
+}
+
+/// A vector tile: layer `demo` with the tile's square (inset) and a point
+/// at its centre labelled `z/x/y`.
+pub fn mvt(z: u32, x: u32, y: u32) -> Vec<u8> {
+    let label = format!("{z}/{x}/{y}");
+    let (a, b) = (256i32, 3840i32);
+    // Polygon: MoveTo(a,a) LineTo 3 points ClosePath.
+    let poly = vec![
+        (1 << 3 | 1) as u64,
+        zig(a),
+        zig(a),
+        (3 << 3 | 2) as u64,
+        zig(b - a),
+        zig(0),
+        zig(0),
+        zig(b - a),
+        zig(a - b),
+        zig(0),
+        (1 << 3 | 7) as u64,
+    ];
+    let point = vec![(1 << 3 | 1) as u64, zig(2048), zig(2048)];
+    let mut layer = Vec::new();
+    key(&mut layer, 15, 0);
+    varint(&mut layer, 2); // version
+    bytes_field(&mut layer, 1, b"demo");
+    for (id, gtype, geom) in [(1u64, 3u64, poly), (2, 1, point)] {
+        let mut f = Vec::new();
+        key(&mut f, 1, 0);
+        varint(&mut f, id);
+        packed(&mut f, 2, &[0, 0]); // tags: label = value 0
+        key(&mut f, 3, 0);
+        varint(&mut f, gtype);
+        packed(&mut f, 4, &geom);
+        bytes_field(&mut layer, 2, &f);
+    }
+    bytes_field(&mut layer, 3, b"label");
+    let mut value = Vec::new();
+    bytes_field(&mut value, 1, label.as_bytes());
+    bytes_field(&mut layer, 4, &value);
+    key(&mut layer, 5, 0);
+    varint(&mut layer, 4096);
+    let mut tile = Vec::new();
+    bytes_field(&mut tile, 3, &layer);
+    tile
+}
+
+/// Create the demo org, service account and API key once; the key's plain
+/// text is kept in `<data>/demo-api-key` (0600) so a rerun can print it.
+async fn bootstrap(store: &crate::store::Store, cfg: &crate::config::Config) -> Result<String, String> {
+    let key_file = cfg
+        .store
+        .kek_file
+        .parent()
+        .map(|d| d.join("demo-api-key"))
+        .unwrap_or_else(|| PathBuf::from("demo-api-key"));
+    if let Ok(k) = std::fs::read_to_string(&key_file) {
+        let k = k.trim().to_owned();
+        if let Ok(Some(rec)) = store.lookup_api_key(&k).await {
+            if rec.revoked_at.is_none() {
+                return Ok(k);
+            }
+        }
+    }
+    let org = match store.find_org("demo").await.map_err(|e| e.to_string())? {
+        Some(o) => o,
+        None => store.create_org("demo").await.map_err(|e| e.to_string())?,
+    };
+    let sa = store
+        .create_service_account(&org.id, "demo-app")
+        .await
+        .map_err(|e| e.to_string())?;
+    let scope = cfg
+        .scopes
+        .keys()
+        .filter(|s| *s != crate::issue::MANAGE_SCOPE)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (_, text) =
+        crate::admin::ops::create_api_key(store, cfg, &Principal::ServiceAccount(sa.id), &scope, None, "demo")
+            .await
+            .map_err(|e| e.to_string())?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(&key_file);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&key_file)
+        .map_err(|e| e.to_string())?;
+    f.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+    let _ = now_unix();
+    Ok(text)
+}
+
+pub async fn run(args: DemoArgs) -> ExitCode {
+    let cfg = match crate::config::load(&args.demo_config) {
+        Ok(c) => c,
+        Err(e) => {
+            e.problems().iter().for_each(|p| eprintln!("{p}"));
+            return ExitCode::from(64);
+        }
+    };
+    let up = match TcpListener::bind(args.upstream).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("sample upstream {}: {e}", args.upstream);
+            return ExitCode::FAILURE;
+        }
+    };
+    tokio::spawn(serve_tiles(up));
+    let store = match crate::server::open_store(&cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let api_key = match bootstrap(&store, &cfg).await {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("demo bootstrap: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let gw = match crate::server::Gateway::new(cfg, store, Some(args.demo_config.clone())).await {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let running = match crate::server::start(gw).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let gateway = format!("http://{}", running.addr);
+    match TcpListener::bind(args.app).await {
+        Ok(l) => {
+            tokio::spawn(serve_app(
+                l,
+                Arc::new(AppState {
+                    gateway: gateway.clone(),
+                    api_key: api_key.clone(),
+                }),
+            ));
+        }
+        Err(e) => eprintln!("example app {}: {e} (the map page is not served)", args.app),
+    }
+    println!(
+        "\ntilegate demo is running.\n\n  gateway:   {gateway}   (admin: {admin})\n  upstream:  http://{up}  (generated vector tiles)\n  map:       http://{app}/   (MapLibre through tilegate)\n\nA working API key (server-side secret; shown here for the demo):\n  {api_key}\n\nTry:\n  TOKEN=$(curl -s -X POST {gateway}/v1/auth/token -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' -d '{{\"ttl\":600,\"scope\":\"tiles:read\"}}' | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\n  curl -s -o /dev/null -w '%{{http_code}}\\n' -H \"Authorization: Bearer $TOKEN\" {gateway}/tiles/0/0/0.pbf   # 200\n  curl -s -o /dev/null -w '%{{http_code}}\\n' {gateway}/tiles/0/0/0.pbf                                  # 401\n\nCtrl-C stops it.",
+        admin = running.admin_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
+        up = args.upstream,
+        app = args.app,
+    );
+    let _ = running.done.await;
+    ExitCode::SUCCESS
+}
+
+struct AppState {
+    gateway: String,
+    api_key: String,
+}
+
+/// The example app: static files of `examples/maplibre` at `/`, the JS
+/// client at `/clients/js/`, `GET /app/config.json`, and `POST /app/token`
+/// (the app backend's exchange; the API key never reaches the browser).
+async fn serve_app(listener: TcpListener, st: Arc<AppState>) {
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let st = st.clone();
+        let client = client.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let st = st.clone();
+                let client = client.clone();
+                async move { Ok::<_, Infallible>(app(req, &st, &client).await) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+type HttpClient = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+async fn app(req: Request<Incoming>, st: &AppState, client: &HttpClient) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    if path == "/app/config.json" {
+        return text(
+            StatusCode::OK,
+            "application/json",
+            serde_json::json!({ "gateway": st.gateway }).to_string(),
+        );
+    }
+    if path == "/app/token" {
+        let ttl: u64 = req
+            .uri()
+            .query()
+            .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+            .and_then(|p| {
+                p.into_iter()
+                    .find(|(k, _)| k == "ttl")
+                    .and_then(|(_, v)| v.parse().ok())
+            })
+            .unwrap_or(600);
+        let body = serde_json::json!({ "ttl": ttl, "scope": "tiles:read" }).to_string();
+        let Ok(r) = Request::post(format!("{}/v1/auth/token", st.gateway))
+            .header("authorization", format!("Bearer {}", st.api_key))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+        else {
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "bad request".into());
+        };
+        return match client.request(r).await {
+            Ok(resp) => {
+                let status = resp.status();
+                let b = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let mut out = Response::new(Full::new(b));
+                *out.status_mut() = status;
+                out.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                out.headers_mut()
+                    .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+                out
+            }
+            Err(_) => text(StatusCode::BAD_GATEWAY, "text/plain", "gateway unreachable".into()),
+        };
+    }
+    // Static files, confined to the two folders.
+    let (base, rel) = if let Some(r) = path.strip_prefix("/clients/js/") {
+        ("clients/js", r.to_owned())
+    } else {
+        ("examples/maplibre", path.trim_start_matches('/').to_owned())
+    };
+    let rel = if rel.is_empty() { "index.html".to_owned() } else { rel };
+    if rel.split('/').any(|s| s == ".." || s.starts_with('.')) || rel.contains('\\') {
+        return text(StatusCode::BAD_REQUEST, "text/plain", "bad path".into());
+    }
+    let file = PathBuf::from(base).join(&rel);
+    match tokio::fs::read(&file).await {
+        Ok(b) => {
+            let ct = match file.extension().and_then(|e| e.to_str()) {
+                Some("html") => "text/html; charset=utf-8",
+                Some("js") | Some("mjs") => "text/javascript",
+                Some("css") => "text/css",
+                Some("json") => "application/json",
+                _ => "application/octet-stream",
+            };
+            let mut r = Response::new(Full::new(Bytes::from(b)));
+            r.headers_mut()
+                .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(ct));
+            r
+        }
+        Err(_) => text(StatusCode::NOT_FOUND, "text/plain", "not found".into()),
+    }
+}
+
+fn text(status: StatusCode, ct: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(ct));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mvt_has_the_layer_and_label() {
+        let t = super::mvt(3, 2, 1);
+        assert!(t.windows(4).any(|w| w == b"demo"));
+        assert!(t.windows(5).any(|w| w == b"3/2/1"));
+    }
+}

@@ -1,0 +1,98 @@
+//! Client credentials management (seed 002): `POST /v1/clients` with a
+//! login token → 201 `{client_id, client_secret}` (the secret shown this
+//! once); `GET` lists without secrets; `DELETE /v1/clients/{id}`.
+
+use http::{Method, StatusCode};
+use hyper::body::Incoming;
+use serde_json::Value;
+
+use super::{read_body, subset, Ctx, IssueError};
+use crate::auth::now_unix;
+use crate::http::{json, Resp};
+
+pub async fn collection(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incoming) -> Result<Resp, IssueError> {
+    ctx.require(&parts, &[Method::GET, Method::POST])?;
+    let (_, uid) = ctx.login_user(&parts).await?;
+    if parts.method == Method::GET {
+        let list = ctx.gw.store.list_clients(Some(&uid)).await?;
+        return Ok(json(StatusCode::OK, &serde_json::json!({ "clients": list })));
+    }
+    let body = read_body(body, ctx.cfg.limits.token_body_bytes).await?;
+    let (name, scope) = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        (None, None)
+    } else {
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|_| IssueError::InvalidRequest("request body must be valid JSON".into()))?;
+        let Value::Object(m) = v else {
+            return Err(IssueError::InvalidRequest("request body must be a JSON object".into()));
+        };
+        let name = match m.get("name") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if valid_name(s) => Some(s.clone()),
+            Some(_) => {
+                return Err(IssueError::InvalidRequest(
+                    "name must be 1-128 printable characters".into(),
+                ))
+            }
+        };
+        let scope = match m.get("scope") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                return Err(IssueError::InvalidRequest(
+                    "scope must be a space-separated string".into(),
+                ))
+            }
+        };
+        (name, scope)
+    };
+    // A client may carry any declared scope but the credential-management one.
+    let declared: Vec<String> = ctx
+        .cfg
+        .scopes
+        .keys()
+        .filter(|s| *s != super::MANAGE_SCOPE)
+        .cloned()
+        .collect();
+    let scopes: Vec<String> = match &scope {
+        Some(s) => subset(s, &declared)
+            .map_err(|bad| IssueError::InvalidScope(format!("scope \"{bad}\" is not available")))?
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        None => declared,
+    };
+    let (client, secret) = ctx.gw.store.create_client(&uid, name.as_deref(), &scopes).await?;
+    ctx.gw
+        .store
+        .audit(&uid, "client.created", &client.client_id, "", now_unix())
+        .await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &serde_json::json!({
+            "client_id": client.client_id,
+            "client_secret": secret,
+            "name": client.name,
+            "scope": client.scopes.join(" "),
+            "created_at": client.created_at,
+        }),
+    ))
+}
+
+pub async fn item(ctx: &Ctx<'_>, parts: &http::request::Parts, id: &str) -> Result<Resp, IssueError> {
+    ctx.require(parts, &[Method::DELETE])?;
+    let (_, uid) = ctx.login_user(parts).await?;
+    if !ctx.gw.store.delete_client(id, Some(&uid)).await? {
+        return Err(IssueError::NotFound("no such client"));
+    }
+    // Tokens minted by the client die with it.
+    let until = now_unix() + ctx.cfg.tokens.max_ttl.as_secs() as i64 + ctx.cfg.tokens.leeway.as_secs() as i64;
+    super::revoke_id(ctx.gw, id, Some(until), &uid, "client.deleted").await?;
+    Ok(crate::http::empty(StatusCode::NO_CONTENT))
+}
+
+/// 1–128 characters, none of them control characters.
+pub fn valid_name(s: &str) -> bool {
+    let n = s.chars().count();
+    (1..=128).contains(&n) && !s.chars().any(char::is_control)
+}

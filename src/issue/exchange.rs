@@ -1,0 +1,166 @@
+//! `POST /v1/auth/token` (seed 004): a long-lived API key in
+//! `Authorization: Bearer` for a short-lived token, `{ttl, scope}` JSON.
+
+use http::StatusCode;
+use hyper::body::Incoming;
+use serde_json::Value;
+
+use super::signer::{rfc3339, sign, TokenClaims};
+use super::{read_body, subset, Ctx, IssueError};
+use crate::auth::now_unix;
+use crate::http::{json, Resp};
+use crate::store::{random_token, Principal};
+
+pub async fn api_key_exchange(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incoming) -> Result<Resp, IssueError> {
+    ctx.require(&parts, &[http::Method::POST])?;
+    ctx.gw.issuer.check_blocked(ctx.ip())?;
+    let key_text = crate::auth::extract::bearer(&parts.headers)
+        .map_err(|_| IssueError::Unauthorized("malformed Authorization header"))?
+        .ok_or(IssueError::Unauthorized("an API key is required as a bearer token"))?
+        .to_owned();
+    let body = read_body(body, ctx.cfg.limits.token_body_bytes).await?;
+    let (ttl, scope) = parse_request(
+        &body,
+        ctx.cfg.tokens.default_ttl.as_secs(),
+        ctx.cfg.tokens.max_ttl.as_secs(),
+    )?;
+    let now = now_unix();
+    let key = match ctx.api_key(&key_text).await? {
+        Some(k) if usable(ctx, &k.key, now) => k,
+        _ => {
+            return Err(ctx.gw.issuer.record_failure(
+                ctx.ip(),
+                IssueError::Unauthorized("the API key is invalid, expired or revoked"),
+            ))
+        }
+    };
+    let granted = match &scope {
+        Some(s) => subset(s, &key.key.scopes)
+            .map_err(|bad| IssueError::ScopeExceeded(format!("scope \"{bad}\" exceeds the API key's scopes")))?,
+        None => key.key.scopes.iter().map(String::as_str).collect(),
+    };
+    let scope = granted.join(" ");
+    let ttl = ttl.min(remaining(&key.key, now));
+    let exp = now + ttl as i64;
+    let id = random_token("", 16);
+    let sub = format!("tok_short_{id}");
+    let uid = principal_id(&key.key.principal);
+    let token = sign(
+        ctx.gw,
+        &TokenClaims {
+            iss: &ctx.cfg.tokens.issuer,
+            aud: &ctx.cfg.tokens.audience,
+            sub: &sub,
+            exp: Some(exp),
+            iat: now,
+            nbf: now,
+            jti: &id,
+            org_id: Some(&key.key.org_id),
+            scope: &scope,
+            token_type: "api_token",
+            uid: Some(uid),
+            username: key.username.as_deref(),
+            cid: Some(&key.key.id),
+            ro: false,
+        },
+    )?;
+    ctx.touch(&key, now);
+    crate::admin::metrics::token_issued("api_key");
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": ttl,
+            "expires_at": rfc3339(exp),
+            "scope": scope,
+        }),
+    ))
+}
+
+pub fn principal_id(p: &Principal) -> &str {
+    match p {
+        Principal::User(u) => u,
+        Principal::ServiceAccount(s) => s,
+    }
+}
+
+/// A key may be exchanged when neither revoked nor expired (also checked
+/// against the revocation set, which other replicas feed).
+pub fn usable(ctx: &Ctx<'_>, k: &crate::store::ApiKey, now: i64) -> bool {
+    k.revoked_at.is_none()
+        && k.expires_at.is_none_or(|e| e > now)
+        && !ctx.gw.verifier.revocations.is_revoked(None, Some(&k.id))
+}
+
+/// A token never outlives the key it came from.
+pub fn remaining(k: &crate::store::ApiKey, now: i64) -> u64 {
+    k.expires_at.map(|e| (e - now).max(1) as u64).unwrap_or(u64::MAX)
+}
+
+/// `{ttl, scope}`; both optional; an empty body means defaults.
+pub fn parse_request(body: &[u8], default_ttl: u64, max_ttl: u64) -> Result<(u64, Option<String>), IssueError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok((default_ttl, None));
+    }
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|_| IssueError::InvalidRequest("request body must be valid JSON".into()))?;
+    let Value::Object(map) = v else {
+        return Err(IssueError::InvalidRequest("request body must be a JSON object".into()));
+    };
+    let bad_ttl = || IssueError::InvalidTtl(format!("TTL must be an integer between 1 and {max_ttl} seconds"));
+    let ttl = match map.get("ttl") {
+        None | Some(Value::Null) => default_ttl,
+        Some(Value::Number(n)) => {
+            let t = n.as_u64().ok_or_else(bad_ttl)?;
+            if t == 0 || t > max_ttl {
+                return Err(bad_ttl());
+            }
+            t
+        }
+        Some(_) => return Err(bad_ttl()),
+    };
+    let scope = match map.get("scope") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            return Err(IssueError::InvalidRequest(
+                "scope must be a space-separated string".into(),
+            ))
+        }
+    };
+    Ok((ttl, scope))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_and_scope_parsing() {
+        assert_eq!(parse_request(b"", 3600, 14400).unwrap(), (3600, None));
+        assert_eq!(
+            parse_request(br#"{"ttl":60,"scope":"a"}"#, 3600, 14400).unwrap(),
+            (60, Some("a".into()))
+        );
+        for bad in [
+            &br#"{"ttl":0}"#[..],
+            br#"{"ttl":14401}"#,
+            br#"{"ttl":"60"}"#,
+            br#"{"ttl":1.5}"#,
+            br#"{"ttl":-1}"#,
+        ] {
+            assert!(
+                matches!(parse_request(bad, 3600, 14400), Err(IssueError::InvalidTtl(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        for bad in [&b"{"[..], b"[1]", br#"{"scope":5}"#] {
+            assert!(matches!(
+                parse_request(bad, 3600, 14400),
+                Err(IssueError::InvalidRequest(_))
+            ));
+        }
+    }
+}

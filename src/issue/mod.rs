@@ -1,0 +1,536 @@
+//! The token endpoints served inline: API-key exchange (seed 004), the
+//! service-account JSON grant and the OAuth 2.0 token endpoint (seeds 000,
+//! 002), client management, named tokens and generator tokens (seed 001),
+//! `/me`, introspection, revocation, JWKS and metadata (seed 003, RFCs
+//! 7662, 7009, 8414). Errors are [`IssueError`], mapped in `error_response`.
+
+mod clients;
+pub use clients::valid_name;
+pub use named::regenerate;
+mod exchange;
+mod me;
+mod named;
+mod oauth;
+pub mod signer;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{Method, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use moka::sync::Cache;
+
+use crate::config::{Config, Endpoints};
+use crate::http::{IntoResponse, Resp};
+use crate::server::{ConnInfo, Gateway, Runtime};
+use crate::store::{ApiKey, GeneratorToken, StoreError};
+
+/// Scope carried by login tokens; it manages a user's own credentials.
+pub const MANAGE_SCOPE: &str = "clients:manage";
+
+/// The issuing side's error type.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("{0}")]
+    InvalidTtl(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Seed 004's 403 for scopes beyond the key's.
+    #[error("{0}")]
+    ScopeExceeded(String),
+    /// RFC 6749 `invalid_scope` (400).
+    #[error("{0}")]
+    InvalidScope(String),
+    #[error("{0}")]
+    InvalidClient(&'static str),
+    #[error("{0}")]
+    InvalidGrant(&'static str),
+    #[error("grant_type is not supported")]
+    UnsupportedGrantType,
+    #[error("{0}")]
+    InvalidToken(&'static str),
+    #[error("{0}")]
+    InsufficientScope(&'static str),
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("too many failed attempts; retry later")]
+    TooManyRequests(u64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Server(&'static str),
+}
+
+/// The one place issuing errors become responses.
+pub fn error_response(e: IssueError) -> Resp {
+    use crate::http::error;
+    let msg = e.to_string();
+    match e {
+        IssueError::InvalidTtl(_) => error(StatusCode::BAD_REQUEST, "invalid_ttl", &msg),
+        IssueError::InvalidRequest(_) => error(StatusCode::BAD_REQUEST, "invalid_request", &msg),
+        IssueError::Unauthorized(_) => {
+            let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", &msg);
+            r.headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tilegate\""));
+            r
+        }
+        IssueError::ScopeExceeded(_) => error(StatusCode::FORBIDDEN, "invalid_scope", &msg),
+        IssueError::InvalidScope(_) => error(StatusCode::BAD_REQUEST, "invalid_scope", &msg),
+        IssueError::InvalidClient(_) => {
+            let mut r = error(StatusCode::UNAUTHORIZED, "invalid_client", &msg);
+            r.headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tilegate\""));
+            r
+        }
+        IssueError::InvalidGrant(_) => error(StatusCode::BAD_REQUEST, "invalid_grant", &msg),
+        IssueError::UnsupportedGrantType => error(StatusCode::BAD_REQUEST, "unsupported_grant_type", &msg),
+        IssueError::InvalidToken(_) => {
+            let mut r = error(StatusCode::UNAUTHORIZED, "invalid_token", &msg);
+            r.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"tilegate\", error=\"invalid_token\""),
+            );
+            r
+        }
+        IssueError::InsufficientScope(_) => {
+            let mut r = error(StatusCode::FORBIDDEN, "insufficient_scope", &msg);
+            r.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"tilegate\", error=\"insufficient_scope\""),
+            );
+            r
+        }
+        IssueError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", &msg),
+        IssueError::MethodNotAllowed => error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &msg),
+        IssueError::PayloadTooLarge => error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", &msg),
+        IssueError::TooManyRequests(secs) => {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", &msg);
+            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            r
+        }
+        IssueError::Store(s) => {
+            if matches!(s, StoreError::Crypto(_) | StoreError::Internal(_)) {
+                tracing::error!(error = %s, "store failure on a token endpoint");
+            }
+            s.into_response()
+        }
+        IssueError::Server(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal server error",
+        ),
+    }
+}
+
+/// Which inline endpoint a path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    ApiKeyExchange,
+    OAuthToken,
+    Clients,
+    Client(String),
+    NamedToken,
+    NamedTokens,
+    NamedTokenItem(String),
+    GeneratorToken,
+    Me,
+    Introspect,
+    Revoke,
+    Jwks,
+    Metadata,
+}
+
+/// A long-lived secret found in the store, cached by its SHA-256.
+#[derive(Debug)]
+pub struct CachedKey {
+    pub key: ApiKey,
+    pub username: Option<String>,
+    last_touch: std::sync::atomic::AtomicI64,
+}
+
+/// State of the token endpoints.
+pub struct Issuer {
+    api_keys: Cache<[u8; 32], Arc<CachedKey>>,
+    generators: Cache<[u8; 32], Arc<GeneratorToken>>,
+    failures: arc_swap::ArcSwap<DefaultKeyedRateLimiter<IpAddr>>,
+    blocked: Cache<IpAddr, ()>,
+}
+
+impl Issuer {
+    pub fn new(cfg: &Config) -> Issuer {
+        Issuer {
+            api_keys: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(cfg.cache.secret_ttl)
+                .build(),
+            generators: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(cfg.cache.secret_ttl)
+                .build(),
+            failures: arc_swap::ArcSwap::from_pointee(limiter(cfg.limits.auth_failures_per_minute)),
+            blocked: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+        }
+    }
+
+    pub fn reconfigure(&self, cfg: &Config) {
+        self.failures
+            .store(Arc::new(limiter(cfg.limits.auth_failures_per_minute)));
+    }
+
+    /// Forget cached secrets (after a revocation or regeneration).
+    pub fn forget_secrets(&self) {
+        self.api_keys.invalidate_all();
+        self.generators.invalidate_all();
+    }
+
+    /// The inline endpoint at `path`, if any.
+    pub fn endpoint(&self, e: &Endpoints, path: &str) -> Option<Endpoint> {
+        let p = path;
+        Some(if p == e.api_key_exchange {
+            Endpoint::ApiKeyExchange
+        } else if p == e.oauth_token {
+            Endpoint::OAuthToken
+        } else if p == e.me {
+            Endpoint::Me
+        } else if p == e.jwks {
+            Endpoint::Jwks
+        } else if p == e.metadata {
+            Endpoint::Metadata
+        } else if p == e.introspect {
+            Endpoint::Introspect
+        } else if p == e.revoke {
+            Endpoint::Revoke
+        } else if p == e.clients {
+            Endpoint::Clients
+        } else if p == e.named_token {
+            Endpoint::NamedToken
+        } else if p == e.named_tokens {
+            Endpoint::NamedTokens
+        } else if p == e.generator_token {
+            Endpoint::GeneratorToken
+        } else if let Some(id) = item(p, &e.clients) {
+            Endpoint::Client(id)
+        } else if let Some(id) = item(p, &e.named_tokens) {
+            Endpoint::NamedTokenItem(id)
+        } else {
+            return None;
+        })
+    }
+
+    /// Refuse early when this address failed too often recently.
+    fn check_blocked(&self, ip: IpAddr) -> Result<(), IssueError> {
+        if self.blocked.contains_key(&ip) {
+            crate::admin::metrics::auth_throttled();
+            return Err(IssueError::TooManyRequests(60));
+        }
+        Ok(())
+    }
+
+    /// Count a failed authentication; past the quota the address is blocked
+    /// for a minute and this answer is already a 429.
+    fn record_failure(&self, ip: IpAddr, e: IssueError) -> IssueError {
+        if self.failures.load().check_key(&ip).is_err() {
+            self.blocked.insert(ip, ());
+            crate::admin::metrics::auth_throttled();
+            return IssueError::TooManyRequests(60);
+        }
+        e
+    }
+}
+
+fn limiter(per_minute: u32) -> DefaultKeyedRateLimiter<IpAddr> {
+    let n = std::num::NonZeroU32::new(per_minute.max(1)).expect("max(1)");
+    RateLimiter::keyed(Quota::per_minute(n))
+}
+
+fn item(path: &str, base: &str) -> Option<String> {
+    let rest = path.strip_prefix(base)?.strip_prefix('/')?;
+    (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_owned())
+}
+
+/// Read a request body up to `limit` bytes (413 beyond).
+pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, IssueError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(IssueError::PayloadTooLarge),
+        Err(_) => Err(IssueError::InvalidRequest("the request body could not be read".into())),
+    }
+}
+
+/// The media type of a request, lower-cased, without parameters.
+fn media_type(parts: &http::request::Parts) -> Option<String> {
+    parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+/// Serve one inline endpoint.
+pub async fn serve(
+    gw: &Gateway,
+    rt: &Runtime,
+    ep: Endpoint,
+    parts: http::request::Parts,
+    body: Incoming,
+    conn: &ConnInfo,
+) -> Resp {
+    let cfg = &rt.config;
+    let origin = parts.headers.get(http::header::ORIGIN).cloned();
+    let cors_ok = origin.as_ref().is_some_and(|o| {
+        cfg.endpoints
+            .cors_origins
+            .iter()
+            .any(|a| a == "*" || a.as_bytes() == o.as_bytes())
+    });
+    let preflight =
+        parts.method == Method::OPTIONS && parts.headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut resp = if preflight {
+        let mut r = crate::http::empty(if cors_ok {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::FORBIDDEN
+        });
+        if cors_ok {
+            let h = r.headers_mut();
+            h.insert(
+                http::header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, DELETE"),
+            );
+            h.insert(
+                http::header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("authorization, content-type"),
+            );
+            h.insert(http::header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        }
+        r
+    } else {
+        let ctx = Ctx { gw, cfg, conn };
+        dispatch(&ctx, ep, parts, body).await.unwrap_or_else(error_response)
+    };
+    if let (true, Some(o)) = (cors_ok, origin) {
+        let h = resp.headers_mut();
+        h.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+        h.insert(http::header::VARY, HeaderValue::from_static("origin"));
+        h.insert(
+            http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("www-authenticate"),
+        );
+    }
+    resp.extensions_mut()
+        .insert(crate::server::stack::RouteLabel(Arc::from("inline")));
+    resp
+}
+
+async fn dispatch(
+    ctx: &Ctx<'_>,
+    ep: Endpoint,
+    parts: http::request::Parts,
+    body: Incoming,
+) -> Result<Resp, IssueError> {
+    match ep {
+        Endpoint::ApiKeyExchange => exchange::api_key_exchange(ctx, parts, body).await,
+        Endpoint::OAuthToken => oauth::token(ctx, parts, body).await,
+        Endpoint::Me => me::me(ctx, &parts).await,
+        Endpoint::Jwks => me::jwks(ctx, &parts),
+        Endpoint::Metadata => me::metadata(ctx, &parts),
+        Endpoint::Introspect => oauth::introspect(ctx, parts, body).await,
+        Endpoint::Revoke => oauth::revoke(ctx, parts, body).await,
+        Endpoint::Clients => clients::collection(ctx, parts, body).await,
+        Endpoint::Client(id) => clients::item(ctx, &parts, &id).await,
+        Endpoint::NamedToken => named::create(ctx, &parts).await,
+        Endpoint::NamedTokens => named::list(ctx, &parts).await,
+        Endpoint::NamedTokenItem(id) => named::item(ctx, &parts, &id).await,
+        Endpoint::GeneratorToken => named::generator(ctx, &parts).await,
+    }
+}
+
+/// What every endpoint handler gets.
+pub struct Ctx<'a> {
+    pub gw: &'a Gateway,
+    pub cfg: &'a Config,
+    pub conn: &'a ConnInfo,
+}
+
+impl Ctx<'_> {
+    fn ip(&self) -> IpAddr {
+        self.conn.remote.ip()
+    }
+
+    /// A bearer JWT of ours or a trusted issuer, verified through the cache
+    /// and the revocation set.
+    async fn bearer_token(&self, parts: &http::request::Parts) -> Result<Arc<crate::auth::Verified>, IssueError> {
+        let tok = crate::auth::extract::bearer(&parts.headers)
+            .map_err(|_| IssueError::InvalidToken("malformed Authorization header"))?
+            .ok_or(IssueError::InvalidToken("a bearer token is required"))?;
+        self.gw.verifier.verify(tok).await.map_err(|e| match e {
+            crate::auth::AuthError::Invalid(r) => IssueError::InvalidToken(r.description()),
+            _ => IssueError::InvalidToken("the token is not valid"),
+        })
+    }
+
+    /// A verified token of a user carrying the manage scope (login tokens).
+    async fn login_user(
+        &self,
+        parts: &http::request::Parts,
+    ) -> Result<(Arc<crate::auth::Verified>, String), IssueError> {
+        let v = self.bearer_token(parts).await?;
+        if !v.own || !v.has_scope(MANAGE_SCOPE) {
+            return Err(IssueError::InsufficientScope(
+                "this endpoint needs a login token (scope clients:manage)",
+            ));
+        }
+        let uid = v
+            .uid
+            .as_deref()
+            .ok_or(IssueError::InsufficientScope("the token does not name a user"))?
+            .to_owned();
+        Ok((v, uid))
+    }
+
+    /// Look up an API key by its plain text, through the secret cache.
+    async fn api_key(&self, plaintext: &str) -> Result<Option<Arc<CachedKey>>, IssueError> {
+        let h = crate::auth::token_key(plaintext);
+        if let Some(k) = self.gw.issuer.api_keys.get(&h) {
+            return Ok(Some(k));
+        }
+        let Some(key) = self.gw.store.lookup_api_key(plaintext).await? else {
+            return Ok(None);
+        };
+        let username = match &key.principal {
+            crate::store::Principal::User(uid) => self.gw.store.find_user(uid).await?.map(|u| u.username),
+            crate::store::Principal::ServiceAccount(id) => {
+                self.gw.store.find_service_account(id).await?.map(|s| s.name)
+            }
+        };
+        let c = Arc::new(CachedKey {
+            key,
+            username,
+            last_touch: std::sync::atomic::AtomicI64::new(0),
+        });
+        self.gw.issuer.api_keys.insert(h, c.clone());
+        Ok(Some(c))
+    }
+
+    /// Record use of a key at most once a minute (not on every exchange).
+    fn touch(&self, k: &CachedKey, now: i64) {
+        use std::sync::atomic::Ordering;
+        let last = k.last_touch.load(Ordering::Relaxed);
+        if now - last >= 60
+            && k.last_touch
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let store = self.gw.store.clone();
+            let id = k.key.id.clone();
+            tokio::spawn(async move {
+                let _ = store.touch_api_key(&id, now).await;
+            });
+        }
+    }
+
+    async fn generator(&self, plaintext: &str) -> Result<Option<Arc<GeneratorToken>>, IssueError> {
+        let h = crate::auth::token_key(plaintext);
+        if let Some(g) = self.gw.issuer.generators.get(&h) {
+            return Ok(Some(g));
+        }
+        let Some(g) = self.gw.store.lookup_generator_token(plaintext).await? else {
+            return Ok(None);
+        };
+        let g = Arc::new(g);
+        self.gw.issuer.generators.insert(h, g.clone());
+        Ok(Some(g))
+    }
+
+    fn require(&self, parts: &http::request::Parts, m: &[Method]) -> Result<(), IssueError> {
+        if m.contains(&parts.method) {
+            Ok(())
+        } else {
+            Err(IssueError::MethodNotAllowed)
+        }
+    }
+
+    /// Public URL of an endpoint path (issuer + path).
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.cfg.tokens.issuer.trim_end_matches('/'), path)
+    }
+}
+
+/// Check that every requested scope is declared and within `allowed`.
+pub fn subset<'a>(requested: &'a str, allowed: &[String]) -> Result<Vec<&'a str>, &'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for s in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !allowed.iter().any(|a| a == s) {
+            return Err(s);
+        }
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// Revoke a token (`jti`) or a credential id everywhere: the store (and,
+/// on PostgreSQL, every replica through its notification), this replica's
+/// set at once, and the secret caches. Audited.
+pub async fn revoke_id(
+    gw: &Gateway,
+    id: &str,
+    until: Option<i64>,
+    actor: &str,
+    action: &str,
+) -> Result<(), StoreError> {
+    let now = crate::auth::now_unix();
+    gw.store.add_revocation(id, until, now).await?;
+    gw.verifier.revocations.insert(id, until);
+    gw.issuer.forget_secrets();
+    gw.store.audit(actor, action, id, "", now).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_subset() {
+        let allowed = vec!["tiles:read".to_string(), "datasets:stream".to_string()];
+        assert_eq!(subset("tiles:read", &allowed).unwrap(), vec!["tiles:read"]);
+        assert_eq!(
+            subset("  tiles:read  tiles:read ", &allowed).unwrap(),
+            vec!["tiles:read"]
+        );
+        assert_eq!(subset("tiles:read tiles:write", &allowed).unwrap_err(), "tiles:write");
+        assert!(subset("", &allowed).unwrap().is_empty());
+    }
+
+    proptest::proptest! {
+        /// A granted set is always within the allowed set, whatever is asked.
+        #[test]
+        fn subset_never_escalates(req in proptest::collection::vec("[a-c]:[rw]", 0..6)) {
+            let allowed = vec!["a:r".to_string(), "b:w".to_string()];
+            let s = req.join(" ");
+            if let Ok(granted) = subset(&s, &allowed) {
+                for g in granted {
+                    proptest::prop_assert!(allowed.iter().any(|a| a == g));
+                }
+            } else {
+                proptest::prop_assert!(req.iter().any(|r| !allowed.contains(r)));
+            }
+        }
+    }
+}

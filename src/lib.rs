@@ -1,0 +1,34 @@
+//! tilegate: a reverse-proxy authorization gateway for map-tile and
+//! streaming-data backends.
+//!
+//! The request path (composed in `server::stack`):
+//!
+//! ```text
+//! accept (server) → telemetry (access log, metrics)
+//!   → normalise path (routing::normalize)
+//!   → inline token endpoint? (issue)            → response
+//!   → CORS preflight? (routing::Cors)            → response
+//!   → route match (routing::RouteTable)
+//!   → token: extract (auth::extract) → verify through the moka cache
+//!     (auth::Verifier) → revocation set → route rule (auth::check_rule)
+//!   → forward (proxy): headers rewritten, bodies streamed both ways
+//! ```
+//!
+//! Errors are one enum per layer, mapped to HTTP in `http.rs`.
+
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod admin;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod issue;
+pub mod proxy;
+pub mod routing;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod tls;

@@ -1,0 +1,183 @@
+//! Header rewrite on the way up and down: hop-by-hop headers (and those
+//! named in `Connection`) removed, identity headers replaced, the consumed
+//! bearer token removed, `X-Forwarded-*` set.
+
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, StatusCode};
+
+use crate::auth::IdentityValues;
+use crate::config::IdentityHeaders;
+
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// What the forwarder needs to know of the request beyond its headers.
+pub struct ForwardCtx<'a> {
+    /// The client's address as a header value (computed once per connection).
+    pub client_ip: &'a HeaderValue,
+    pub proto: &'a HeaderValue,
+    pub names: &'a IdentityHeaders,
+    pub identity: Option<&'a IdentityValues>,
+    /// The bearer token was consumed by the gateway: don't pass it on.
+    pub strip_authorization: bool,
+    /// `Connection: upgrade` request (WebSocket): keep the upgrade headers.
+    pub upgrade: bool,
+}
+
+fn remove_hop_by_hop(h: &mut HeaderMap) {
+    if let Some(conn) = h.get(CONNECTION) {
+        // Names listed in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+        let listed: Vec<HeaderName> = conn
+            .to_str()
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for n in listed {
+            h.remove(n);
+        }
+    }
+    for n in [
+        &CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &TE,
+        &TRAILER,
+        &TRANSFER_ENCODING,
+        &UPGRADE,
+    ] {
+        h.remove(n);
+    }
+}
+
+/// Rewrite the client's headers for the upstream.
+pub fn prepare_request_headers(h: &mut HeaderMap, ctx: &ForwardCtx<'_>) {
+    let upgrade = if ctx.upgrade { h.get(UPGRADE).cloned() } else { None };
+    remove_hop_by_hop(h);
+    if let Some(u) = upgrade {
+        h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(UPGRADE, u);
+    }
+    // Identity headers come from the gateway only: whatever a client sent
+    // under those names is dropped first.
+    h.remove(&ctx.names.subject);
+    h.remove(&ctx.names.org);
+    h.remove(&ctx.names.scopes);
+    h.remove(&ctx.names.uid);
+    if let Some(id) = ctx.identity {
+        h.insert(ctx.names.subject.clone(), id.subject.clone());
+        h.insert(ctx.names.scopes.clone(), id.scopes.clone());
+        if let Some(o) = &id.org {
+            h.insert(ctx.names.org.clone(), o.clone());
+        }
+        if let Some(u) = &id.uid {
+            h.insert(ctx.names.uid.clone(), u.clone());
+        }
+    }
+    if ctx.strip_authorization {
+        h.remove(AUTHORIZATION);
+    }
+    let xff = match h.get(&X_FORWARDED_FOR) {
+        Some(prev) => {
+            let mut v = Vec::with_capacity(prev.len() + 2 + ctx.client_ip.len());
+            v.extend_from_slice(prev.as_bytes());
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(ctx.client_ip.as_bytes());
+            HeaderValue::from_bytes(&v).unwrap_or_else(|_| ctx.client_ip.clone())
+        }
+        None => ctx.client_ip.clone(),
+    };
+    h.insert(X_FORWARDED_FOR.clone(), xff);
+    h.insert(X_FORWARDED_PROTO.clone(), ctx.proto.clone());
+    if let Some(host) = h.remove(HOST) {
+        h.insert(X_FORWARDED_HOST.clone(), host);
+    }
+}
+
+/// Remove hop-by-hop headers from an upstream response (keeping the
+/// upgrade headers of a 101).
+pub fn strip_response_hop_headers(h: &mut HeaderMap, status: StatusCode) {
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return;
+    }
+    if h.contains_key(CONNECTION) || h.contains_key(TRANSFER_ENCODING) || h.contains_key(&KEEP_ALIVE) {
+        remove_hop_by_hop(h);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> IdentityHeaders {
+        IdentityHeaders {
+            subject: HeaderName::from_static("x-sub"),
+            org: HeaderName::from_static("x-org"),
+            scopes: HeaderName::from_static("x-scope"),
+            uid: HeaderName::from_static("x-uid"),
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_and_spoofed_identity_go() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, "close, x-secret".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("keep-alive", "5".parse().unwrap());
+        h.insert("x-sub", "admin".parse().unwrap());
+        h.insert(AUTHORIZATION, "Bearer t".parse().unwrap());
+        h.insert(HOST, "maps.example".parse().unwrap());
+        h.insert(X_FORWARDED_FOR.clone(), "10.0.0.1".parse().unwrap());
+        let ip = HeaderValue::from_static("127.0.0.1");
+        let proto = HeaderValue::from_static("http");
+        let n = names();
+        let id = IdentityValues {
+            subject: "user-1".parse().unwrap(),
+            org: Some("org-1".parse().unwrap()),
+            scopes: "tiles:read".parse().unwrap(),
+            uid: None,
+        };
+        let ctx = ForwardCtx {
+            client_ip: &ip,
+            proto: &proto,
+            names: &n,
+            identity: Some(&id),
+            strip_authorization: true,
+            upgrade: false,
+        };
+        prepare_request_headers(&mut h, &ctx);
+        assert!(h.get("x-secret").is_none());
+        assert!(h.get("keep-alive").is_none());
+        assert!(h.get(CONNECTION).is_none());
+        assert!(h.get(AUTHORIZATION).is_none());
+        assert_eq!(h["x-sub"], "user-1");
+        assert_eq!(h["x-org"], "org-1");
+        assert!(h.get("x-uid").is_none());
+        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
+        assert_eq!(h[&X_FORWARDED_HOST], "maps.example");
+        assert_eq!(h[&X_FORWARDED_PROTO], "http");
+    }
+
+    #[test]
+    fn upgrade_headers_survive_for_websockets() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, "Upgrade".parse().unwrap());
+        h.insert(UPGRADE, "websocket".parse().unwrap());
+        let ip = HeaderValue::from_static("127.0.0.1");
+        let n = names();
+        let ctx = ForwardCtx {
+            client_ip: &ip,
+            proto: &ip,
+            names: &n,
+            identity: None,
+            strip_authorization: false,
+            upgrade: true,
+        };
+        prepare_request_headers(&mut h, &ctx);
+        assert_eq!(h[UPGRADE], "websocket");
+        assert_eq!(h[CONNECTION], "upgrade");
+    }
+}

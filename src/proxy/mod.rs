@@ -1,0 +1,310 @@
+//! Forwarding: upstream pools (hyper-util's pooled client, http and https
+//! through rustls), backend choice (round robin, skipping backends that
+//! failed to connect a moment ago), header rewrite (hop-by-hop, identity,
+//! `X-Forwarded-*`), timeouts, and `Upgrade` pass-through.
+
+mod headers;
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, Uri};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::Empty;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+pub use headers::{prepare_request_headers, strip_response_hop_headers, ForwardCtx};
+
+use crate::config::UpstreamConfig;
+use crate::http::{Body, Resp};
+
+/// The forwarder's error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyError {
+    #[error("the upstream could not be reached")]
+    UpstreamUnreachable,
+    #[error("the upstream failed to answer")]
+    UpstreamFailed,
+    #[error("the upstream did not answer in time")]
+    UpstreamTimeout,
+    #[error("the request body is too large")]
+    BodyTooLarge,
+    #[error("{0}")]
+    BadRequest(&'static str),
+}
+
+/// The body sent upstream: the client's, capped at the configured size, or
+/// nothing (a retry of a body-less request).
+pub enum ReqBody {
+    Client { inner: Incoming, left: u64 },
+    Empty,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReqBodyError {
+    #[error("request body exceeds the limit")]
+    TooLarge,
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+}
+
+impl HttpBody for ReqBody {
+    type Data = Bytes;
+    type Error = ReqBodyError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, ReqBodyError>>> {
+        match self.get_mut() {
+            ReqBody::Empty => Poll::Ready(None),
+            ReqBody::Client { inner, left } => match Pin::new(inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(f))) => {
+                    if let Some(d) = f.data_ref() {
+                        let n = d.len() as u64;
+                        if n > *left {
+                            return Poll::Ready(Some(Err(ReqBodyError::TooLarge)));
+                        }
+                        *left -= n;
+                    }
+                    Poll::Ready(Some(Ok(f)))
+                }
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+                other => other.map(|o| o.map(|r| r.map_err(Into::into))),
+            },
+        }
+    }
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReqBody::Empty => true,
+            ReqBody::Client { inner, .. } => inner.is_end_stream(),
+        }
+    }
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ReqBody::Empty => SizeHint::with_exact(0),
+            ReqBody::Client { inner, .. } => inner.size_hint(),
+        }
+    }
+}
+
+type HttpsClient<B> = Client<HttpsConnector<HttpConnector>, B>;
+
+struct Backend {
+    scheme: Scheme,
+    authority: Authority,
+    /// Unix millis until which this backend is skipped (connect failed).
+    down_until: AtomicI64,
+}
+
+/// One upstream: its backends and its connection pool.
+pub struct Upstream {
+    pub cfg: Arc<UpstreamConfig>,
+    client: HttpsClient<ReqBody>,
+    backends: Vec<Backend>,
+    next: AtomicUsize,
+}
+
+/// A backend that failed to connect is skipped for this long.
+const BACKEND_PENALTY_MS: i64 = 2_000;
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// rustls client config: system roots plus an optional extra CA bundle.
+pub fn client_tls(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs_load();
+    for c in native {
+        let _ = roots.add(c);
+    }
+    if let Some(p) = ca_file {
+        for c in crate::tls::load_certs(p)? {
+            roots.add(c).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    // ALPN is left empty: hyper-rustls sets it from the enabled versions.
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+fn rustls_native_certs_load() -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    // hyper-rustls' native-tokio feature pulls rustls-native-certs in; read
+    // the system store once.
+    static ROOTS: OnceLock<Vec<rustls::pki_types::CertificateDer<'static>>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| rustls_native_certs::load_native_certs().certs)
+        .clone()
+}
+
+fn connector(cfg: &UpstreamConfig) -> Result<HttpsConnector<HttpConnector>, String> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(cfg.connect_timeout));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let tls = client_tls(cfg.ca_file.as_deref())?;
+    let b = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1();
+    Ok(if cfg.http2 {
+        b.enable_http2().wrap_connector(http)
+    } else {
+        b.wrap_connector(http)
+    })
+}
+
+impl Upstream {
+    pub fn new(cfg: Arc<UpstreamConfig>) -> Result<Upstream, String> {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(cfg.idle_timeout)
+            .pool_max_idle_per_host(cfg.pool_max_idle)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .http2_only(cfg.http2)
+            .build(connector(&cfg)?);
+        let backends = cfg
+            .backends
+            .iter()
+            .map(|u| Backend {
+                scheme: u.scheme().cloned().unwrap_or(Scheme::HTTP),
+                authority: u.authority().cloned().expect("validated"),
+                down_until: AtomicI64::new(0),
+            })
+            .collect();
+        Ok(Upstream {
+            cfg,
+            client,
+            backends,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Pick a backend: round robin over those not penalised; when all are,
+    /// plain round robin (a penalty is a hint, not a verdict).
+    fn pick(&self, now: i64) -> usize {
+        let n = self.backends.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        if n == 1 {
+            return 0;
+        }
+        for i in 0..n {
+            let b = (start + i) % n;
+            if self.backends[b].down_until.load(Ordering::Relaxed) <= now {
+                return b;
+            }
+        }
+        start % n
+    }
+
+    fn uri_for(&self, b: usize, pq: &PathAndQuery) -> Result<Uri, ProxyError> {
+        let be = &self.backends[b];
+        Uri::builder()
+            .scheme(be.scheme.clone())
+            .authority(be.authority.clone())
+            .path_and_query(pq.clone())
+            .build()
+            .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))
+    }
+
+    /// Send the prepared request to a backend; retry once per other backend
+    /// on connect failure when the request has no body to replay.
+    pub async fn send(&self, mut req: Request<ReqBody>, pq: PathAndQuery) -> Result<Response<Incoming>, ProxyError> {
+        let replayable = matches!(req.body(), ReqBody::Empty) || req.body().is_end_stream();
+        let attempts = if replayable { self.backends.len() } else { 1 };
+        let started = Instant::now();
+        for attempt in 0..attempts {
+            let b = self.pick(now_millis());
+            *req.uri_mut() = self.uri_for(b, &pq)?;
+            let next = if replayable && attempt + 1 < attempts {
+                Some(clone_head(&req))
+            } else {
+                None
+            };
+            let left = self.cfg.request_timeout.saturating_sub(started.elapsed());
+            match tokio::time::timeout(left, self.client.request(req)).await {
+                Err(_) => return Err(ProxyError::UpstreamTimeout),
+                Ok(Ok(resp)) => {
+                    crate::admin::metrics::upstream_latency(&self.cfg.name, started.elapsed());
+                    return Ok(resp);
+                }
+                Ok(Err(e)) => {
+                    if e.is_connect() {
+                        self.backends[b]
+                            .down_until
+                            .store(now_millis() + BACKEND_PENALTY_MS, Ordering::Relaxed);
+                        tracing::warn!(upstream = %self.cfg.name, backend = %self.backends[b].authority, "upstream connect failed");
+                        match next {
+                            Some(n) => {
+                                req = n;
+                                continue;
+                            }
+                            None => return Err(ProxyError::UpstreamUnreachable),
+                        }
+                    }
+                    tracing::warn!(upstream = %self.cfg.name, error = %e, "upstream request failed");
+                    return Err(ProxyError::UpstreamFailed);
+                }
+            }
+        }
+        Err(ProxyError::UpstreamUnreachable)
+    }
+}
+
+fn clone_head(req: &Request<ReqBody>) -> Request<ReqBody> {
+    let mut r = Request::new(ReqBody::Empty);
+    *r.method_mut() = req.method().clone();
+    *r.uri_mut() = req.uri().clone();
+    *r.version_mut() = req.version();
+    *r.headers_mut() = req.headers().clone();
+    r
+}
+
+/// Turn the upstream's response into the client's: hop-by-hop headers out,
+/// body streamed as it comes.
+pub fn into_client_response(resp: Response<Incoming>) -> Resp {
+    let (mut parts, body) = resp.into_parts();
+    strip_response_hop_headers(&mut parts.headers, parts.status);
+    Response::from_parts(parts, Body::Upstream(body))
+}
+
+/// A small shared client for the gateway's own outbound calls (JWKS).
+pub fn plain_client() -> &'static HttpsClient<Empty<Bytes>> {
+    static C: OnceLock<HttpsClient<Empty<Bytes>>> = OnceLock::new();
+    C.get_or_init(|| {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(3)));
+        let tls = client_tls(None).unwrap_or_else(|_| {
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("default protocol versions")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        });
+        let conn = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Client::builder(TokioExecutor::new()).build(conn)
+    })
+}
+
+pub const X_FORWARDED_PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
+pub const X_FORWARDED_PROTO_HTTPS: HeaderValue = HeaderValue::from_static("https");

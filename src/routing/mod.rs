@@ -1,0 +1,403 @@
+//! Routing: the route table compiled once per config load (host, path
+//! template or prefix, methods), path normalisation, and per-route CORS.
+//! Matching runs on the normalised path; the most specific route wins.
+
+mod path;
+
+use std::sync::Arc;
+
+use http::header::{HeaderName, HeaderValue};
+use http::Method;
+
+pub use path::{normalize, PathError};
+
+use crate::config::file::FileCors;
+use crate::config::IdentityHeaders;
+
+/// What a route demands of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Policy {
+    /// No token needed.
+    Public,
+    /// A valid token carrying every scope listed; `read_only` routes pass
+    /// only GET/HEAD/OPTIONS.
+    Token { scopes: Box<[Box<str>]>, read_only: bool },
+}
+
+#[derive(Debug, Clone)]
+pub enum PathMatch {
+    Template(String),
+    Prefix(String),
+}
+
+/// A set of HTTP methods as a bit mask (standard methods only; a route
+/// without `methods` accepts any method, extensions included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodSet(u16);
+
+impl MethodSet {
+    pub const ANY: MethodSet = MethodSet(u16::MAX);
+    pub const EMPTY: MethodSet = MethodSet(0);
+    const ALL: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+
+    fn bit(m: &Method) -> u16 {
+        match *m {
+            Method::GET => 1,
+            Method::HEAD => 1 << 1,
+            Method::POST => 1 << 2,
+            Method::PUT => 1 << 3,
+            Method::DELETE => 1 << 4,
+            Method::PATCH => 1 << 5,
+            Method::OPTIONS => 1 << 6,
+            Method::CONNECT => 1 << 7,
+            Method::TRACE => 1 << 8,
+            _ => 1 << 15,
+        }
+    }
+    pub fn insert(&mut self, m: &Method) {
+        self.0 |= Self::bit(m);
+        if *m == Method::GET {
+            // HEAD is always allowed where GET is (RFC 9110 §9.3.2).
+            self.0 |= Self::bit(&Method::HEAD);
+        }
+    }
+    #[inline]
+    pub fn contains(&self, m: &Method) -> bool {
+        self.0 & Self::bit(m) != 0
+    }
+    /// `GET, HEAD, …` for `Allow` and CORS headers.
+    pub fn header_value(&self) -> String {
+        let names: Vec<&str> = Self::ALL
+            .iter()
+            .filter(|m| self.contains(m))
+            .map(|m| m.as_str())
+            .collect();
+        names.join(", ")
+    }
+}
+
+/// Per-route CORS, with header values computed at load.
+#[derive(Debug, Clone)]
+pub struct Cors {
+    pub any_origin: bool,
+    pub origins: Box<[Box<str>]>,
+    pub allow_headers: HeaderValue,
+    pub expose_headers: HeaderValue,
+    pub max_age: HeaderValue,
+    pub allow_credentials: bool,
+}
+
+impl Cors {
+    pub fn new(f: &FileCors, _id: &IdentityHeaders) -> Result<Cors, String> {
+        if f.origins.is_empty() {
+            return Err("origins must list at least one origin or \"*\"".into());
+        }
+        let any_origin = f.origins.iter().any(|o| o == "*");
+        if any_origin && f.allow_credentials {
+            return Err("allow_credentials cannot go with origin \"*\"".into());
+        }
+        let mut allow = vec!["authorization".to_string(), "content-type".to_string()];
+        allow.extend(f.allow_headers.iter().map(|h| h.to_ascii_lowercase()));
+        let mut expose = vec!["www-authenticate".to_string()];
+        expose.extend(f.expose_headers.iter().map(|h| h.to_ascii_lowercase()));
+        for h in allow.iter().chain(expose.iter()) {
+            HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("\"{h}\" is not a header name"))?;
+        }
+        Ok(Cors {
+            any_origin,
+            origins: f
+                .origins
+                .iter()
+                .filter(|o| *o != "*")
+                .map(|o| o.trim_end_matches('/').into())
+                .collect(),
+            allow_headers: HeaderValue::from_str(&allow.join(", ")).map_err(|e| e.to_string())?,
+            expose_headers: HeaderValue::from_str(&expose.join(", ")).map_err(|e| e.to_string())?,
+            max_age: HeaderValue::from(f.max_age),
+            allow_credentials: f.allow_credentials,
+        })
+    }
+
+    /// Add the CORS response headers for an allowed `origin`.
+    pub fn decorate(&self, h: &mut http::HeaderMap, origin: &HeaderValue) {
+        use http::header::*;
+        if !self.allows(origin.as_bytes()) {
+            return;
+        }
+        if self.any_origin {
+            h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        } else {
+            h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            h.append(VARY, HeaderValue::from_static("origin"));
+        }
+        if self.allow_credentials {
+            h.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        }
+        h.insert(ACCESS_CONTROL_EXPOSE_HEADERS, self.expose_headers.clone());
+    }
+
+    /// Whether `origin` may read responses of this route.
+    pub fn allows(&self, origin: &[u8]) -> bool {
+        self.any_origin || self.origins.iter().any(|o| o.as_bytes() == origin)
+    }
+}
+
+/// One compiled route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: Arc<str>,
+    pub host: Option<Box<str>>,
+    pub matcher: PathMatch,
+    pub methods: MethodSet,
+    /// Index into `Config::upstreams`.
+    pub upstream: usize,
+    pub policy: Policy,
+    /// Query parameter names that may carry a token (removed before forwarding).
+    pub token_query: Box<[Box<str>]>,
+    pub strip_prefix: Option<Box<str>>,
+    pub add_prefix: Option<Box<str>>,
+    pub cors: Option<Cors>,
+    pub rate_limit_per_subject: u32,
+}
+
+/// Why no route answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteMiss {
+    NotFound,
+    /// A route matched the path but not the method; carries its index.
+    MethodNotAllowed(usize),
+}
+
+#[derive(Debug, Default)]
+struct HostTable {
+    templates: matchit::Router<Vec<usize>>,
+    /// Longest first.
+    prefixes: Vec<(Box<str>, Vec<usize>)>,
+}
+
+/// The route table: built once per config, read lock-free per request.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+    hosts: Vec<(Box<str>, HostTable)>,
+    any_host: HostTable,
+}
+
+impl RouteTable {
+    pub fn empty() -> RouteTable {
+        RouteTable::default()
+    }
+
+    pub fn build(routes: Vec<Route>) -> Result<RouteTable, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut t = RouteTable::default();
+        let mut tpl_index: Vec<(Option<Box<str>>, String, Vec<usize>)> = Vec::new();
+        for (i, r) in routes.iter().enumerate() {
+            let table = match &r.host {
+                None => &mut t.any_host,
+                Some(h) => match t.hosts.iter().position(|(n, _)| n == h) {
+                    Some(p) => &mut t.hosts[p].1,
+                    None => {
+                        t.hosts.push((h.clone(), HostTable::default()));
+                        &mut t.hosts.last_mut().unwrap().1
+                    }
+                },
+            };
+            match &r.matcher {
+                PathMatch::Prefix(p) => match table.prefixes.iter_mut().find(|(x, _)| x.as_ref() == p) {
+                    Some((_, v)) => v.push(i),
+                    None => table.prefixes.push((p.as_str().into(), vec![i])),
+                },
+                PathMatch::Template(tpl) => {
+                    if let Some((_, _, v)) = tpl_index.iter_mut().find(|(h, p, _)| *h == r.host && p == tpl) {
+                        v.push(i);
+                    } else {
+                        tpl_index.push((r.host.clone(), tpl.clone(), vec![i]));
+                    }
+                }
+            }
+        }
+        for (host, tpl, idx) in tpl_index {
+            let table = match &host {
+                None => &mut t.any_host,
+                Some(h) => &mut t.hosts.iter_mut().find(|(n, _)| n == h).unwrap().1,
+            };
+            if let Err(e) = table.templates.insert(tpl.clone(), idx.clone()) {
+                errors.push(format!("{}.path: \"{tpl}\": {e}", routes[idx[0]].name));
+            }
+        }
+        sort_prefixes(&mut t.any_host);
+        for (_, table) in t.hosts.iter_mut() {
+            sort_prefixes(table);
+        }
+        t.routes = routes;
+        if errors.is_empty() {
+            Ok(t)
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    pub fn get(&self, i: usize) -> &Route {
+        &self.routes[i]
+    }
+
+    /// Find the route for a request. `host` is the request's host without
+    /// port; `path` must already be normalised.
+    #[inline]
+    pub fn find(&self, host: Option<&str>, method: &Method, path: &str) -> Result<&Route, RouteMiss> {
+        let mut miss = RouteMiss::NotFound;
+        if let Some(h) = host {
+            if let Some((_, table)) = self.hosts.iter().find(|(n, _)| n.eq_ignore_ascii_case(h)) {
+                match self.find_in(table, method, path) {
+                    Ok(r) => return Ok(r),
+                    Err(m @ RouteMiss::MethodNotAllowed(_)) => miss = m,
+                    Err(RouteMiss::NotFound) => {}
+                }
+            }
+        }
+        match self.find_in(&self.any_host, method, path) {
+            Ok(r) => Ok(r),
+            Err(RouteMiss::NotFound) => Err(miss),
+            Err(m) => Err(if miss == RouteMiss::NotFound { m } else { miss }),
+        }
+    }
+
+    fn find_in(&self, table: &HostTable, method: &Method, path: &str) -> Result<&Route, RouteMiss> {
+        let mut miss = RouteMiss::NotFound;
+        if let Ok(m) = table.templates.at(path) {
+            for &i in m.value {
+                if self.routes[i].methods.contains(method) {
+                    return Ok(&self.routes[i]);
+                }
+                miss = RouteMiss::MethodNotAllowed(i);
+            }
+        }
+        for (prefix, idx) in &table.prefixes {
+            if prefix_matches(prefix, path) {
+                for &i in idx {
+                    if self.routes[i].methods.contains(method) {
+                        return Ok(&self.routes[i]);
+                    }
+                    if miss == RouteMiss::NotFound {
+                        miss = RouteMiss::MethodNotAllowed(i);
+                    }
+                }
+            }
+        }
+        Err(miss)
+    }
+}
+
+fn sort_prefixes(t: &mut HostTable) {
+    t.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+}
+
+/// `/tiles` matches `/tiles` and `/tiles/…`, not `/tilesecret`; `/tiles/`
+/// matches everything under it.
+#[inline]
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    path.starts_with(prefix)
+        && (prefix.ends_with('/') || path.len() == prefix.len() || path.as_bytes()[prefix.len()] == b'/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(name: &str, m: PathMatch, methods: &[Method], host: Option<&str>) -> Route {
+        let mut set = if methods.is_empty() {
+            MethodSet::ANY
+        } else {
+            MethodSet::EMPTY
+        };
+        for x in methods {
+            set.insert(x);
+        }
+        Route {
+            name: name.into(),
+            host: host.map(Into::into),
+            matcher: m,
+            methods: set,
+            upstream: 0,
+            policy: Policy::Public,
+            token_query: Box::new([]),
+            strip_prefix: None,
+            add_prefix: None,
+            cors: None,
+            rate_limit_per_subject: 0,
+        }
+    }
+
+    fn table() -> RouteTable {
+        RouteTable::build(vec![
+            route(
+                "tiles",
+                PathMatch::Template("/tiles/{z}/{x}/{y}.pbf".into()),
+                &[Method::GET],
+                None,
+            ),
+            route("tiles-any", PathMatch::Prefix("/tiles/".into()), &[Method::POST], None),
+            route("public", PathMatch::Prefix("/public".into()), &[], None),
+            route("root", PathMatch::Prefix("/".into()), &[Method::GET], None),
+            route(
+                "host",
+                PathMatch::Prefix("/public".into()),
+                &[],
+                Some("maps.example.com"),
+            ),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn most_specific_route_wins() {
+        let t = table();
+        let name = |h, m, p| t.find(h, &m, p).map(|r| r.name.to_string());
+        assert_eq!(name(None, Method::GET, "/tiles/1/2/3.pbf").unwrap(), "tiles");
+        assert_eq!(name(None, Method::HEAD, "/tiles/1/2/3.pbf").unwrap(), "tiles");
+        assert_eq!(name(None, Method::POST, "/tiles/1/2/3.pbf").unwrap(), "tiles-any");
+        assert_eq!(name(None, Method::GET, "/tiles/1/2/3.png").unwrap(), "root");
+        assert_eq!(name(None, Method::GET, "/public/x").unwrap(), "public");
+        assert_eq!(name(None, Method::GET, "/publicity").unwrap(), "root");
+        assert_eq!(
+            name(Some("MAPS.example.com"), Method::GET, "/public/x").unwrap(),
+            "host"
+        );
+        assert_eq!(name(Some("other"), Method::GET, "/public/x").unwrap(), "public");
+        assert!(matches!(
+            t.find(None, &Method::DELETE, "/x"),
+            Err(RouteMiss::MethodNotAllowed(_))
+        ));
+    }
+
+    #[test]
+    fn no_route_is_not_found() {
+        let t = RouteTable::build(vec![route("a", PathMatch::Prefix("/a".into()), &[], None)]).unwrap();
+        assert_eq!(t.find(None, &Method::GET, "/b").unwrap_err(), RouteMiss::NotFound);
+    }
+
+    #[test]
+    fn conflicting_templates_are_config_errors() {
+        let e = RouteTable::build(vec![
+            route("a", PathMatch::Template("/t/{a}".into()), &[], None),
+            route("b", PathMatch::Template("/t/{b}".into()), &[], None),
+        ])
+        .unwrap_err();
+        assert!(e[0].contains("/t/{b}"), "{e:?}");
+    }
+}

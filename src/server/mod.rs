@@ -1,0 +1,421 @@
+//! The gateway process: shared state ([`Gateway`]), start-up, the accept
+//! loop with connection limits, TLS and graceful drain, and reload. The
+//! request path itself is composed in `stack.rs`.
+
+mod reload;
+mod shutdown;
+pub mod stack;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::auth::keys::{self, KeySet};
+use crate::auth::revocation::Revocations;
+use crate::auth::{now_unix, Verifier};
+use crate::config::{self, Config};
+use crate::issue::Issuer;
+use crate::proxy::Upstream;
+use crate::store::{Kek, Store, StoreError};
+
+/// What a config load builds and a reload swaps whole.
+pub struct Runtime {
+    pub config: Arc<Config>,
+    /// Same order as `config.upstreams`.
+    pub upstreams: Vec<Upstream>,
+}
+
+impl Runtime {
+    pub fn build(config: Arc<Config>) -> Result<Runtime, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut upstreams = Vec::new();
+        for u in &config.upstreams {
+            match Upstream::new(u.clone()) {
+                Ok(x) => upstreams.push(x),
+                Err(e) => errors.push(format!("upstreams \"{}\": {e}", u.name)),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Runtime { config, upstreams })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// Process-wide state shared by every connection.
+pub struct Gateway {
+    pub runtime: ArcSwap<Runtime>,
+    pub verifier: Arc<Verifier>,
+    pub store: Arc<Store>,
+    pub issuer: Issuer,
+    pub config_path: Option<PathBuf>,
+    ready: AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("config: {0}")]
+    Config(#[from] config::ConfigError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Read the key-encryption key from the env var or file; generate the file
+/// when neither exists (the embedded default).
+pub fn load_kek(cfg: &Config) -> Result<Kek, StartError> {
+    if let Ok(v) = std::env::var(&cfg.store.kek_env) {
+        return Kek::from_base64(v.trim()).map_err(|e| StartError::Other(format!("{}: {e}", cfg.store.kek_env)));
+    }
+    let path = &cfg.store.kek_file;
+    match std::fs::read_to_string(path) {
+        Ok(text) => Kek::from_base64(text.trim()).map_err(|e| StartError::Other(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let kek = Kek::generate();
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| StartError::Other(format!("{}: {e}", dir.display())))?;
+            }
+            write_private(path, kek.to_base64().as_bytes())?;
+            tracing::info!(path = %path.display(), "generated a key-encryption key");
+            Ok(kek)
+        }
+        Err(e) => Err(StartError::Other(format!("{}: {e}", path.display()))),
+    }
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<(), StartError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| StartError::Other(format!("{}: {e}", path.display())))?;
+    f.write_all(data)
+        .map_err(|e| StartError::Other(format!("{}: {e}", path.display())))
+}
+
+/// Open the store and make sure an active signing key exists.
+pub async fn open_store(cfg: &Config) -> Result<Arc<Store>, StartError> {
+    let kek = load_kek(cfg)?;
+    let store = Store::open(&cfg.store.url, cfg.store.pool_size, kek).await?;
+    ensure_signing_key(&store, cfg).await?;
+    Ok(Arc::new(store))
+}
+
+pub async fn ensure_signing_key(store: &Store, cfg: &Config) -> Result<(), StartError> {
+    let recs = store.signing_keys().await?;
+    if !recs.iter().any(|r| r.retired_at.is_none()) {
+        let k = keys::generate(cfg.tokens.algorithm, now_unix()).map_err(|e| StartError::Other(e.to_string()))?;
+        store.insert_signing_key(&k).await?;
+        store
+            .audit("system", "signing_key.created", &k.kid, &k.alg, now_unix())
+            .await?;
+        tracing::info!(kid = %k.kid, alg = %k.alg, "generated a signing key");
+    }
+    Ok(())
+}
+
+impl Gateway {
+    /// Build the gateway from a loaded config and an open store.
+    pub async fn new(
+        config: Config,
+        store: Arc<Store>,
+        config_path: Option<PathBuf>,
+    ) -> Result<Arc<Gateway>, StartError> {
+        let config = Arc::new(config);
+        let recs = store.signing_keys().await?;
+        let keyset = KeySet::from_records(&recs, now_unix(), config.tokens.rotation_grace.as_secs() as i64)
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        let revocations = Arc::new(Revocations::new());
+        revocations.replace(store.list_revocations(now_unix()).await?, now_unix());
+        let verifier = Arc::new(Verifier::new(&config, keyset, Some(store.clone()), revocations));
+        let runtime = Runtime::build(config.clone()).map_err(|e| StartError::Other(e.join("\n")))?;
+        let issuer = Issuer::new(&config);
+        Ok(Arc::new(Gateway {
+            runtime: ArcSwap::from_pointee(runtime),
+            verifier,
+            store,
+            issuer,
+            config_path,
+            ready: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Re-read the config file; swap it in only when it is valid.
+    pub async fn reload(&self) -> bool {
+        let Some(path) = &self.config_path else { return false };
+        let new = match config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                crate::admin::metrics::reload(false);
+                tracing::error!(problems = ?e.problems(), "config reload refused; keeping the running config");
+                return false;
+            }
+        };
+        let old = self.runtime.load();
+        if new.server.listen != old.config.server.listen
+            || new.store.url != old.config.store.url
+            || new.admin.listen != old.config.admin.listen
+        {
+            tracing::warn!("listen addresses and the store take effect at the next restart only");
+        }
+        let new = Arc::new(new);
+        match Runtime::build(new.clone()) {
+            Ok(rt) => {
+                self.verifier.reconfigure(&new);
+                self.issuer.reconfigure(&new);
+                self.runtime.store(Arc::new(rt));
+                crate::admin::metrics::reload(true);
+                tracing::info!(routes = new.routes.routes().len(), "config reloaded");
+                true
+            }
+            Err(e) => {
+                crate::admin::metrics::reload(false);
+                tracing::error!(problems = ?e, "config reload refused; keeping the running config");
+                false
+            }
+        }
+    }
+
+    /// Revocations: follow the store's notifications (PostgreSQL) and
+    /// resync in full periodically, so a missed notification or a restarted
+    /// database still converges.
+    pub async fn revocation_sync(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let every = self
+            .runtime
+            .load()
+            .config
+            .store
+            .revocation_resync
+            .max(Duration::from_millis(200));
+        let mut listener = None;
+        let mut tick = tokio::time::interval(every);
+        loop {
+            if listener.is_none() {
+                listener = self.store.revocation_listener().await.unwrap_or(None);
+                if listener.is_some() {
+                    // Catch up on what happened while not listening.
+                    self.resync_revocations().await;
+                }
+            }
+            let notified = async {
+                match listener.as_mut() {
+                    Some(l) => Some(l.recv().await),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => self.resync_revocations().await,
+                r = notified => match r {
+                    Some(Ok(id)) => {
+                        self.verifier.revocations.insert(&id, None);
+                        // The precise `until` comes with the next resync.
+                        self.resync_revocations().await;
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "revocation listener lost; resyncing and reconnecting");
+                        listener = None;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    None => {}
+                },
+            }
+        }
+    }
+
+    pub async fn resync_revocations(&self) {
+        match self.store.list_revocations(now_unix()).await {
+            Ok(list) => self.verifier.revocations.replace(list, now_unix()),
+            Err(e) => tracing::warn!(error = %e, "revocation resync failed"),
+        }
+    }
+}
+
+/// Per-connection facts the request path needs.
+#[derive(Clone)]
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    pub tls: bool,
+    pub client_ip: HeaderValue,
+}
+
+/// Handles to a running gateway (tests and `demo` use them).
+pub struct Running {
+    pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    pub gateway: Arc<Gateway>,
+    pub shutdown: watch::Sender<bool>,
+    pub done: tokio::task::JoinHandle<()>,
+}
+
+/// Bind the listeners and start serving; returns once ready.
+pub async fn start(gw: Arc<Gateway>) -> Result<Running, StartError> {
+    let cfg = gw.runtime.load().config.clone();
+    let listener = TcpListener::bind(cfg.server.listen)
+        .await
+        .map_err(|e| StartError::Other(format!("server.listen {}: {e}", cfg.server.listen)))?;
+    let addr = listener.local_addr().map_err(|e| StartError::Other(e.to_string()))?;
+    let tls = match &cfg.server.tls {
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(
+            crate::tls::server_config(&t.cert, &t.key, true).map_err(StartError::Other)?,
+        )),
+        None => None,
+    };
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (reload_tx, reload_rx) = mpsc::channel(4);
+
+    let admin_addr = match cfg.admin.listen {
+        Some(a) => {
+            let l = TcpListener::bind(a)
+                .await
+                .map_err(|e| StartError::Other(format!("admin.listen {a}: {e}")))?;
+            let admin_addr = l.local_addr().ok();
+            let admin = crate::admin::Admin::new(gw.clone(), &cfg).map_err(StartError::Other)?;
+            tokio::spawn(crate::admin::serve(admin, l, shutdown_rx.clone()));
+            admin_addr
+        }
+        None => None,
+    };
+
+    tokio::spawn(shutdown::signals(shutdown_tx.clone(), reload_tx.clone()));
+    let watcher = match (&gw.config_path, cfg.server.watch_config) {
+        (Some(p), true) => reload::watch_file(p.clone(), reload_tx.clone()),
+        _ => None,
+    };
+    tokio::spawn(reload::reload_loop(gw.clone(), reload_rx, shutdown_rx.clone()));
+    tokio::spawn(gw.clone().revocation_sync(shutdown_rx.clone()));
+    {
+        let gw2 = gw.clone();
+        let rx = shutdown_rx.clone();
+        tokio::spawn(async move {
+            let ext = gw2.verifier.external();
+            let issuers = Arc::clone(&ext);
+            drop(ext);
+            crate::auth::issuers::refresh_loop(issuers, rx).await;
+        });
+    }
+
+    gw.ready.store(true, Ordering::Relaxed);
+    let done = tokio::spawn(accept_loop(gw.clone(), listener, tls, shutdown_rx, watcher));
+    Ok(Running {
+        addr,
+        admin_addr,
+        gateway: gw,
+        shutdown: shutdown_tx,
+        done,
+    })
+}
+
+async fn accept_loop(
+    gw: Arc<Gateway>,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+    _watcher: Option<notify::RecommendedWatcher>,
+) {
+    let cfg = gw.runtime.load().config.clone();
+    let limit = Arc::new(Semaphore::new(cfg.server.max_connections));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.server.header_read_timeout)
+        .max_buf_size(cfg.server.max_header_bytes)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(cfg.server.max_header_bytes as u32)
+        .enable_connect_protocol();
+    if !cfg.server.h2c && tls.is_none() {
+        builder = builder.http1_only();
+    }
+    let builder = Arc::new(builder);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tracing::info!(addr = %cfg.server.listen, tls = tls.is_some(), "tilegate listening");
+
+    loop {
+        let (stream, remote) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            crate::admin::metrics::connection_refused();
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = ConnInfo {
+            remote,
+            tls: tls.is_some(),
+            client_ip: HeaderValue::from_str(&remote.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown")),
+        };
+        let svc = TowerToHyperService::new(stack::build(gw.clone(), conn));
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        let handshake_timeout = cfg.server.header_read_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            crate::admin::metrics::connection_opened();
+            match tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+                Some(acc) => match tokio::time::timeout(handshake_timeout, acc.accept(stream)).await {
+                    Ok(Ok(s)) => {
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(s), svc);
+                        let _ = watcher.watch(conn.into_owned()).await;
+                    }
+                    _ => tracing::debug!(client.ip = %remote.ip(), "TLS handshake failed"),
+                },
+            }
+            crate::admin::metrics::connection_closed();
+        });
+    }
+    drop(listener);
+    let grace = cfg.server.shutdown_grace;
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = tokio::time::sleep(grace) => tracing::warn!("shutdown grace elapsed; closing remaining connections"),
+    }
+}
+
+/// `tilegate serve`: run until SIGTERM/SIGINT and the drain are done.
+pub async fn run(config_path: PathBuf) -> Result<(), StartError> {
+    let cfg = config::load(&config_path)?;
+    let store = open_store(&cfg).await?;
+    let gw = Gateway::new(cfg, store, Some(config_path)).await?;
+    let running = start(gw).await?;
+    tracing::info!(addr = %running.addr, admin = %running.admin_addr.map(|a| a.to_string()).unwrap_or_default(), "ready");
+    let _ = running.done.await;
+    Ok(())
+}

@@ -1,0 +1,433 @@
+//! The request path, composed in one place, outermost first:
+//!
+//! 1. `Telemetry` (access log + metrics): outermost, so it sees every
+//!    response, the gateway's own refusals included.
+//! 2. `GatewayService`: path normalisation (before anything reads the
+//!    path, so no later step can be fooled by `..` or `%2f`) → inline token
+//!    endpoints → CORS preflight (no token needed) → route match →
+//!    authorize (token extraction, verification through the cache, the
+//!    route's rule) → forward.
+//!
+//! Every step returns a ready `Response` on refusal, so the layers around
+//! see ordinary responses; the service never fails.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::header::{ACCESS_CONTROL_REQUEST_METHOD, CONNECTION, CONTENT_LENGTH, HOST, ORIGIN, UPGRADE};
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Method, Request, StatusCode, Version};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use tower::{Layer, Service};
+
+use super::{ConnInfo, Gateway, Runtime};
+use crate::auth::{self, extract, AuthError};
+use crate::http::{IntoResponse, Resp};
+use crate::proxy::{self, ForwardCtx, ProxyError, ReqBody};
+use crate::routing::{normalize, Cors, Policy, Route, RouteMiss};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Build the per-connection service.
+pub fn build(gw: Arc<Gateway>, conn: ConnInfo) -> Telemetry<GatewayService> {
+    let access_log = gw.runtime.load().config.server.access_log;
+    TelemetryLayer { access_log }.layer(GatewayService {
+        gw,
+        conn: Arc::new(conn),
+    })
+}
+
+/// Route name and auth outcome, handed from the inner service to telemetry
+/// as response extensions.
+#[derive(Clone)]
+pub struct RouteLabel(pub Arc<str>);
+
+#[derive(Clone, Copy, Debug)]
+pub enum AuthOutcome {
+    Public,
+    Allowed,
+    Missing,
+    Invalid,
+    Forbidden,
+}
+
+impl AuthOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthOutcome::Public => "public",
+            AuthOutcome::Allowed => "allowed",
+            AuthOutcome::Missing => "missing",
+            AuthOutcome::Invalid => "invalid",
+            AuthOutcome::Forbidden => "forbidden",
+        }
+    }
+}
+
+// === impl TelemetryLayer ===
+
+#[derive(Clone, Copy)]
+pub struct TelemetryLayer {
+    access_log: bool,
+}
+
+impl<S> Layer<S> for TelemetryLayer {
+    type Service = Telemetry<S>;
+    fn layer(&self, inner: S) -> Telemetry<S> {
+        Telemetry {
+            inner,
+            access_log: self.access_log,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Telemetry<S> {
+    inner: S,
+    access_log: bool,
+}
+
+impl<S> Service<Request<Incoming>> for Telemetry<S>
+where
+    S: Service<Request<Incoming>, Response = Resp, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Resp;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Resp, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let start = Instant::now();
+        // Only the path is logged, never the query: it may hold a token.
+        let log = self
+            .access_log
+            .then(|| (req.method().clone(), req.uri().path().to_owned()));
+        crate::admin::metrics::in_flight(1);
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let Ok(resp) = fut.await;
+            crate::admin::metrics::in_flight(-1);
+            let elapsed = start.elapsed();
+            let route = resp.extensions().get::<RouteLabel>().map(|r| r.0.clone());
+            let outcome = resp.extensions().get::<AuthOutcome>().copied();
+            crate::admin::metrics::request(route.as_deref().unwrap_or("-"), resp.status(), outcome, elapsed);
+            if let Some((method, path)) = log {
+                tracing::info!(
+                    target: "access",
+                    method = %method,
+                    path = %path,
+                    status = resp.status().as_u16(),
+                    route = route.as_deref().unwrap_or("-"),
+                    auth = outcome.map(AuthOutcome::as_str).unwrap_or("-"),
+                    duration_us = elapsed.as_micros() as u64,
+                );
+            }
+            Ok(resp)
+        })
+    }
+}
+
+// === impl GatewayService ===
+
+#[derive(Clone)]
+pub struct GatewayService {
+    gw: Arc<Gateway>,
+    conn: Arc<ConnInfo>,
+}
+
+impl Service<Request<Incoming>> for GatewayService {
+    type Response = Resp;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Resp, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let gw = self.gw.clone();
+        let conn = self.conn.clone();
+        Box::pin(async move { Ok(handle(gw, conn, req).await) })
+    }
+}
+
+/// The request's host, without port, from `Host` or the URI (HTTP/2).
+fn host_of(req: &http::request::Parts) -> Option<&str> {
+    let h = req
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.host())?;
+    Some(match h.rsplit_once(':') {
+        Some((host, port))
+            if port.bytes().all(|b| b.is_ascii_digit()) && !host.ends_with(']') || h.starts_with('[') =>
+        {
+            if h.starts_with('[') {
+                h.split(']').next().map(|x| &x[1..]).unwrap_or(h)
+            } else {
+                host
+            }
+        }
+        _ => h,
+    })
+}
+
+async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Resp {
+    let rt = gw.runtime.load_full();
+    let (parts, body) = req.into_parts();
+    // A Uri clone shares its bytes: the normalised path may borrow from it
+    // while `parts` moves on.
+    let uri = parts.uri.clone();
+    let path = match normalize(uri.path()) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(ep) = gw.issuer.endpoint(&rt.config.endpoints, &path) {
+        drop(path);
+        return crate::issue::serve(&gw, &rt, ep, parts, body, &conn).await;
+    }
+    let cfg = &rt.config;
+    let host = host_of(&parts);
+
+    // CORS preflight: answered here, without a token, for the route the
+    // browser's real request would take.
+    if parts.method == Method::OPTIONS && parts.headers.contains_key(ORIGIN) {
+        if let Some(m) = parts
+            .headers
+            .get(ACCESS_CONTROL_REQUEST_METHOD)
+            .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+        {
+            return preflight(cfg.routes.find(host, &m, &path), &parts, &m);
+        }
+    }
+
+    let route = match cfg.routes.find(host, &parts.method, &path) {
+        Ok(r) => r,
+        Err(miss) => {
+            let mut r = miss.into_response();
+            if let RouteMiss::MethodNotAllowed(i) = miss {
+                let allow = cfg.routes.get(i).methods.header_value();
+                if let Ok(v) = HeaderValue::from_str(&allow) {
+                    r.headers_mut().insert(http::header::ALLOW, v);
+                }
+            }
+            return r;
+        }
+    };
+    let origin = parts.headers.get(ORIGIN).cloned();
+    let mut resp = authorize_and_forward(&gw, &rt, route, &conn, parts, body, &path).await;
+    if let (Some(cors), Some(o)) = (&route.cors, &origin) {
+        cors.decorate(resp.headers_mut(), o);
+    }
+    resp.extensions_mut().insert(RouteLabel(route.name.clone()));
+    resp
+}
+
+fn preflight(found: Result<&Route, RouteMiss>, parts: &http::request::Parts, m: &Method) -> Resp {
+    let Ok(route) = found else {
+        return crate::http::error(StatusCode::NOT_FOUND, "not_found", "no route for this preflight");
+    };
+    let Some(cors) = &route.cors else {
+        return crate::http::error(
+            StatusCode::FORBIDDEN,
+            "cors_not_allowed",
+            "this route does not allow cross-origin requests",
+        );
+    };
+    let origin = parts.headers.get(ORIGIN).expect("checked");
+    if !cors.allows(origin.as_bytes()) {
+        return crate::http::error(StatusCode::FORBIDDEN, "cors_not_allowed", "this origin is not allowed");
+    }
+    let mut r = crate::http::empty(StatusCode::NO_CONTENT);
+    let h = r.headers_mut();
+    cors.decorate(h, origin);
+    use http::header::*;
+    let methods = route.methods.header_value();
+    h.insert(
+        ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_str(if methods.is_empty() { m.as_str() } else { &methods })
+            .unwrap_or(HeaderValue::from_static("GET")),
+    );
+    h.insert(ACCESS_CONTROL_ALLOW_HEADERS, cors.allow_headers.clone());
+    h.insert(ACCESS_CONTROL_MAX_AGE, cors.max_age.clone());
+    r.extensions_mut().insert(RouteLabel(route.name.clone()));
+    r
+}
+
+fn refuse(e: AuthError) -> Resp {
+    let outcome = match e {
+        AuthError::Missing => AuthOutcome::Missing,
+        AuthError::Invalid(_) => AuthOutcome::Invalid,
+        AuthError::InsufficientScope | AuthError::ReadOnly => AuthOutcome::Forbidden,
+    };
+    let mut r = e.into_response();
+    r.extensions_mut().insert(outcome);
+    r
+}
+
+/// Whether `Connection` asks for an upgrade.
+fn wants_upgrade(h: &http::HeaderMap) -> bool {
+    h.contains_key(UPGRADE)
+        && h.get_all(CONNECTION).iter().any(|v| {
+            v.to_str()
+                .unwrap_or("")
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        })
+}
+
+async fn authorize_and_forward(
+    gw: &Gateway,
+    rt: &Runtime,
+    route: &Route,
+    conn: &ConnInfo,
+    mut parts: http::request::Parts,
+    body: Incoming,
+    path: &str,
+) -> Resp {
+    let cfg = &rt.config;
+    let (verified, new_query, outcome) = match &route.policy {
+        Policy::Public => (None, None, AuthOutcome::Public),
+        Policy::Token { .. } => {
+            let ex = match extract::extract(&parts.headers, parts.uri.query(), &route.token_query) {
+                Ok(Some(ex)) => ex,
+                Ok(None) => return refuse(AuthError::Missing),
+                Err(e) => return refuse(e),
+            };
+            let v = match gw.verifier.verify(&ex.token).await {
+                Ok(v) => v,
+                Err(e) => return refuse(e),
+            };
+            if let Err(e) = auth::check_rule(&route.policy, &parts.method, &v) {
+                return refuse(e);
+            }
+            (Some(v), ex.new_query, AuthOutcome::Allowed)
+        }
+    };
+
+    let max_body = cfg.server.max_body_bytes;
+    if let Some(len) = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > max_body {
+            return ProxyError::BodyTooLarge.into_response();
+        }
+    }
+
+    // Target: the normalised path, re-prefixed as configured, with the
+    // query minus any token parameter.
+    let mut target_path: Cow<'_, str> = Cow::Borrowed(path);
+    if let Some(strip) = &route.strip_prefix {
+        if let Some(rest) = target_path.strip_prefix(strip.as_ref()) {
+            target_path = Cow::Owned(if rest.starts_with('/') {
+                rest.to_owned()
+            } else {
+                format!("/{rest}")
+            });
+        }
+    }
+    if let Some(add) = &route.add_prefix {
+        target_path = Cow::Owned(format!("{}{}", add.trim_end_matches('/'), target_path));
+    }
+    let unchanged = matches!(target_path, Cow::Borrowed(p) if p == parts.uri.path()) && new_query.is_none();
+    let pq = if unchanged {
+        parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"))
+    } else {
+        let q = match &new_query {
+            Some(q) => Some(q.as_str()).filter(|q| !q.is_empty()),
+            None => parts.uri.query(),
+        };
+        let s = match q {
+            Some(q) => format!("{target_path}?{q}"),
+            None => target_path.into_owned(),
+        };
+        match PathAndQuery::try_from(s) {
+            Ok(pq) => pq,
+            Err(_) => return ProxyError::BadRequest("the request target cannot be forwarded").into_response(),
+        }
+    };
+
+    let upgrade = wants_upgrade(&parts.headers);
+    let client_upgrade = if upgrade {
+        parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+    } else {
+        None
+    };
+    let proto = if conn.tls {
+        proxy::X_FORWARDED_PROTO_HTTPS
+    } else {
+        proxy::X_FORWARDED_PROTO_HTTP
+    };
+    let ctx = ForwardCtx {
+        client_ip: &conn.client_ip,
+        proto: &proto,
+        names: &cfg.identity,
+        identity: verified.as_ref().map(|v| &v.identity),
+        strip_authorization: verified.is_some() && new_query.is_none(),
+        upgrade,
+    };
+    proxy::prepare_request_headers(&mut parts.headers, &ctx);
+    let upstream = &rt.upstreams[route.upstream];
+    parts.version = if upstream.cfg.http2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
+    parts.extensions = http::Extensions::new();
+    let body = if body.is_end_stream() {
+        ReqBody::Empty
+    } else {
+        ReqBody::Client {
+            inner: body,
+            left: max_body,
+        }
+    };
+    let req = Request::from_parts(parts, body);
+
+    let mut resp = match upstream.send(req, pq).await {
+        Ok(r) => r,
+        Err(e) => {
+            let mut r = e.into_response();
+            r.extensions_mut().insert(outcome);
+            return r;
+        }
+    };
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client) = client_upgrade {
+            let up = hyper::upgrade::on(&mut resp);
+            tokio::spawn(async move {
+                if let (Ok(c), Ok(u)) = (client.await, up.await) {
+                    let mut c = hyper_util::rt::TokioIo::new(c);
+                    let mut u = hyper_util::rt::TokioIo::new(u);
+                    let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                }
+            });
+        }
+    }
+    let mut r = proxy::into_client_response(resp);
+    r.extensions_mut().insert(outcome);
+    r
+}
+
+/// Add CORS headers for inline endpoints that allow browsers.
+pub fn inline_cors(resp: &mut Resp, cors: Option<&Cors>, origin: Option<&HeaderValue>) {
+    if let (Some(c), Some(o)) = (cors, origin) {
+        c.decorate(resp.headers_mut(), o);
+    }
+}
