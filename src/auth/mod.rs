@@ -303,7 +303,10 @@ impl Verifier {
         Ok(())
     }
 
+    /// Entries in the verification cache (settles moka's pending work
+    /// first; called at scrape time, not per request).
     pub fn cache_entries(&self) -> u64 {
+        self.cache.run_pending_tasks();
         self.cache.entry_count()
     }
 

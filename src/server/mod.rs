@@ -270,6 +270,8 @@ pub struct Running {
 /// Bind the listeners and start serving; returns once ready.
 pub async fn start(gw: Arc<Gateway>) -> Result<Running, StartError> {
     let cfg = gw.runtime.load().config.clone();
+    // Install the metrics recorder before the first request records anything.
+    let _ = crate::admin::metrics::handle();
     let listener = TcpListener::bind(cfg.server.listen)
         .await
         .map_err(|e| StartError::Other(format!("server.listen {}: {e}", cfg.server.listen)))?;

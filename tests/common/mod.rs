@@ -1,0 +1,436 @@
+//! Test helpers: start the real `tilegate` binary from a TOML string in a
+//! temp dir, start real upstreams on loopback, sign real JWTs.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+pub const ISS: &str = "https://idp.test";
+pub const AUD: &str = "tiles-api";
+pub const KID: &str = "test-key-1";
+
+/// A running gateway process; killed on drop.
+pub struct Gateway {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin.expect("admin listener"))
+    }
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status();
+    }
+    /// Everything the process logged so far.
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+    /// Run a CLI subcommand against this gateway's config.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        cli(&self.config_path, self.dir.path(), args, None)
+    }
+    pub fn cli_stdin(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        cli(&self.config_path, self.dir.path(), args, Some(stdin))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tilegate")
+}
+
+pub fn cli(config: &Path, dir: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let mut c = Command::new(bin());
+    c.arg("--config")
+        .arg(config)
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "warn");
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn tilegate");
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    child.wait_with_output().expect("wait")
+}
+
+/// Write `toml` to a temp dir and start `tilegate serve` on it; returns once
+/// the gateway logged "ready". `{DIR}` in the TOML is replaced by the temp dir.
+pub fn start_gateway(toml: &str) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    start_gateway_in(dir, toml, &[])
+}
+
+pub fn start_gateway_in(dir: tempfile::TempDir, toml: &str, env: &[(&str, &str)]) -> Gateway {
+    let config_path = dir.path().join("tilegate.toml");
+    std::fs::write(&config_path, toml.replace("{DIR}", dir.path().to_str().unwrap())).unwrap();
+    let mut c = Command::new(bin());
+    c.arg("serve").arg("--config").arg(&config_path).current_dir(dir.path());
+    c.env("RUST_LOG", "info").env("TILEGATE_ADMIN_TOKEN", ADMIN_TOKEN);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn tilegate serve");
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("\"ready\"") {
+                    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                    if let Some(t) = tx.take() {
+                        let _ = t.send((
+                            v["addr"].as_str().map(String::from),
+                            v["admin"].as_str().map(String::from),
+                        ));
+                    }
+                }
+                log.lock().unwrap().push(line);
+            }
+        });
+    }
+    let (addr, admin) = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(a) => a,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("gateway did not become ready:\n{}", log.lock().unwrap().join("\n"));
+        }
+    };
+    Gateway {
+        child,
+        addr: addr.unwrap().parse().unwrap(),
+        admin: admin.filter(|a| !a.is_empty()).map(|a| a.parse().unwrap()),
+        dir,
+        config_path,
+        log,
+    }
+}
+
+pub const ADMIN_TOKEN: &str = "test-admin-credential-0123456789";
+
+/// A test issuer: an ES256 key whose JWKS file the gateway trusts.
+pub struct Issuer {
+    pub pkcs8: Vec<u8>,
+    pub x: String,
+    pub y: String,
+}
+
+impl Issuer {
+    pub fn new() -> Issuer {
+        let rng = SystemRandom::new();
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).unwrap();
+        let p = kp.public_key().as_ref().to_vec();
+        Issuer {
+            pkcs8: doc.as_ref().to_vec(),
+            x: B64.encode(&p[1..33]),
+            y: B64.encode(&p[33..65]),
+        }
+    }
+    pub fn jwks(&self) -> String {
+        serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "x": self.x, "y": self.y, "kid": KID, "alg": "ES256", "use": "sig"}]}).to_string()
+    }
+    /// The public key as a JWK JSON (for HS256-with-public-key attacks).
+    pub fn public_bytes(&self) -> Vec<u8> {
+        self.jwks().into_bytes()
+    }
+    pub fn sign(&self, claims: &serde_json::Value) -> String {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        h.kid = Some(KID.into());
+        jsonwebtoken::encode(&h, claims, &jsonwebtoken::EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
+    }
+    /// Valid claims for `scope`, living `ttl` seconds.
+    pub fn claims(scope: &str, ttl: i64) -> serde_json::Value {
+        let now = now();
+        serde_json::json!({
+            "iss": ISS, "aud": AUD, "sub": "user-42", "iat": now, "exp": now + ttl,
+            "jti": format!("j-{}", rand_hex()), "org_id": "org-7", "scope": scope, "token_type": "access",
+        })
+    }
+    pub fn token(&self, scope: &str) -> String {
+        self.sign(&Self::claims(scope, 300))
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub fn rand_hex() -> String {
+    let mut b = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut b).unwrap();
+    hex::encode(b)
+}
+
+/// Everything an upstream saw.
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    pub requests: Arc<Mutex<Vec<SeenRequest>>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SeenRequest {
+    pub method: String,
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl SeenRequest {
+    pub fn header(&self, n: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str())
+    }
+}
+
+impl Seen {
+    pub fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+    pub fn last(&self) -> SeenRequest {
+        self.requests
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("upstream saw a request")
+    }
+}
+
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub seen: Seen,
+    /// Releases the second chunk of `/chunked`.
+    pub release: Arc<tokio::sync::Notify>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// A real HTTP upstream on loopback:
+/// - paths ending in `/slow` sleep 3 s; `/chunked` send one chunk, wait for `release`, send another;
+/// - `/ws` upgrades to a WebSocket echo; anything else answers 200 `upstream:<path>`.
+pub async fn start_upstream() -> Upstream {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Seen::default();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (s2, r2) = (seen.clone(), release.clone());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = s2.clone();
+            let release = r2.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let seen = seen.clone();
+                    let release = release.clone();
+                    async move { Ok::<_, std::convert::Infallible>(upstream_handle(req, seen, release).await) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Upstream {
+        addr,
+        seen,
+        release,
+        task,
+    }
+}
+
+type UpBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+async fn upstream_handle(
+    mut req: Request<Incoming>,
+    seen: Seen,
+    release: Arc<tokio::sync::Notify>,
+) -> Response<UpBody> {
+    seen.requests.lock().unwrap().push(SeenRequest {
+        method: req.method().to_string(),
+        uri: req.uri().to_string(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect(),
+    });
+    let path = req.uri().path().to_string();
+    let kind = path.rsplit('/').next().unwrap_or("");
+    match kind {
+        "slow" => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Response::new(Full::new(Bytes::from_static(b"slow")).boxed())
+        }
+        "chunked" => {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::convert::Infallible>>(2);
+            tokio::spawn(async move {
+                let _ = tx.send(Ok(Frame::data(Bytes::from_static(b"first-chunk;")))).await;
+                release.notified().await;
+                let _ = tx.send(Ok(Frame::data(Bytes::from_static(b"second-chunk")))).await;
+            });
+            let stream = tokio_stream_from(rx);
+            Response::new(StreamBody::new(stream).boxed())
+        }
+        "ws" => {
+            let key = req.headers().get("sec-websocket-key").cloned();
+            let on = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                if let Ok(up) = on.await {
+                    let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                        TokioIo::new(up),
+                        tokio_tungstenite::tungstenite::protocol::Role::Server,
+                        None,
+                    )
+                    .await;
+                    use futures_util::{SinkExt, StreamExt};
+                    let (mut tx, mut rx) = ws.split();
+                    while let Some(Ok(m)) = rx.next().await {
+                        if m.is_text() && tx.send(m).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            });
+            let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.unwrap().as_bytes());
+            Response::builder()
+                .status(101)
+                .header("connection", "upgrade")
+                .header("upgrade", "websocket")
+                .header("sec-websocket-accept", accept)
+                .body(Full::new(Bytes::new()).boxed())
+                .unwrap()
+        }
+        _ => {
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let text = format!("upstream:{path}:{}", body.len());
+            Response::new(Full::new(Bytes::from(text)).boxed())
+        }
+    }
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// A gateway config trusting the test issuer (JWKS file) in front of `upstream`.
+pub fn config(upstream: &str, jwks_path: &Path, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+shutdown_grace = "10s"
+[admin]
+listen = "127.0.0.1:0"
+[store]
+url = "sqlite://{{DIR}}/tilegate.db"
+kek_file = "{{DIR}}/kek"
+[tokens]
+issuer = "http://gateway.test"
+audience = "tilegate"
+[cache]
+negative_ttl = "1s"
+[scopes]
+"tiles:read" = "r"
+"datasets:stream" = "s"
+"datasets:refresh" = "f"
+"projects:embed" = "e"
+"clients:manage" = "m"
+[[issuers]]
+issuer = "{ISS}"
+audiences = ["{AUD}"]
+algorithms = ["ES256"]
+jwks_file = "{jwks}"
+[[upstreams]]
+name = "tiles"
+backends = ["{upstream}"]
+connect_timeout = "1s"
+request_timeout = "1s"
+[[routes]]
+name = "tiles"
+path = "/tiles/{{z}}/{{x}}/{{y}}.pbf"
+methods = ["GET"]
+upstream = "tiles"
+scopes = ["tiles:read"]
+cors = {{ origins = ["https://app.example"] }}
+[[routes]]
+name = "stream"
+prefix = "/stream/"
+upstream = "tiles"
+scopes = ["datasets:stream"]
+[[routes]]
+name = "public"
+prefix = "/public/"
+upstream = "tiles"
+public = true
+{extra}
+"#,
+        jwks = jwks_path.display()
+    )
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}

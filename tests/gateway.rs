@@ -1,0 +1,544 @@
+//! Gateway core (issue 2): the real binary in front of a real upstream,
+//! real signed JWTs from a test issuer the gateway trusts.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use common::*;
+use serde_json::json;
+
+struct Env {
+    issuer: Issuer,
+    up: Upstream,
+    gw: Gateway,
+}
+
+async fn env_with(extra: &str) -> Env {
+    let issuer = Issuer::new();
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, issuer.jwks()).unwrap();
+    let toml = config(&up.url(), &jwks, extra);
+    let gw = tokio::task::spawn_blocking(move || start_gateway_in(dir, &toml, &[]))
+        .await
+        .unwrap();
+    Env { issuer, up, gw }
+}
+
+async fn env() -> Env {
+    env_with("").await
+}
+
+fn www(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+async fn get(url: &str, token: Option<&str>) -> reqwest::Response {
+    let mut r = http().get(url);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    r.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn valid_token_gets_the_upstream_body() {
+    let e = env().await;
+    let r = get(&e.gw.url("/tiles/1/2/3.pbf"), Some(&e.issuer.token("tiles:read"))).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "upstream:/tiles/1/2/3.pbf:0");
+    assert_eq!(e.up.seen.count(), 1);
+}
+
+#[tokio::test]
+async fn bad_tokens_are_401_and_never_reach_the_upstream() {
+    let e = env().await;
+    let url = e.gw.url("/tiles/1/2/3.pbf");
+    let now = now();
+
+    let r = get(&url, None).await;
+    assert_eq!(r.status(), 401);
+    let w = www(&r);
+    assert!(w.starts_with("Bearer") && !w.contains("error="), "missing token: {w}");
+
+    let forged = Issuer::new().token("tiles:read");
+    let header_none = B64.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let payload = B64.encode(Issuer::claims("tiles:read", 300).to_string());
+    let alg_none = format!("{header_none}.{payload}.");
+    let mut hs = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs.kid = Some(KID.into());
+    let hs256_pub = jsonwebtoken::encode(
+        &hs,
+        &Issuer::claims("tiles:read", 300),
+        &jsonwebtoken::EncodingKey::from_secret(&e.issuer.public_bytes()),
+    )
+    .unwrap();
+    let mut expired = Issuer::claims("tiles:read", 300);
+    expired["exp"] = json!(now - 3600);
+    expired["iat"] = json!(now - 7200);
+    let mut not_yet = Issuer::claims("tiles:read", 7200);
+    not_yet["nbf"] = json!(now + 3600);
+    let mut wrong_iss = Issuer::claims("tiles:read", 300);
+    wrong_iss["iss"] = json!("https://evil.test");
+    let mut wrong_aud = Issuer::claims("tiles:read", 300);
+    wrong_aud["aud"] = json!("another-api");
+    let valid = e.issuer.token("tiles:read");
+    let (h, p, _) = {
+        let mut it = valid.split('.');
+        (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
+    };
+    let _ = p;
+    let mut widened = Issuer::claims("tiles:read datasets:stream", 300);
+    widened["sub"] = json!("admin");
+    let tampered = format!(
+        "{h}.{}.{}",
+        B64.encode(widened.to_string()),
+        valid.rsplit('.').next().unwrap()
+    );
+
+    let cases = [
+        ("forged", forged),
+        ("alg none", alg_none),
+        ("HS256 signed with the public key", hs256_pub),
+        ("expired", e.issuer.sign(&expired)),
+        ("not yet valid", e.issuer.sign(&not_yet)),
+        ("wrong iss", e.issuer.sign(&wrong_iss)),
+        ("wrong aud", e.issuer.sign(&wrong_aud)),
+        ("tampered payload", tampered),
+        ("garbage", "not.a.jwt".to_string()),
+    ];
+    for (name, tok) in cases {
+        let r = get(&url, Some(&tok)).await;
+        assert_eq!(r.status(), 401, "{name}");
+        assert!(www(&r).contains("error=\"invalid_token\""), "{name}: {}", www(&r));
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_token", "{name}");
+        assert!(
+            body["error_description"].as_str().is_some_and(|d| !d.is_empty()),
+            "{name}"
+        );
+    }
+    assert_eq!(e.up.seen.count(), 0, "no refused request reached the upstream");
+    // The bad tokens never appear in the gateway's logs.
+    assert!(!e.gw.logs().contains(&valid[..40]));
+}
+
+#[tokio::test]
+async fn missing_scope_is_403_and_read_only_refuses_post() {
+    let e = env().await;
+    let r = get(&e.gw.url("/tiles/1/2/3.pbf"), Some(&e.issuer.token("datasets:stream"))).await;
+    assert_eq!(r.status(), 403);
+    assert!(www(&r).contains("error=\"insufficient_scope\""));
+
+    let mut ro = Issuer::claims("datasets:stream", 300);
+    ro["ro"] = json!(true);
+    let ro = e.issuer.sign(&ro);
+    let r = http()
+        .post(e.gw.url("/stream/x"))
+        .bearer_auth(&ro)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(www(&r).contains("insufficient_scope"));
+    let r = get(&e.gw.url("/stream/x"), Some(&ro)).await;
+    assert_eq!(r.status(), 200);
+    // A read-write token may POST.
+    let rw = e.issuer.token("datasets:stream");
+    let r = http()
+        .post(e.gw.url("/stream/x"))
+        .bearer_auth(&rw)
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "upstream:/stream/x:5");
+}
+
+#[tokio::test]
+async fn query_token_is_stripped_and_identity_headers_replace_spoofed_ones() {
+    let e = env().await;
+    let tok = e.issuer.token("tiles:read");
+    let r = http()
+        .get(e.gw.url(&format!("/tiles/1/2/3.pbf?style=dark&access_token={tok}&v=2")))
+        .header("x-tilegate-subject", "admin")
+        .header("x-tilegate-scope", "everything")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = e.up.seen.last();
+    assert_eq!(seen.uri, "/tiles/1/2/3.pbf?style=dark&v=2");
+    assert!(!seen.uri.contains("access_token"));
+    assert_eq!(seen.header("x-tilegate-subject"), Some("user-42"));
+    assert_eq!(seen.header("x-tilegate-org"), Some("org-7"));
+    assert_eq!(seen.header("x-tilegate-scope"), Some("tiles:read"));
+    assert!(seen.header("x-forwarded-for").is_some());
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert!(seen.header("authorization").is_none());
+    assert!(!e.gw.logs().contains(&tok[..40]), "query token must not be logged");
+
+    // Header token: also not forwarded; public route: client headers pass but identity ones are dropped.
+    let r = http()
+        .get(e.gw.url("/public/a"))
+        .header("x-tilegate-subject", "admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(e.up.seen.last().header("x-tilegate-subject").is_none());
+
+    // Token in header and query at once: refused.
+    let r = http()
+        .get(e.gw.url(&format!("/tiles/1/2/3.pbf?access_token={tok}")))
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn chunked_response_streams_before_the_upstream_finishes() {
+    let e = env().await;
+    let tok = e.issuer.token("datasets:stream");
+    let mut r = get(&e.gw.url("/stream/chunked"), Some(&tok)).await;
+    assert_eq!(r.status(), 200);
+    let first = tokio::time::timeout(Duration::from_secs(5), r.chunk())
+        .await
+        .expect("first chunk in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(&first[..], b"first-chunk;");
+    // Only now may the upstream finish.
+    e.up.release.notify_one();
+    let mut rest = Vec::new();
+    while let Some(c) = r.chunk().await.unwrap() {
+        rest.extend_from_slice(&c);
+    }
+    assert_eq!(rest, b"second-chunk");
+}
+
+#[tokio::test]
+async fn websocket_upgrade_passes_through() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let e = env().await;
+    let tok = e.issuer.token("datasets:stream");
+    let mut req = format!("ws://{}/stream/ws", e.gw.addr).into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {tok}").parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket through the gateway");
+    assert_eq!(resp.status(), 101);
+    ws.send(tokio_tungstenite::tungstenite::Message::text("ping-1"))
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.into_text().unwrap().as_str(), "ping-1");
+    // Without a token the upgrade is refused.
+    let req = format!("ws://{}/stream/ws", e.gw.addr).into_client_request().unwrap();
+    assert!(tokio_tungstenite::connect_async(req).await.is_err());
+}
+
+#[tokio::test]
+async fn upstream_down_is_502_and_slow_is_504() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let e = env_with(&format!(
+        "[[upstreams]]\nname = \"dead\"\nbackends = [\"http://{dead}\"]\nconnect_timeout = \"1s\"\n[[routes]]\nprefix = \"/dead/\"\nupstream = \"dead\"\npublic = true\n"
+    ))
+    .await;
+    let r = get(&e.gw.url("/dead/x"), None).await;
+    assert_eq!(r.status(), 502);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"],
+        "upstream_unreachable"
+    );
+    let started = Instant::now();
+    let r = get(&e.gw.url("/public/slow"), None).await;
+    assert_eq!(r.status(), 504);
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "answered within the 1s timeout"
+    );
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"],
+        "upstream_timeout"
+    );
+}
+
+#[tokio::test]
+async fn path_tricks_cannot_reach_a_route_under_another_rule() {
+    let e = env().await;
+    // Raw requests: HTTP client libraries resolve `..` and `%2e` themselves,
+    // which would hide what the gateway does with them.
+    // /public/ is open, /stream/ needs a token: dot segments resolve first.
+    for p in [
+        "/public/../stream/x",
+        "/public/%2e%2e/stream/x",
+        "/public/%2E%2e/stream/x",
+        "/public/./../stream/x",
+        "/public//..//stream/x",
+    ] {
+        assert_eq!(raw_status(e.gw.addr, p, None).await, 401, "{p}");
+    }
+    for p in [
+        "/public/..%2fstream/x",
+        "/public/%2e%2e%2fstream/x",
+        "/public/..%5cstream/x",
+        "/../../etc/passwd",
+        "/public/%00",
+    ] {
+        assert_eq!(raw_status(e.gw.addr, p, None).await, 400, "{p}");
+    }
+    assert_eq!(e.up.seen.count(), 0);
+    // With a token, the normalised path is what the upstream is asked for.
+    let tok = e.issuer.token("datasets:stream");
+    assert_eq!(raw_status(e.gw.addr, "/public/%2e%2e/stream/x", Some(&tok)).await, 200);
+    assert_eq!(e.up.seen.last().uri, "/stream/x");
+}
+
+#[tokio::test]
+async fn cors_preflight_and_refusals_carry_cors_headers() {
+    let e = env().await;
+    let r = http()
+        .request(reqwest::Method::OPTIONS, e.gw.url("/tiles/1/2/3.pbf"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["access-control-allow-origin"], "https://app.example");
+    assert!(r.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
+    let r = http()
+        .get(e.gw.url("/tiles/1/2/3.pbf"))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["access-control-allow-origin"], "https://app.example");
+    assert!(r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .contains("www-authenticate"));
+    let r = http()
+        .get(e.gw.url("/tiles/1/2/3.pbf"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    assert_eq!(e.up.seen.count(), 0);
+}
+
+fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .args(["-addext", "extendedKeyUsage=serverAuth", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    (cert, key)
+}
+
+#[tokio::test]
+async fn h2_over_tls() {
+    let issuer = Issuer::new();
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, issuer.jwks()).unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let toml = config(&up.url(), &jwks, "").replacen(
+        "[server]\n",
+        &format!(
+            "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+        1,
+    );
+    let gw = tokio::task::spawn_blocking(move || start_gateway_in(dir, &toml, &[]))
+        .await
+        .unwrap();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("https://localhost:{}/tiles/1/2/3.pbf", gw.addr.port()))
+        .bearer_auth(issuer.token("tiles:read"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "upstream:/tiles/1/2/3.pbf:0");
+    let seen = up.seen.last();
+    assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
+}
+
+#[tokio::test]
+async fn reload_changes_routing_without_dropping_requests_and_refuses_bad_config() {
+    let e = env_with("[[upstreams]]\nname = \"patient\"\nbackends = [\"UP\"]\nrequest_timeout = \"10s\"\n[[routes]]\nprefix = \"/patient/\"\nupstream = \"patient\"\npublic = true\n".replace("UP", "http://UPSTREAM").as_str()).await;
+    let _ = &e;
+    // Rebuild the config with the real upstream address for "patient".
+    let text = std::fs::read_to_string(&e.gw.config_path)
+        .unwrap()
+        .replace("http://UPSTREAM", &e.up.url());
+    std::fs::write(&e.gw.config_path, &text).unwrap();
+    e.gw.signal("HUP");
+    wait_for(|| async { get(&e.gw.url("/patient/a"), None).await.status() == 200 }).await;
+
+    // A slow request is in flight while the routing changes.
+    let slow = tokio::spawn({
+        let url = e.gw.url("/patient/slow");
+        async move { get(&url, None).await.status() }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(get(&e.gw.url("/extra/x"), None).await.status(), 404);
+    let with_new = format!("{text}\n[[routes]]\nprefix = \"/extra/\"\nupstream = \"tiles\"\npublic = true\n");
+    std::fs::write(&e.gw.config_path, &with_new).unwrap();
+    e.gw.signal("HUP");
+    wait_for(|| async { get(&e.gw.url("/extra/x"), None).await.status() == 200 }).await;
+    assert_eq!(slow.await.unwrap(), 200, "the in-flight request survived the reload");
+
+    // An invalid config is refused and the running one kept.
+    std::fs::write(
+        &e.gw.config_path,
+        format!("{with_new}\n[[routes]]\nprefix = \"/bad/\"\nupstream = \"nope\"\n"),
+    )
+    .unwrap();
+    e.gw.signal("HUP");
+    wait_for(|| async { e.gw.logs().contains("config reload refused") }).await;
+    assert!(e.gw.logs().contains("no upstream named"));
+    assert_eq!(get(&e.gw.url("/extra/x"), None).await.status(), 200);
+    assert_eq!(
+        get(&e.gw.url("/tiles/1/2/3.pbf"), Some(&e.issuer.token("tiles:read")))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_in_flight_request_finish() {
+    let e = env_with("[[upstreams]]\nname = \"patient\"\nbackends = [\"http://UPSTREAM\"]\nrequest_timeout = \"10s\"\n[[routes]]\nprefix = \"/patient/\"\nupstream = \"patient\"\npublic = true\n").await;
+    let text = std::fs::read_to_string(&e.gw.config_path)
+        .unwrap()
+        .replace("http://UPSTREAM", &e.up.url());
+    std::fs::write(&e.gw.config_path, &text).unwrap();
+    e.gw.signal("HUP");
+    wait_for(|| async { get(&e.gw.url("/patient/a"), None).await.status() == 200 }).await;
+    let slow = tokio::spawn({
+        let url = e.gw.url("/patient/slow");
+        async move { http().get(&url).send().await.map(|r| r.status().as_u16()) }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    e.gw.signal("TERM");
+    assert_eq!(slow.await.unwrap().expect("request completed"), 200);
+    // New connections are refused once draining started.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(http().get(e.gw.url("/public/x")).send().await.is_err());
+}
+
+#[tokio::test]
+async fn metrics_and_health_on_the_admin_listener() {
+    let e = env().await;
+    let tok = e.issuer.token("tiles:read");
+    for _ in 0..3 {
+        assert_eq!(get(&e.gw.url("/tiles/1/2/3.pbf"), Some(&tok)).await.status(), 200);
+    }
+    assert_eq!(get(&e.gw.admin_url("/healthz"), None).await.status(), 200);
+    assert_eq!(get(&e.gw.admin_url("/readyz"), None).await.status(), 200);
+    let m = get(&e.gw.admin_url("/metrics"), None).await.text().await.unwrap();
+    assert!(
+        m.contains("tilegate_requests_total{route=\"tiles\",status=\"200\",auth=\"allowed\"} 3"),
+        "{m}"
+    );
+    assert!(m.contains("tilegate_auth_cache_total{result=\"hit\"} 2"), "{m}");
+    assert!(m.contains("tilegate_auth_cache_total{result=\"miss\"} 1"), "{m}");
+    assert!(m.contains("tilegate_upstream_duration_seconds_bucket"), "{m}");
+    assert!(m.contains("tilegate_auth_cache_entries 1"), "{m}");
+}
+
+async fn wait_for<F, Fut>(mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("condition not met in 10s");
+}
+
+/// Send one HTTP/1.1 request with the target exactly as given; return the status.
+async fn raw_status(addr: std::net::SocketAddr, target: &str, token: Option<&str>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    s.write_all(format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text}"))
+}
