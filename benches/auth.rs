@@ -1,1 +1,106 @@
-fn main() {}
+//! Auth decision benchmarks: the cache-hit path (what every tile request
+//! pays), a cache miss per algorithm (signature verification), and token
+//! signing per algorithm (what the exchange endpoints pay).
+//!
+//! cargo bench --bench auth
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use http::Method;
+use tilegate::auth::keys::{self, KeySet};
+use tilegate::auth::revocation::Revocations;
+use tilegate::auth::{check_rule, now_unix, Verifier};
+use tilegate::routing::Policy;
+use tilegate::store::SigningKeyRecord;
+
+fn keyset(alg: jsonwebtoken::Algorithm) -> KeySet {
+    let k = keys::generate(alg, now_unix()).unwrap();
+    let rec = SigningKeyRecord {
+        kid: k.kid,
+        alg: k.alg,
+        private_pkcs8_der: k.private_pkcs8_der,
+        public_jwk: k.public_jwk,
+        created_at: k.created_at,
+        retired_at: None,
+    };
+    KeySet::from_records(&[rec], now_unix(), 3600).unwrap()
+}
+
+fn token(set: &KeySet, n: u32) -> String {
+    let key = set.active.as_ref().unwrap();
+    let now = now_unix();
+    let claims = serde_json::json!({
+        "iss": "http://127.0.0.1:8080", "aud": "tilegate", "sub": format!("tok_short_{n}"), "exp": now + 3600,
+        "iat": now, "nbf": now, "jti": format!("jti-{n}"), "org_id": "org_1", "scope": "tiles:read datasets:stream",
+        "token_type": "api_token", "uid": "sa_1", "cid": "key_1",
+    });
+    let mut h = jsonwebtoken::Header::new(key.alg);
+    h.kid = Some(key.kid.to_string());
+    jsonwebtoken::encode(&h, &claims, &key.encoding).unwrap()
+}
+
+fn config() -> tilegate::config::Config {
+    tilegate::config::from_str(
+        "[scopes]\n\"tiles:read\" = \"r\"\n\"datasets:stream\" = \"s\"\n[[upstreams]]\nname = \"t\"\nbackends = [\"http://127.0.0.1:1\"]\n",
+    )
+    .unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let cfg = config();
+    let policy = Policy::Token {
+        scopes: vec![Box::from("tiles:read")].into_boxed_slice(),
+        read_only: false,
+    };
+
+    // Cache hit: SHA-256 of the token, moka lookup, revocation check, scope rule.
+    let set = keyset(jsonwebtoken::Algorithm::ES256);
+    let tok = token(&set, 1);
+    let v = Verifier::new(&cfg, set, None, Arc::new(Revocations::new()));
+    rt.block_on(v.verify(&tok)).unwrap();
+    c.bench_function("auth decision, cache hit", |b| {
+        b.iter(|| {
+            let ok = v.cached(std::hint::black_box(&tok)).unwrap().unwrap();
+            check_rule(&policy, &Method::GET, &ok).unwrap();
+        })
+    });
+    // The same with a non-empty revocation set (1,000 revoked ids).
+    let revs = Arc::new(Revocations::new());
+    revs.replace((0..1000).map(|i| (format!("revoked-{i}"), None)), now_unix());
+    let set = keyset(jsonwebtoken::Algorithm::ES256);
+    let tok2 = token(&set, 2);
+    let v2 = Verifier::new(&cfg, set, None, revs);
+    rt.block_on(v2.verify(&tok2)).unwrap();
+    c.bench_function("auth decision, cache hit, 1k revocations", |b| {
+        b.iter(|| {
+            let ok = v2.cached(std::hint::black_box(&tok2)).unwrap().unwrap();
+            check_rule(&policy, &Method::GET, &ok).unwrap();
+        })
+    });
+
+    for (name, alg) in [
+        ("ES256", jsonwebtoken::Algorithm::ES256),
+        ("EdDSA", jsonwebtoken::Algorithm::EdDSA),
+        ("RS256", jsonwebtoken::Algorithm::RS256),
+    ] {
+        let set = keyset(alg);
+        let tok = token(&set, 3);
+        let v = Verifier::new(&cfg, set, None, Arc::new(Revocations::new()));
+        c.bench_function(&format!("auth decision, cache miss, {name}"), |b| {
+            b.iter(|| rt.block_on(v.verify_uncached(std::hint::black_box(&tok))).unwrap())
+        });
+        let set = keyset(alg);
+        let mut n = 0;
+        c.bench_function(&format!("sign token, {name}"), |b| {
+            b.iter(|| {
+                n += 1;
+                token(&set, n)
+            })
+        });
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

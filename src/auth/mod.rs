@@ -310,9 +310,11 @@ impl Verifier {
         self.cache.entry_count()
     }
 
-    /// Verify a token, through the cache. The hit path is a SHA-256, a
-    /// lock-free lookup and a revocation check.
-    pub async fn verify(&self, token: &str) -> Result<Arc<Verified>, AuthError> {
+    /// The cache's answer for a token: `Ok(Some)` verified and not revoked,
+    /// `Err` refused (revoked, or remembered as bad), `Ok(None)` a miss.
+    /// The hit path is a SHA-256, a lock-free lookup and a revocation check.
+    #[inline]
+    pub fn cached(&self, token: &str) -> Result<Option<Arc<Verified>>, AuthError> {
         if token.len() > self.max_token_bytes {
             return Err(AuthError::Invalid(Reason::TooLarge));
         }
@@ -322,13 +324,22 @@ impl Verifier {
             if self.revocations.is_revoked(v.jti.as_deref(), v.cid.as_deref()) {
                 return Err(AuthError::Invalid(Reason::Revoked));
             }
-            return Ok(v);
+            return Ok(Some(v));
         }
         if let Some(reason) = self.negative.get(&key) {
             crate::admin::metrics::cache_negative_hit();
             return Err(AuthError::Invalid(reason));
         }
+        Ok(None)
+    }
+
+    /// Verify a token, through the cache.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Verified>, AuthError> {
+        if let Some(v) = self.cached(token)? {
+            return Ok(v);
+        }
         crate::admin::metrics::cache_miss();
+        let key = token_key(token);
         match self.verify_uncached(token).await {
             Ok(v) => {
                 let v = Arc::new(v);

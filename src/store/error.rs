@@ -49,10 +49,12 @@ pub(crate) fn map_db(e: sqlx::Error, conflict: &str) -> StoreError {
             }
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
             let is_pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some();
-            if is_pg && pg_unavailable(&code) {
-                return StoreError::Unavailable(format!("database error {code}"));
-            }
-            if !is_pg && sqlite_unavailable(&code) {
+            let unavailable = if is_pg {
+                pg_unavailable(&code)
+            } else {
+                sqlite_unavailable(&code)
+            };
+            if unavailable {
                 return StoreError::Unavailable(format!("database error {code}: {}", db.message()));
             }
             StoreError::Internal(format!("database error {code}: {}", db.message()))

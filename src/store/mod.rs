@@ -276,7 +276,8 @@ impl RevocationListener {
     /// reconnected and re-issued `LISTEN` if it could; otherwise the next
     /// call retries the connection. Either way the caller should reload the
     /// full list with [`Store::list_revocations`] and keep calling `recv`.
-    /// Cancel-safe: it can be used in `tokio::select!`.
+    /// sqlx does not document cancel safety: run it in its own task rather
+    /// than racing it in `tokio::select!`.
     pub async fn recv(&mut self) -> Result<String, StoreError> {
         match self.inner.try_recv().await {
             Ok(Some(notification)) => Ok(notification.payload().to_string()),

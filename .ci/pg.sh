@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Provisions a local PostgreSQL for tilegate's store tests; idempotent.
+# Runs as root on Debian bookworm: installs Debian's postgresql package when
+# missing, starts the cluster listening on 127.0.0.1:5432, creates the role
+# `tilegate` (password `tilegate`, CREATEDB: each test makes its own database)
+# and the database `tilegate_test`.
+#
+# Progress goes to stderr; the only stdout line is the URL, so:
+#   TILEGATE_TEST_PG_URL=$(bash .ci/pg.sh | tail -1)
+set -euo pipefail
+
+ROLE=tilegate
+PASSWORD=tilegate
+DATABASE=tilegate_test
+HOST=127.0.0.1
+PORT=5432
+
+exec 3>&1 1>&2 # keep stdout for the URL
+log() { echo "pg.sh: $*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    log "must run as root"
+    exit 1
+fi
+
+have_postgres() {
+    command -v pg_ctlcluster >/dev/null 2>&1 &&
+        compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null
+}
+
+if ! have_postgres; then
+    log "installing postgresql from Debian packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q postgresql
+fi
+
+VERSION=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -1)
+log "PostgreSQL $VERSION"
+
+if ! pg_lsclusters -h | awk -v v="$VERSION" '$1 == v && $2 == "main" { found = 1 } END { exit !found }'; then
+    log "creating cluster $VERSION/main"
+    pg_createcluster "$VERSION" main --port "$PORT"
+fi
+
+# Listen on 127.0.0.1:$PORT (restart only when a setting changes). The
+# port goes into postgresql.conf (pg_lsclusters and psql read it there), the
+# address into a conf.d drop-in.
+changed=0
+if [ "$(pg_conftool -s "$VERSION" main get port || true)" != "$PORT" ]; then
+    pg_conftool "$VERSION" main set port "$PORT"
+    changed=1
+fi
+CONF_D=/etc/postgresql/$VERSION/main/conf.d
+WANT="listen_addresses = '$HOST'"
+if [ "$(cat "$CONF_D/tilegate.conf" 2>/dev/null || true)" != "$WANT" ]; then
+    install -d -o postgres -g postgres "$CONF_D"
+    echo "$WANT" >"$CONF_D/tilegate.conf"
+    changed=1
+fi
+
+# Without systemd nothing creates the socket directory at boot.
+install -d -o postgres -g postgres -m 2775 /var/run/postgresql
+
+status=$(pg_lsclusters -h | awk -v v="$VERSION" '$1 == v && $2 == "main" { print $4 }')
+if [ "$status" = "online" ] && [ "$changed" = 1 ]; then
+    log "restarting cluster (configuration changed)"
+    pg_ctlcluster "$VERSION" main restart
+elif [ "$status" != "online" ]; then
+    log "starting cluster $VERSION/main"
+    pg_ctlcluster "$VERSION" main start
+else
+    log "cluster already running"
+fi
+
+for _ in $(seq 1 30); do
+    pg_isready -q -h "$HOST" -p "$PORT" && break
+    sleep 1
+done
+pg_isready -h "$HOST" -p "$PORT"
+
+psql_admin() {
+    runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$PORT" -d postgres "$@"
+}
+
+if [ "$(psql_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$ROLE'")" != 1 ]; then
+    log "creating role $ROLE"
+    psql_admin -c "CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD'"
+else
+    psql_admin -c "ALTER ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD'"
+fi
+
+if [ "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$DATABASE'")" != 1 ]; then
+    log "creating database $DATABASE"
+    psql_admin -c "CREATE DATABASE $DATABASE OWNER $ROLE"
+fi
+
+URL="postgres://$ROLE:$PASSWORD@$HOST:$PORT/$DATABASE"
+# Prove the URL works over TCP with password authentication.
+PGPASSWORD=$PASSWORD psql -X -q -h "$HOST" -p "$PORT" -U "$ROLE" -d "$DATABASE" -tAc 'SELECT 1' >/dev/null
+log "ready"
+echo "$URL" >&3
