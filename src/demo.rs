@@ -361,7 +361,15 @@ async fn app(req: Request<Incoming>, st: &AppState, client: &HttpClient) -> Resp
     }
     let file = PathBuf::from(base).join(&rel);
     match tokio::fs::read(&file).await {
-        Ok(b) => {
+        Ok(mut b) => {
+            if base == "examples/maplibre" && rel == "index.html" {
+                // Point the page at the gateway (another origin than the app).
+                let html = String::from_utf8_lossy(&b).replace(
+                    "<meta name=\"tilegate-gateway\" content=\"\" />",
+                    &format!("<meta name=\"tilegate-gateway\" content=\"{}\" />", st.gateway),
+                );
+                b = html.into_bytes();
+            }
             let ct = match file.extension().and_then(|e| e.to_str()) {
                 Some("html") => "text/html; charset=utf-8",
                 Some("js") | Some("mjs") => "text/javascript",

@@ -1,0 +1,224 @@
+// tilegate MapLibre GL JS demo.
+//
+// The page asks its own backend (same-origin POST /app/token) for a short-lived
+// token, keeps it fresh with clients/js/tilegate-client.js and sends it as
+// `Authorization: Bearer …` on every vector tile request to the gateway.
+//
+// URL switches:
+//   ?noclient=1  load the map without the client: tile requests carry no token (401)
+//   ?ttl=N       ask /app/token?ttl=N for tokens living N seconds (exercise refreshes)
+//
+// For tests, window.__tilegate holds counters (see README.md) and
+// window.__tilegateMap the maplibregl.Map.
+
+const params = new URLSearchParams(location.search);
+const noClient = params.get('noclient') === '1';
+const ttl = /^\d{1,6}$/.test(params.get('ttl') ?? '') ? params.get('ttl') : null;
+
+const gatewayMeta = document.querySelector('meta[name="tilegate-gateway"]')?.content.trim();
+const gateway = new URL(gatewayMeta || location.origin, location.href).origin;
+const tileTemplate = `${gateway}/tiles/{z}/{x}/{y}.pbf`;
+const tilePathPrefix = '/tiles/';
+
+const state = {
+  mode: noClient ? 'noclient' : 'client',
+  ready: false, // map 'load' fired
+  tileRequests: 0, // tile requests MapLibre issued to the gateway
+  tilesWithoutToken: 0, // of those, sent with no Authorization header
+  tilesLoaded: 0,
+  tileErrors: 0,
+  tileErrorStatuses: {}, // HTTP status -> count
+  tokenFetches: 0, // every token received, the first included
+  tokenRefreshes: 0, // tokens received after the first
+  tokenExpiresAt: null, // epoch ms
+  lastError: null,
+};
+window.__tilegate = state;
+
+// === status panel ===
+
+const $ = (id) => document.getElementById(id);
+
+function render() {
+  $('s-mode').textContent = noClient ? 'no client (expect 401s)' : `client${ttl ? `, ttl=${ttl}s` : ''}`;
+  $('s-token').textContent =
+    state.tokenExpiresAt === null
+      ? noClient
+        ? 'none'
+        : 'fetching…'
+      : `expires in ${Math.max(0, Math.round((state.tokenExpiresAt - Date.now()) / 1000))} s`;
+  $('s-tiles').textContent = `${state.tilesLoaded} loaded, ${state.tileRequests} requested, ${state.tileErrors} errors`;
+  $('s-refreshes').textContent = String(state.tokenRefreshes);
+  const err = $('s-error');
+  err.hidden = state.lastError === null;
+  err.textContent = state.lastError ?? '';
+}
+setInterval(render, 1000);
+
+function fail(message) {
+  state.lastError = message;
+  render();
+  console.error(`[tilegate demo] ${message}`);
+}
+
+// === token client ===
+
+/** transformRequest that only counts gateway tile requests (no token). */
+function countingTransform(url, resourceType) {
+  if (resourceType === 'Tile' && isGatewayTile(url)) state.tileRequests += 1;
+  return undefined;
+}
+
+function isGatewayTile(url) {
+  try {
+    const u = new URL(url, location.href);
+    return u.origin === gateway && u.pathname.startsWith(tilePathPrefix);
+  } catch {
+    return false;
+  }
+}
+
+async function setUpClient() {
+  const { createTokenProvider, fetchFromBackend, maplibreTransformRequest } = await import(
+    '../../clients/js/tilegate-client.js'
+  );
+  const tokenUrl = ttl ? `/app/token?ttl=${ttl}` : '/app/token';
+  const provider = createTokenProvider({
+    fetchToken: () => fetchFromBackend(tokenUrl),
+    // A demo page should recover on its own once the backend is back.
+    retry: { maxAttempts: Infinity, maxDelayMs: 10_000 },
+    onError: (err, { willRetry }) => fail(`token: ${err.message}${willRetry ? ' (retrying)' : ''}`),
+  });
+  provider.onToken((info) => {
+    state.tokenFetches += 1;
+    if (state.tokenFetches > 1) state.tokenRefreshes += 1;
+    state.tokenExpiresAt = info.expiresAt;
+    if (state.lastError?.startsWith('token:')) state.lastError = null;
+    render();
+  });
+
+  // MapLibre's transformRequest is synchronous: have a token before the map asks.
+  await provider.getToken();
+
+  const addToken = maplibreTransformRequest(provider, {
+    gatewayOrigins: [gateway],
+    pathPrefixes: [tilePathPrefix],
+    // The vendored MapLibre (>= 5.21) awaits an async transformRequest: a tile asked
+    // for while no valid token is cached (tab woke up late) waits for the refresh.
+    waitForToken: true,
+    onMissingToken: () => {
+      state.tilesWithoutToken += 1;
+    },
+  });
+  return (url, resourceType) => {
+    countingTransform(url, resourceType);
+    return addToken(url, resourceType);
+  };
+}
+
+// === map ===
+
+function style() {
+  return {
+    version: 8,
+    // No glyphs or sprites: the demo runs offline, so there are no text or icon layers.
+    sources: {
+      demo: {
+        type: 'vector',
+        tiles: [tileTemplate],
+        minzoom: 0,
+        maxzoom: 14,
+        attribution: 'demo tiles through tilegate',
+      },
+    },
+    layers: [
+      { id: 'background', type: 'background', paint: { 'background-color': '#f3f1ec' } },
+      {
+        id: 'tile-fill',
+        type: 'fill',
+        source: 'demo',
+        'source-layer': 'demo',
+        filter: ['==', ['geometry-type'], 'Polygon'],
+        paint: {
+          'fill-color': ['interpolate', ['linear'], ['zoom'], 0, '#6a9fd4', 7, '#7fbf7f', 14, '#e0a458'],
+          'fill-opacity': 0.25,
+        },
+      },
+      {
+        id: 'tile-outline',
+        type: 'line',
+        source: 'demo',
+        'source-layer': 'demo',
+        filter: ['==', ['geometry-type'], 'Polygon'],
+        paint: { 'line-color': '#2f5d8a', 'line-width': 1.5 },
+      },
+      {
+        id: 'tile-centre',
+        type: 'circle',
+        source: 'demo',
+        'source-layer': 'demo',
+        filter: ['==', ['geometry-type'], 'Point'],
+        paint: {
+          'circle-radius': 4,
+          'circle-color': '#c0392b',
+          'circle-stroke-color': '#ffffff',
+          'circle-stroke-width': 1.5,
+        },
+      },
+    ],
+  };
+}
+
+async function main() {
+  render();
+  if (typeof maplibregl === 'undefined') {
+    fail('vendor/maplibre-gl.js did not load');
+    return;
+  }
+  let transformRequest = countingTransform;
+  if (!noClient) {
+    try {
+      transformRequest = await setUpClient();
+    } catch (err) {
+      fail(`token: ${err.message} (no map without a token)`);
+      return;
+    }
+  }
+
+  const map = new maplibregl.Map({
+    container: 'map',
+    style: style(),
+    center: [8.54, 47.37],
+    zoom: 3,
+    transformRequest,
+    attributionControl: { compact: true },
+  });
+  window.__tilegateMap = map;
+  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
+
+  map.on('load', () => {
+    state.ready = true;
+    render();
+  });
+  map.on('sourcedata', (e) => {
+    if (e.sourceId === 'demo' && e.tile && e.dataType === 'source') {
+      state.tilesLoaded += 1;
+      render();
+    }
+  });
+  map.on('error', (e) => {
+    if (e.sourceId === 'demo' && e.tile) {
+      state.tileErrors += 1;
+      const status = e.error?.status ?? 'network';
+      state.tileErrorStatuses[status] = (state.tileErrorStatuses[status] ?? 0) + 1;
+      const c = e.tile.tileID?.canonical;
+      const where = c ? `${c.z}/${c.x}/${c.y}` : '?';
+      state.lastError = `tile ${where}: ${status === 401 ? '401 (no or bad token)' : (e.error?.message ?? status)}`;
+    } else {
+      state.lastError = e.error?.message ?? String(e.error ?? 'map error');
+    }
+    render();
+  });
+}
+
+main();
