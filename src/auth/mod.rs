@@ -305,6 +305,24 @@ impl Verifier {
 
     /// Entries in the verification cache (settles moka's pending work
     /// first; called at scrape time, not per request).
+    /// Re-read the signing keys every `every` until shutdown, so a rotation
+    /// made elsewhere (CLI, another replica) is signed with and published
+    /// here, and keys past their grace leave the JWKS.
+    pub async fn key_refresh_loop(self: Arc<Self>, every: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(200)));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = self.reload_keys().await {
+                        tracing::warn!(error = %e, "signing key refresh failed; keeping the loaded keys");
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
     pub fn cache_entries(&self) -> u64 {
         self.cache.run_pending_tasks();
         self.cache.entry_count()

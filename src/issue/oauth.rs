@@ -272,6 +272,8 @@ async fn client_credentials(ctx: &Ctx<'_>, parts: &http::request::Parts, form: &
             .join(" "),
         None => client.scopes.join(" "),
     };
+    // The token names the client's owner (`uid`, `username`), as `/me` shows.
+    let owner = ctx.gw.store.find_user(&client.owner_uid).await?;
     let now = now_unix();
     let ttl = ctx.cfg.tokens.default_ttl.as_secs();
     let jti = random_token("", 16);
@@ -289,7 +291,7 @@ async fn client_credentials(ctx: &Ctx<'_>, parts: &http::request::Parts, form: &
             scope: &scope,
             token_type: "access",
             uid: Some(&client.owner_uid),
-            username: None,
+            username: owner.as_ref().map(|u| u.username.as_str()),
             cid: Some(&client.client_id),
             ro: false,
         },
@@ -363,6 +365,9 @@ async fn caller(
 
 pub async fn introspect(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incoming) -> Result<Resp, IssueError> {
     ctx.require(&parts, &[http::Method::POST])?;
+    // Client authentication happens here too: a blocked address is refused
+    // before its credentials are checked, as on the token endpoint.
+    ctx.gw.issuer.check_blocked(ctx.ip())?;
     let body = read_body(body, ctx.cfg.limits.token_body_bytes).await?;
     let form = Form::parse(&body)?;
     caller(ctx, &parts, &form).await?;
@@ -393,6 +398,9 @@ pub async fn introspect(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incomi
 
 pub async fn revoke(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incoming) -> Result<Resp, IssueError> {
     ctx.require(&parts, &[http::Method::POST])?;
+    // Client authentication happens here too: a blocked address is refused
+    // before its credentials are checked, as on the token endpoint.
+    ctx.gw.issuer.check_blocked(ctx.ip())?;
     let body = read_body(body, ctx.cfg.limits.token_body_bytes).await?;
     let form = Form::parse(&body)?;
     let (caller_uid, _) = caller(ctx, &parts, &form).await?;

@@ -394,6 +394,11 @@ async fn accept_loop(
                 }
                 Some(acc) => match tokio::time::timeout(handshake_timeout, acc.accept(stream)).await {
                     Ok(Ok(s)) => {
+    tokio::spawn(
+        gw.verifier
+            .clone()
+            .key_refresh_loop(cfg.store.revocation_resync, shutdown_rx.clone()),
+    );
                         let conn = builder.serve_connection_with_upgrades(TokioIo::new(s), svc);
                         let _ = watcher.watch(conn.into_owned()).await;
                     }

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Started by the peer harness (as CANDIDATE_CMD) with BENCH_* set: writes a
+# tilegate config that trusts the harness's ES256 key, issuer and audience,
+# proxies /small and /tiles/{z}/{x}/{y}.pbf to the backend with scope
+# tiles:read, and execs the gateway with BENCH_WORKERS worker threads.
+set -euo pipefail
+port=${1:?port}
+bin=${2:?binary}
+: "${BENCH_BACKEND_URL:?} ${BENCH_KEYS_DIR:?} ${BENCH_JWT_ISS:?} ${BENCH_JWT_AUD:?} ${BENCH_JWT_KID:?} ${BENCH_RUN_DIR:?}"
+dir=$BENCH_RUN_DIR/tilegate
+mkdir -p "$dir"
+cat >"$dir/bench.toml" <<CFG
+[server]
+listen = "127.0.0.1:$port"
+access_log = false
+watch_config = false
+max_connections = 100000
+[admin]
+listen = "127.0.0.1:$((port + 100))"
+[store]
+url = "sqlite://$dir/tilegate.db"
+kek_file = "$dir/kek"
+[tokens]
+issuer = "http://127.0.0.1:$port"
+audience = "tilegate"
+[cache]
+max_entries = 1000000
+[scopes]
+"tiles:read" = "Read tiles"
+"datasets:stream" = "Stream datasets"
+[[issuers]]
+issuer = "$BENCH_JWT_ISS"
+audiences = ["$BENCH_JWT_AUD"]
+algorithms = ["ES256"]
+pem_file = "$BENCH_KEYS_DIR/es256-public.pem"
+kid = "$BENCH_JWT_KID"
+[[upstreams]]
+name = "backend"
+backends = ["$BENCH_BACKEND_URL"]
+pool_max_idle = 1024
+[[routes]]
+name = "small"
+path = "/small"
+methods = ["GET"]
+upstream = "backend"
+scopes = ["tiles:read"]
+[[routes]]
+name = "tiles"
+path = "/tiles/{z}/{x}/{y}.pbf"
+methods = ["GET"]
+upstream = "backend"
+scopes = ["tiles:read"]
+CFG
+export TOKIO_WORKER_THREADS=${BENCH_WORKERS:-1}
+export RUST_LOG=${RUST_LOG:-warn}
+exec "$bin" serve --config "$dir/bench.toml"
