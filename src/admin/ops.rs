@@ -58,12 +58,17 @@ pub async fn create_api_key(
 /// Revoke a key; the revocation entry outlives every token it minted.
 pub async fn revoke_api_key(store: &Store, cfg: &Config, id: &str, actor: &str) -> Result<ApiKey, StoreError> {
     let now = now_unix();
+    if !store.list_api_keys(None).await?.iter().any(|k| k.id == id) {
+        return Err(StoreError::NotFound(format!("no API key {id}")));
+    }
+    // The revocation entry first: should the second write fail, the key's
+    // tokens are already dead everywhere (never the other way round).
+    let until = now + cfg.tokens.max_ttl.as_secs() as i64 + cfg.tokens.leeway.as_secs() as i64;
+    store.add_revocation(id, Some(until), now).await?;
     let key = store
         .revoke_api_key(id, now)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("no API key {id}")))?;
-    let until = now + cfg.tokens.max_ttl.as_secs() as i64 + cfg.tokens.leeway.as_secs() as i64;
-    store.add_revocation(&key.id, Some(until), now).await?;
     store.audit(actor, "api_key.revoked", &key.id, "", now).await?;
     Ok(key)
 }
@@ -85,6 +90,11 @@ pub async fn regenerate_generator(
     actor: &str,
 ) -> Result<(crate::store::GeneratorToken, String), StoreError> {
     let now = now_unix();
+    // Revoke the current one first: its never-expiring named tokens must not
+    // survive a failed second write.
+    if let Some((current, _)) = store.generator_token(uid).await? {
+        store.add_revocation(&current.id, None, now).await?;
+    }
     let (g, text, old) = store.regenerate_generator_token(uid, now).await?;
     if let Some(old) = old {
         store.add_revocation(&old, None, now).await?;

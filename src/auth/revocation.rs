@@ -51,6 +51,31 @@ impl Revocations {
         self.set.store(Arc::new(s));
     }
 
+    /// Fold the store's list into the set in one atomic update: entries
+    /// whose `until` has passed are dropped, the store's entries added or
+    /// updated, and nothing else removed, so a revocation made here while
+    /// the list was being read is never undone.
+    pub fn merge(&self, entries: &[(String, Option<i64>)], now: i64) {
+        self.set.rcu(|old| {
+            let mut s: Set = old
+                .iter()
+                .filter(|(_, u)| u.is_none_or(|u| u >= now))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            for (id, until) in entries {
+                if until.is_none_or(|u| u >= now) {
+                    let e = s.entry(id.as_str().into()).or_insert(*until);
+                    // The later `until` wins; None (forever) beats any time.
+                    *e = match (*e, *until) {
+                        (None, _) | (_, None) => None,
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                    };
+                }
+            }
+            s
+        });
+    }
+
     pub fn len(&self) -> usize {
         self.set.load().len()
     }
@@ -75,5 +100,17 @@ mod tests {
         assert!(r.is_revoked(None, Some("c")));
         assert!(!r.is_revoked(Some("d"), None));
         assert!(!r.is_revoked(Some("a"), None));
+    }
+
+    #[test]
+    fn merge_never_drops_a_live_local_entry() {
+        let r = Revocations::new();
+        r.insert("local", None);
+        r.insert("old", Some(5));
+        r.merge(&[("store".into(), Some(100)), ("local".into(), Some(50))], 10);
+        assert!(r.is_revoked(Some("local"), None));
+        assert!(r.is_revoked(Some("store"), None));
+        assert!(!r.is_revoked(Some("old"), None), "expired entries drop out");
+        assert_eq!(r.len(), 2);
     }
 }

@@ -231,6 +231,15 @@ pub async fn regenerate(
     uid: &str,
     actor: &str,
 ) -> Result<(crate::store::GeneratorToken, String), IssueError> {
+    // The replacement and the revocation are two writes. Revoke the current
+    // token first: if the replacement then fails, the user is left with a
+    // dead generator token to regenerate again (closed); in the other order
+    // a failure in between would leave the tokens the old one minted, some
+    // never expiring, valid for good (open).
+    if let Some((current, _)) = gw.store.generator_token(uid).await? {
+        gw.store.add_revocation(&current.id, None, now_unix()).await?;
+        gw.verifier.revocations.insert(&current.id, None);
+    }
     let (g, text, old) = gw.store.regenerate_generator_token(uid, now_unix()).await?;
     if let Some(old) = old {
         super::revoke_id(gw, &old, None, actor, "generator_token.regenerated").await?;

@@ -26,7 +26,7 @@ use crate::auth::{now_unix, Verifier};
 use crate::config::{self, Config};
 use crate::issue::Issuer;
 use crate::proxy::Upstream;
-use crate::store::{Kek, Store, StoreError};
+use crate::store::{Kek, RevocationListener, Store, StoreError};
 
 /// What a config load builds and a reload swaps whole.
 pub struct Runtime {
@@ -198,6 +198,12 @@ impl Gateway {
     /// Revocations: follow the store's notifications (PostgreSQL) and
     /// resync in full periodically, so a missed notification or a restarted
     /// database still converges.
+    ///
+    /// A lost listener is reconnected at once and then every
+    /// [`LISTEN_RETRY`], each attempt bounded (so sqlx's own connect backoff,
+    /// which grows to seconds, does not delay the reconnection after the
+    /// database is back); every successful (re)connection is followed by a
+    /// full resync, which catches up on what was revoked meanwhile.
     pub async fn revocation_sync(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let every = self
             .runtime
@@ -206,47 +212,104 @@ impl Gateway {
             .store
             .revocation_resync
             .max(Duration::from_millis(200));
-        let mut listener = None;
         let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut listener: Option<RevocationListener> = None;
+        // False once the store says it has no notifications (SQLite).
+        let mut notifications = true;
+        let mut failures: u32 = 0;
+        // When to (re)connect the listener; at once to begin with.
+        let retry = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(retry);
         loop {
-            if listener.is_none() {
-                listener = self.store.revocation_listener().await.unwrap_or(None);
-                if listener.is_some() {
-                    // Catch up on what happened while not listening.
-                    self.resync_revocations().await;
-                }
-            }
-            let notified = async {
-                match listener.as_mut() {
-                    Some(l) => Some(l.recv().await),
-                    None => std::future::pending().await,
-                }
-            };
+            let connect = notifications && listener.is_none();
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = tick.tick() => self.resync_revocations().await,
-                r = notified => match r {
-                    Some(Ok(id)) => {
-                        self.verifier.revocations.insert(&id, None);
-                        // The precise `until` comes with the next resync.
-                        self.resync_revocations().await;
+                _ = &mut retry, if connect => {
+                    // Short attempts while the database is likely just
+                    // restarting; longer ones after that, for a slow one.
+                    let limit = if failures < 20 {
+                        LISTEN_CONNECT_TIMEOUT
+                    } else {
+                        LISTEN_CONNECT_TIMEOUT * 5
+                    };
+                    match tokio::time::timeout(limit, self.store.revocation_listener()).await {
+                        Ok(Ok(Some(l))) => {
+                            if failures > 0 {
+                                tracing::info!("revocation listener reconnected");
+                            }
+                            failures = 0;
+                            listener = Some(l);
+                            // Catch up on what happened while not listening.
+                            self.resync_revocations().await;
+                        }
+                        Ok(Ok(None)) => notifications = false,
+                        Ok(Err(e)) => {
+                            failures += 1;
+                            tracing::warn!(error = %e, "revocation listener cannot connect; retrying");
+                            retry.as_mut().reset(tokio::time::Instant::now() + LISTEN_RETRY);
+                        }
+                        Err(_) => {
+                            failures += 1;
+                            tracing::warn!(timeout = ?limit, "revocation listener connection timed out; retrying");
+                            retry.as_mut().reset(tokio::time::Instant::now() + LISTEN_RETRY);
+                        }
                     }
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "revocation listener lost; resyncing and reconnecting");
+                }
+                r = next_revocation(&mut listener) => match r {
+                    // Kept without expiry (the safe side) until a resync
+                    // that prunes the set takes the store's `until`; no
+                    // reload per notification, so that a burst of
+                    // revocations is applied without a full reload each.
+                    Ok(id) => self.verifier.revocations.insert(&id, None),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "revocation listener lost; reconnecting");
                         listener = None;
-                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        // Reconnect right away (each attempt is bounded).
+                        retry.as_mut().reset(tokio::time::Instant::now());
                     }
-                    None => {}
                 },
             }
         }
     }
 
+    /// Bring the revocation set up to date with the store.
+    ///
+    /// A revocation made through this replica is committed to the store and
+    /// then added to the set, concurrently with this function. Replacing the
+    /// whole set with a list read before that commit would drop the entry,
+    /// and the revoked token would work again until the next resync. So the
+    /// usual resync only adds what the set lacks, which cannot lose
+    /// anything; the set is replaced (to drop entries that have expired or
+    /// were purged) only when it held more entries than the store, and then
+    /// the store is read once more right after and whatever is new is added
+    /// back, which narrows that window to the time of one query.
+    /// Fold the store's revocation list into this replica's set (an
+    /// atomic merge: a revocation made here meanwhile is never undone).
     pub async fn resync_revocations(&self) {
-        match self.store.list_revocations(now_unix()).await {
-            Ok(list) => self.verifier.revocations.replace(list, now_unix()),
+        let now = now_unix();
+        match self.store.list_revocations(now).await {
+            Ok(list) => self.verifier.revocations.merge(&list, now),
             Err(e) => tracing::warn!(error = %e, "revocation resync failed"),
         }
+    }
+}
+
+/// Bound of an attempt to connect the revocation listener (five times as
+/// long after 20 failures in a row). sqlx retries a refused connection
+/// inside an attempt with a backoff that grows towards seconds; cutting the
+/// attempt short and starting over keeps the reconnection after a
+/// restarted database prompt.
+const LISTEN_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Pause between failed attempts to connect the revocation listener.
+const LISTEN_RETRY: Duration = Duration::from_millis(250);
+
+/// The next revoked id from the listener; never resolves without one.
+async fn next_revocation(listener: &mut Option<RevocationListener>) -> Result<String, StoreError> {
+    match listener {
+        Some(l) => l.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -305,6 +368,11 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, StartError> {
     };
     tokio::spawn(reload::reload_loop(gw.clone(), reload_rx, shutdown_rx.clone()));
     tokio::spawn(gw.clone().revocation_sync(shutdown_rx.clone()));
+    tokio::spawn(
+        gw.verifier
+            .clone()
+            .key_refresh_loop(cfg.store.revocation_resync, shutdown_rx.clone()),
+    );
     {
         let gw2 = gw.clone();
         let rx = shutdown_rx.clone();
@@ -394,11 +462,6 @@ async fn accept_loop(
                 }
                 Some(acc) => match tokio::time::timeout(handshake_timeout, acc.accept(stream)).await {
                     Ok(Ok(s)) => {
-    tokio::spawn(
-        gw.verifier
-            .clone()
-            .key_refresh_loop(cfg.store.revocation_resync, shutdown_rx.clone()),
-    );
                         let conn = builder.serve_connection_with_upgrades(TokioIo::new(s), svc);
                         let _ = watcher.watch(conn.into_owned()).await;
                     }

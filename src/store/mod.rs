@@ -1253,6 +1253,10 @@ impl Store {
         let mut inner = sqlx::postgres::PgListener::connect(&self.inner.url)
             .await
             .map_err(unavailable)?;
+        // Report a lost connection at once instead of reconnecting inside
+        // recv with sqlx's growing backoff: the caller reconnects promptly
+        // and resyncs.
+        inner.eager_reconnect(false);
         inner.listen(REVOCATION_CHANNEL).await.map_err(unavailable)?;
         Ok(Some(RevocationListener { inner }))
     }
