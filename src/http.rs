@@ -138,8 +138,13 @@ impl IntoResponse for ProxyError {
             ProxyError::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
             ProxyError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ProxyError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ProxyError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
         };
-        error(status, code, &self.to_string())
+        let mut r = error(status, code, &self.to_string());
+        if let ProxyError::RateLimited(secs) = self {
+            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        r
     }
 }
 

@@ -1,4 +1,4 @@
-//! Tracing setup: JSON lines to stdout, filter from `RUST_LOG` (default
+//! Tracing setup: JSON lines to stderr, filter from `RUST_LOG` (default
 //! `info`). Access-log lines have target `access`. Nothing logs a token,
 //! key or secret: the request path logs only paths, never queries or
 //! `Authorization`.

@@ -542,3 +542,30 @@ async fn raw_status(addr: std::net::SocketAddr, target: &str, token: Option<&str
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no status in {text}"))
 }
+
+#[tokio::test]
+async fn per_subject_rate_limit_answers_429_with_retry_after() {
+    let e = env_with("[[routes]]\nprefix = \"/limited/\"\nupstream = \"tiles\"\nscopes = [\"datasets:stream\"]\nrate_limit_per_subject = 2\n").await;
+    let tok = e.issuer.token("datasets:stream");
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(get(&e.gw.url("/limited/x"), Some(&tok)).await);
+    }
+    assert_eq!(statuses[0].status(), 200);
+    assert_eq!(statuses[1].status(), 200);
+    assert_eq!(statuses[2].status(), 429);
+    assert!(statuses[2].headers().get("retry-after").is_some());
+    // Another subject has its own quota.
+    let mut other = Issuer::claims("datasets:stream", 300);
+    other["sub"] = json!("user-43");
+    assert_eq!(
+        get(&e.gw.url("/limited/x"), Some(&e.issuer.sign(&other)))
+            .await
+            .status(),
+        200
+    );
+    // Routes without a limit are not limited.
+    for _ in 0..5 {
+        assert_eq!(get(&e.gw.url("/stream/x"), Some(&tok)).await.status(), 200);
+    }
+}

@@ -11,7 +11,6 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use crate::server::stack::AuthOutcome;
 
 pub const REQUESTS: &str = "tilegate_requests_total";
-pub const REQUEST_DURATION: &str = "tilegate_request_duration_seconds";
 pub const UPSTREAM_DURATION: &str = "tilegate_upstream_duration_seconds";
 pub const IN_FLIGHT: &str = "tilegate_in_flight_requests";
 pub const CACHE: &str = "tilegate_auth_cache_total";
@@ -34,7 +33,6 @@ pub fn handle() -> &'static PrometheusHandle {
     H.get_or_init(|| {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(UPSTREAM_DURATION.into()), BUCKETS)
-            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), BUCKETS))
             .unwrap_or_else(|_| PrometheusBuilder::new());
         match builder.install_recorder() {
             Ok(h) => h,
@@ -71,13 +69,19 @@ fn status_label(s: StatusCode) -> &'static str {
     }
 }
 
-pub fn request(route: &str, status: StatusCode, outcome: Option<AuthOutcome>, elapsed: Duration) {
-    counter!(REQUESTS, "route" => route.to_owned(), "status" => status_label(status), "auth" => outcome.map(AuthOutcome::as_str).unwrap_or("none")).increment(1);
-    histogram!(REQUEST_DURATION).record(elapsed.as_secs_f64());
+/// One finished request. Labels share the route's `Arc<str>` (no
+/// allocation per request).
+pub fn request(route: Option<&std::sync::Arc<str>>, status: StatusCode, outcome: Option<AuthOutcome>) {
+    let route = match route {
+        Some(r) => metrics::SharedString::from_shared(r.clone()),
+        None => metrics::SharedString::const_str("-"),
+    };
+    counter!(REQUESTS, "route" => route, "status" => status_label(status), "auth" => outcome.map(AuthOutcome::as_str).unwrap_or("none")).increment(1);
 }
 
-pub fn upstream_latency(upstream: &str, d: Duration) {
-    histogram!(UPSTREAM_DURATION, "upstream" => upstream.to_owned()).record(d.as_secs_f64());
+pub fn upstream_latency(upstream: &std::sync::Arc<str>, d: Duration) {
+    histogram!(UPSTREAM_DURATION, "upstream" => metrics::SharedString::from_shared(upstream.clone()))
+        .record(d.as_secs_f64());
 }
 
 pub fn in_flight(delta: i64) {

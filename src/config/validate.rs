@@ -432,6 +432,35 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             read_write_dataset_streaming_refreshing: n.read_write_dataset_streaming_refreshing.clone(),
             read_only_embedded_published_project: n.read_only_embedded_published_project.clone(),
         };
+        for (key, list) in [
+            ("named_tokens.read_only_all", &n.read_only_all),
+            ("named_tokens.read_write_all", &n.read_write_all),
+        ] {
+            if list
+                .as_ref()
+                .is_some_and(|l| l.iter().any(|s| s == crate::issue::MANAGE_SCOPE))
+            {
+                p.push(key, "clients:manage is never granted to a named token");
+            }
+        }
+        for (key, list) in [
+            (
+                "named_tokens.read_only_dataset_streaming",
+                &n.read_only_dataset_streaming,
+            ),
+            (
+                "named_tokens.read_write_dataset_streaming_refreshing",
+                &n.read_write_dataset_streaming_refreshing,
+            ),
+            (
+                "named_tokens.read_only_embedded_published_project",
+                &n.read_only_embedded_published_project,
+            ),
+        ] {
+            if list.iter().any(|s| s == crate::issue::MANAGE_SCOPE) {
+                p.push(key, "clients:manage is never granted to a named token");
+            }
+        }
         // Undeclared default scopes are dropped silently (a config without
         // dataset scopes still loads); explicitly listed ones must exist.
         if let Some(l) = &n.read_only_all {
@@ -665,6 +694,7 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             add_prefix: r.add_prefix.clone().map(Box::from),
             cors,
             rate_limit_per_subject: r.rate_limit_per_subject,
+            limiter: crate::routing::SubjectLimiter::new(r.rate_limit_per_subject),
         });
     }
     let routes = match RouteTable::build(routes) {

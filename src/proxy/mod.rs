@@ -40,6 +40,9 @@ pub enum ProxyError {
     BodyTooLarge,
     #[error("{0}")]
     BadRequest(&'static str),
+    /// Over the route's per-subject rate; seconds to wait.
+    #[error("too many requests for this subject on this route")]
+    RateLimited(u64),
 }
 
 /// The body sent upstream: the client's, capped at the configured size, or
@@ -106,6 +109,8 @@ struct Backend {
 /// One upstream: its backends and its connection pool.
 pub struct Upstream {
     pub cfg: Arc<UpstreamConfig>,
+    /// The name as a metrics label (shared, not copied per request).
+    label: Arc<str>,
     client: HttpsClient<ReqBody>,
     backends: Vec<Backend>,
     next: AtomicUsize,
@@ -187,8 +192,10 @@ impl Upstream {
                 down_until: AtomicI64::new(0),
             })
             .collect();
+        let label = Arc::from(cfg.name.as_str());
         Ok(Upstream {
             cfg,
+            label,
             client,
             backends,
             next: AtomicUsize::new(0),
@@ -240,7 +247,7 @@ impl Upstream {
             match tokio::time::timeout(left, self.client.request(req)).await {
                 Err(_) => return Err(ProxyError::UpstreamTimeout),
                 Ok(Ok(resp)) => {
-                    crate::admin::metrics::upstream_latency(&self.cfg.name, started.elapsed());
+                    crate::admin::metrics::upstream_latency(&self.label, started.elapsed());
                     return Ok(resp);
                 }
                 Ok(Err(e)) => {

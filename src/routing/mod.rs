@@ -168,6 +168,40 @@ pub struct Route {
     pub add_prefix: Option<Box<str>>,
     pub cors: Option<Cors>,
     pub rate_limit_per_subject: u32,
+    /// Per-subject limiter when `rate_limit_per_subject` > 0 (reset by a
+    /// reload, like the rest of the route).
+    pub limiter: Option<SubjectLimiter>,
+}
+
+/// Requests per second per token subject on one route (governor, keyed by
+/// a hash of the subject so the hot path allocates nothing).
+#[derive(Clone)]
+pub struct SubjectLimiter(Arc<governor::DefaultKeyedRateLimiter<u64>>, std::hash::RandomState);
+
+impl std::fmt::Debug for SubjectLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubjectLimiter")
+    }
+}
+
+impl SubjectLimiter {
+    pub fn new(per_second: u32) -> Option<SubjectLimiter> {
+        let n = std::num::NonZeroU32::new(per_second)?;
+        Some(SubjectLimiter(
+            Arc::new(governor::RateLimiter::keyed(governor::Quota::per_second(n))),
+            std::hash::RandomState::new(),
+        ))
+    }
+
+    /// `Err(seconds to wait)` when the subject is over its quota.
+    pub fn check(&self, subject: &str) -> Result<(), u64> {
+        use std::hash::BuildHasher;
+        let key = self.1.hash_one(subject);
+        self.0.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            wait.as_secs().max(1)
+        })
+    }
 }
 
 /// Why no route answered.
@@ -340,6 +374,7 @@ mod tests {
             add_prefix: None,
             cors: None,
             rate_limit_per_subject: 0,
+            limiter: None,
         }
     }
 

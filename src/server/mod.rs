@@ -171,6 +171,13 @@ impl Gateway {
             }
         };
         let old = self.runtime.load();
+        if new.tokens.issuer != old.config.tokens.issuer
+            || new.tokens.audience != old.config.tokens.audience
+            || new.tokens.max_token_bytes != old.config.tokens.max_token_bytes
+            || new.cache.max_entries != old.config.cache.max_entries
+        {
+            tracing::warn!("tokens.issuer, tokens.audience, tokens.max_token_bytes and cache sizes take effect at the next restart only");
+        }
         if new.server.listen != old.config.server.listen
             || new.store.url != old.config.store.url
             || new.admin.listen != old.config.admin.listen
@@ -181,6 +188,9 @@ impl Gateway {
         match Runtime::build(new.clone()) {
             Ok(rt) => {
                 self.verifier.reconfigure(&new);
+                if let Err(e) = self.verifier.reload_keys().await {
+                    tracing::warn!(error = %e, "signing keys not re-read at reload");
+                }
                 self.issuer.reconfigure(&new);
                 self.runtime.store(Arc::new(rt));
                 crate::admin::metrics::reload(true);

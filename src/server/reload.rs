@@ -23,7 +23,13 @@ pub fn watch_file(path: PathBuf, reload: mpsc::Sender<()>) -> Option<notify::Rec
     })?;
     let mut w = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         if let Ok(ev) = ev {
-            if ev.paths.iter().any(|p| p.file_name() == Some(&file_name)) && !ev.kind.is_access() {
+            // The file itself, or a Kubernetes ConfigMap's `..data` symlink
+            // swap (the file name never appears in those events).
+            let relevant = ev.paths.iter().any(|p| {
+                p.file_name() == Some(&file_name)
+                    || p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".."))
+            });
+            if relevant && !ev.kind.is_access() {
                 let _ = reload.try_send(());
             }
         }

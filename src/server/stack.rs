@@ -106,7 +106,7 @@ where
     }
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        let start = Instant::now();
+        let start = self.access_log.then(Instant::now);
         // Only the path is logged, never the query: it may hold a token.
         let log = self
             .access_log
@@ -116,10 +116,9 @@ where
         Box::pin(async move {
             let Ok(resp) = fut.await;
             crate::admin::metrics::in_flight(-1);
-            let elapsed = start.elapsed();
             let route = resp.extensions().get::<RouteLabel>().map(|r| r.0.clone());
             let outcome = resp.extensions().get::<AuthOutcome>().copied();
-            crate::admin::metrics::request(route.as_deref().unwrap_or("-"), resp.status(), outcome, elapsed);
+            crate::admin::metrics::request(route.as_ref(), resp.status(), outcome);
             if let Some((method, path)) = log {
                 tracing::info!(
                     target: "access",
@@ -128,7 +127,7 @@ where
                     status = resp.status().as_u16(),
                     route = route.as_deref().unwrap_or("-"),
                     auth = outcome.map(AuthOutcome::as_str).unwrap_or("-"),
-                    duration_us = elapsed.as_micros() as u64,
+                    duration_us = start.map(|s| s.elapsed().as_micros() as u64).unwrap_or(0),
                 );
             }
             Ok(resp)
@@ -309,6 +308,11 @@ async fn authorize_and_forward(
             };
             if let Err(e) = auth::check_rule(&route.policy, &parts.method, &v) {
                 return refuse(e);
+            }
+            if let Some(l) = &route.limiter {
+                if let Err(wait) = l.check(&v.sub) {
+                    return ProxyError::RateLimited(wait).into_response();
+                }
             }
             (Some(v), ex.new_query, AuthOutcome::Allowed)
         }

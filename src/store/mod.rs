@@ -270,12 +270,11 @@ pub struct RevocationListener {
 impl RevocationListener {
     /// The next revoked id.
     ///
-    /// Returns `Err(StoreError::Unavailable)` when the connection was lost
-    /// (sqlx's `PgListener::recv` would silently reconnect and hide it;
-    /// notifications sent meanwhile are lost). The listener has by then
-    /// reconnected and re-issued `LISTEN` if it could; otherwise the next
-    /// call retries the connection. Either way the caller should reload the
-    /// full list with [`Store::list_revocations`] and keep calling `recv`.
+    /// Returns `Err(StoreError::Unavailable)` as soon as the connection is
+    /// lost (eager reconnection is off, so sqlx's growing backoff never
+    /// delays the report; notifications sent meanwhile are lost). The caller
+    /// then opens a new listener with [`Store::revocation_listener`] and
+    /// reloads the full list with [`Store::list_revocations`].
     /// sqlx does not document cancel safety: run it in its own task rather
     /// than racing it in `tokio::select!`.
     pub async fn recv(&mut self) -> Result<String, StoreError> {

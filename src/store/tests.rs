@@ -797,6 +797,12 @@ async fn listen_notify(s: Store, ctx: Ctx) {
         .await
         .expect("connection loss reported");
     assert!(matches!(lost, Err(StoreError::Unavailable(_))), "got {lost:?}");
+    // The caller then opens a new listener (as the server's sync loop does).
+    let mut listener = replica
+        .revocation_listener()
+        .await
+        .unwrap()
+        .expect("postgres has a listener");
     s.add_revocation("jti-after-reconnect", None, now).await.unwrap();
     let got = tokio::time::timeout(Duration::from_secs(5), listener.recv())
         .await
