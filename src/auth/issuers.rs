@@ -190,26 +190,22 @@ async fn fetch(uri: http::Uri) -> Result<Bytes, String> {
     Ok(body.to_bytes())
 }
 
-/// Background refresh of every JWKS URL issuer, until shutdown.
-pub async fn refresh_loop(issuers: Arc<ExternalIssuers>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let tasks: Vec<_> = issuers
-        .list
-        .iter()
-        .filter(|i| matches!(i.source, IssuerKeySource::JwksUrl(_)))
-        .cloned()
-        .collect();
-    if tasks.is_empty() {
-        return;
-    }
+/// Background refresh of every JWKS URL issuer, until shutdown. The
+/// issuer list is read afresh each round, so issuers added by a reload are
+/// refreshed too.
+pub async fn refresh_loop(verifier: Arc<super::Verifier>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     loop {
-        for i in &tasks {
-            let _ = i.refresh_now().await;
-        }
-        let every = tasks
+        let issuers = Arc::clone(&verifier.external());
+        let mut every = Duration::from_secs(60);
+        for i in issuers
+            .list
             .iter()
-            .map(|i| i.refresh)
-            .min()
-            .unwrap_or(Duration::from_secs(300));
+            .filter(|i| matches!(i.source, IssuerKeySource::JwksUrl(_)))
+        {
+            let _ = i.refresh_now().await;
+            every = every.min(i.refresh);
+        }
+        drop(issuers);
         tokio::select! {
             _ = tokio::time::sleep(every.max(Duration::from_secs(1))) => {}
             _ = shutdown.changed() => return,

@@ -383,17 +383,10 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, StartError> {
             .clone()
             .key_refresh_loop(cfg.store.revocation_resync, shutdown_rx.clone()),
     );
-    {
-        let gw2 = gw.clone();
-        let rx = shutdown_rx.clone();
-        tokio::spawn(async move {
-            let ext = gw2.verifier.external();
-            let issuers = Arc::clone(&ext);
-            drop(ext);
-            crate::auth::issuers::refresh_loop(issuers, rx).await;
-        });
-    }
-
+    tokio::spawn(crate::auth::issuers::refresh_loop(
+        gw.verifier.clone(),
+        shutdown_rx.clone(),
+    ));
     gw.ready.store(true, Ordering::Relaxed);
     let done = tokio::spawn(accept_loop(gw.clone(), listener, tls, shutdown_rx, watcher));
     Ok(Running {
