@@ -12,6 +12,7 @@ if [ -f scripts/ci-deps.sh ]; then bash scripts/ci-deps.sh; fi
 
 cargo test --locked
 
-if command -v node >/dev/null 2>&1; then
-  (cd clients/js && npm test)
-fi
+# The browser end-to-end test of the MapLibre example, then the JS client's
+# unit tests (node's test runner).
+bash scripts/e2e.sh
+(cd clients/js && npm test)

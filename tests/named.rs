@@ -1282,3 +1282,113 @@ async fn a_revocation_is_never_undone_by_a_concurrent_resync() {
         "revoked tokens accepted again after their revocation (tokens, requests)"
     );
 }
+
+// ------------------------------------------------- replicas share keys (issue 7)
+
+fn kid_of(jwt: &str) -> String {
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').next().unwrap()).unwrap()).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+async fn admin_post(gw: &Gateway, path: &str, body: Value) -> Value {
+    let r = http()
+        .post(gw.admin_url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+async fn exchange(gw: &Gateway, key: &str) -> String {
+    let r = http()
+        .post(gw.url("/v1/auth/token"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn tile_status(gw: &Gateway, token: &str) -> u16 {
+    http()
+        .get(gw.url("/tiles/1/2/3.pbf"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_a_token_from_one_replica_opens_the_other_and_a_rotation_on_one_is_honoured_by_both() {
+    let Some(base) = pg_base_url() else { return };
+    let _guard = PG_LOCK.lock().await;
+    let db = PgDb::create(&base);
+    let up = start_upstream().await;
+    let (a, b) = two_replicas(&db, &up).await;
+
+    let org = admin_post(&a, "/admin/v1/orgs", json!({"name": "acme"})).await;
+    let sa = admin_post(
+        &a,
+        "/admin/v1/service-accounts",
+        json!({"org": org["id"], "name": "web"}),
+    )
+    .await;
+    let key = admin_post(
+        &b,
+        "/admin/v1/api-keys",
+        json!({"service_account": sa["id"], "scope": "tiles:read"}),
+    )
+    .await;
+    let key = key["api_key"].as_str().unwrap().to_owned();
+
+    // Issued by A, accepted by B (and the other way round).
+    let from_a = exchange(&a, &key).await;
+    let from_b = exchange(&b, &key).await;
+    assert_eq!(kid_of(&from_a), kid_of(&from_b), "one signing key for both replicas");
+    assert_eq!(tile_status(&b, &from_a).await, 200);
+    assert_eq!(tile_status(&a, &from_b).await, 200);
+
+    // Rotate on A: A signs with the new key at once; B accepts it at once
+    // (unknown kid of its own issuer → re-read from the store) and then
+    // signs with it too; tokens of the old key keep working on both.
+    let rotated = admin_post(&a, "/admin/v1/keys/rotate", json!({})).await;
+    let new_kid = rotated["kid"].as_str().unwrap().to_owned();
+    assert_ne!(new_kid, kid_of(&from_a));
+    let new_from_a = exchange(&a, &key).await;
+    assert_eq!(kid_of(&new_from_a), new_kid);
+    assert_eq!(tile_status(&b, &new_from_a).await, 200);
+    let new_from_b = exchange(&b, &key).await;
+    assert_eq!(kid_of(&new_from_b), new_kid, "B signs with the rotated key");
+    assert_eq!(tile_status(&a, &new_from_b).await, 200);
+    for gw in [&a, &b] {
+        assert_eq!(tile_status(gw, &from_a).await, 200, "old-key tokens still verify");
+        let jwks: Value = http()
+            .get(gw.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let kids: BTreeSet<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert!(
+            kids.contains(new_kid.as_str()) && kids.contains(kid_of(&from_a).as_str()),
+            "{kids:?}"
+        );
+    }
+}
