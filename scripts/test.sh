@@ -12,6 +12,9 @@ if [ -f scripts/ci-deps.sh ]; then bash scripts/ci-deps.sh; fi
 
 cargo test --locked
 
+# Deployment files: manifests, unit, Dockerfile and configs (offline).
+bash deploy/validate.sh
+
 # The browser end-to-end test of the MapLibre example, then the JS client's
 # unit tests (node's test runner).
 bash scripts/e2e.sh

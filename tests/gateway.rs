@@ -569,3 +569,102 @@ async fn per_subject_rate_limit_answers_429_with_retry_after() {
         assert_eq!(get(&e.gw.url("/stream/x"), Some(&tok)).await.status(), 200);
     }
 }
+
+#[tokio::test]
+async fn a_dead_backend_is_skipped_and_bodies_over_the_limit_are_413() {
+    let live = start_upstream().await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let e = env_with(&format!(
+        "[[upstreams]]\nname = \"pair\"\nbackends = [\"http://{dead}\", \"{}\"]\nconnect_timeout = \"1s\"\n[[routes]]\nprefix = \"/pair/\"\nupstream = \"pair\"\npublic = true\n",
+        live.url()
+    ))
+    .await;
+    for i in 0..6 {
+        let r = get(&e.gw.url(&format!("/pair/{i}")), None).await;
+        assert_eq!(r.status(), 200, "request {i} went to the live backend");
+    }
+    assert_eq!(live.seen.count(), 6);
+
+    // server.max_body_bytes defaults to 10 MiB: a declared larger body is refused before forwarding.
+    let tok = e.issuer.token("datasets:stream");
+    let big = vec![b'x'; 10 * 1024 * 1024 + 1];
+    let r = http()
+        .post(e.gw.url("/stream/upload"))
+        .bearer_auth(&tok)
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(e.up.seen.count(), 0);
+}
+
+#[tokio::test]
+async fn h2c_prior_knowledge_works() {
+    let e = env().await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = client
+        .get(e.gw.url("/tiles/1/2/3.pbf"))
+        .bearer_auth(e.issuer.token("tiles:read"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+}
+
+/// Serve `body` as JSON at any path until dropped; counts requests.
+async fn json_server(body: String) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let h2 = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            let body = body.clone();
+            let hits = h2.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req| {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    let b = body.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from(b),
+                        )))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, hits)
+}
+
+#[tokio::test]
+async fn external_issuer_keys_from_a_jwks_url() {
+    let other = Issuer::new();
+    let (jwks_addr, hits) = json_server(other.jwks()).await;
+    let e = env_with(&format!(
+        "[[issuers]]\nissuer = \"https://partner.test\"\naudiences = [\"{AUD}\"]\nalgorithms = [\"ES256\"]\njwks_url = \"http://{jwks_addr}/jwks.json\"\njwks_refresh = \"1h\"\n"
+    ))
+    .await;
+    let mut claims = Issuer::claims("tiles:read", 300);
+    claims["iss"] = json!("https://partner.test");
+    let r = get(&e.gw.url("/tiles/1/2/3.pbf"), Some(&other.sign(&claims))).await;
+    assert_eq!(r.status(), 200, "{}", e.gw.logs());
+    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    // A key of that issuer that the JWKS does not list is refused.
+    let r = get(&e.gw.url("/tiles/1/2/3.pbf"), Some(&Issuer::new().sign(&claims))).await;
+    assert_eq!(r.status(), 401);
+}

@@ -29,6 +29,8 @@ pub struct IssuerKeys {
     pub refresh: Duration,
     keys: ArcSwap<HashMap<String, DecodingKey>>,
     last_fetch: AtomicI64,
+    /// One fetch at a time; a lookup that misses waits for one in flight.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -57,6 +59,7 @@ impl ExternalIssuers {
                     refresh: c.jwks_refresh,
                     keys: ArcSwap::from_pointee(keys),
                     last_fetch: AtomicI64::new(0),
+                    fetching: tokio::sync::Mutex::new(()),
                 })
             })
             .collect();
@@ -120,16 +123,20 @@ impl IssuerKeys {
         }
         let key = match self.lookup(kid) {
             Some(k) => k,
-            None => {
-                let now = now_unix();
-                let last = self.last_fetch.load(Ordering::Relaxed);
-                if matches!(self.source, IssuerKeySource::JwksUrl(_)) && now - last >= UNKNOWN_KID_REFETCH_SECS {
-                    let _ = self.refresh_now().await;
-                    self.lookup(kid).ok_or(Reason::UnknownKey)?
-                } else {
-                    return Err(Reason::UnknownKey);
+            None if matches!(self.source, IssuerKeySource::JwksUrl(_)) => {
+                // Wait for a fetch in flight (the start-up one, say), then
+                // fetch again only if the last one is old enough.
+                let _guard = self.fetching.lock().await;
+                match self.lookup(kid) {
+                    Some(k) => k,
+                    None if now_unix() - self.last_fetch.load(Ordering::Relaxed) >= UNKNOWN_KID_REFETCH_SECS => {
+                        let _ = self.fetch_locked().await;
+                        self.lookup(kid).ok_or(Reason::UnknownKey)?
+                    }
+                    None => return Err(Reason::UnknownKey),
                 }
             }
+            None => return Err(Reason::UnknownKey),
         };
         let mut v = Validation::new(alg);
         v.algorithms = vec![alg];
@@ -152,6 +159,12 @@ impl IssuerKeys {
 
     /// Fetch the JWKS URL now; on failure keep the last good keys.
     pub async fn refresh_now(&self) -> Result<(), String> {
+        let _guard = self.fetching.lock().await;
+        self.fetch_locked().await
+    }
+
+    /// The fetch itself; the caller holds `fetching`.
+    async fn fetch_locked(&self) -> Result<(), String> {
         let IssuerKeySource::JwksUrl(uri) = &self.source else {
             return Ok(());
         };
