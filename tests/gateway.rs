@@ -22,11 +22,18 @@ async fn env_with(extra: &str) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let jwks = dir.path().join("jwks.json");
     std::fs::write(&jwks, issuer.jwks()).unwrap();
-    let toml = config(&up.url(), &jwks, extra);
+    // `http://UPSTREAM` in `extra` names the test's upstream.
+    let toml = config(&up.url(), &jwks, &extra.replace("http://UPSTREAM", &up.url()));
     let gw = tokio::task::spawn_blocking(move || start_gateway_in(dir, &toml, &[]))
         .await
         .unwrap();
     Env { issuer, up, gw }
+}
+
+/// A public `/patient/` route whose upstream may take 10 s (for requests
+/// kept in flight across a reload or a shutdown).
+async fn patient_env() -> Env {
+    env_with("[[upstreams]]\nname = \"patient\"\nbackends = [\"http://UPSTREAM\"]\nrequest_timeout = \"10s\"\n[[routes]]\nprefix = \"/patient/\"\nupstream = \"patient\"\npublic = true\n").await
 }
 
 async fn env() -> Env {
@@ -427,15 +434,8 @@ async fn h2_over_tls() {
 
 #[tokio::test]
 async fn reload_changes_routing_without_dropping_requests_and_refuses_bad_config() {
-    let e = env_with("[[upstreams]]\nname = \"patient\"\nbackends = [\"UP\"]\nrequest_timeout = \"10s\"\n[[routes]]\nprefix = \"/patient/\"\nupstream = \"patient\"\npublic = true\n".replace("UP", "http://UPSTREAM").as_str()).await;
-    let _ = &e;
-    // Rebuild the config with the real upstream address for "patient".
-    let text = std::fs::read_to_string(&e.gw.config_path)
-        .unwrap()
-        .replace("http://UPSTREAM", &e.up.url());
-    std::fs::write(&e.gw.config_path, &text).unwrap();
-    e.gw.signal("HUP");
-    wait_for(|| async { get(&e.gw.url("/patient/a"), None).await.status() == 200 }).await;
+    let e = patient_env().await;
+    let text = std::fs::read_to_string(&e.gw.config_path).unwrap();
 
     // A slow request is in flight while the routing changes.
     let slow = tokio::spawn({
@@ -470,13 +470,7 @@ async fn reload_changes_routing_without_dropping_requests_and_refuses_bad_config
 
 #[tokio::test]
 async fn sigterm_lets_the_in_flight_request_finish() {
-    let e = env_with("[[upstreams]]\nname = \"patient\"\nbackends = [\"http://UPSTREAM\"]\nrequest_timeout = \"10s\"\n[[routes]]\nprefix = \"/patient/\"\nupstream = \"patient\"\npublic = true\n").await;
-    let text = std::fs::read_to_string(&e.gw.config_path)
-        .unwrap()
-        .replace("http://UPSTREAM", &e.up.url());
-    std::fs::write(&e.gw.config_path, &text).unwrap();
-    e.gw.signal("HUP");
-    wait_for(|| async { get(&e.gw.url("/patient/a"), None).await.status() == 200 }).await;
+    let e = patient_env().await;
     let slow = tokio::spawn({
         let url = e.gw.url("/patient/slow");
         async move { http().get(&url).send().await.map(|r| r.status().as_u16()) }
