@@ -287,8 +287,15 @@ impl Verifier {
         self.keys.load()
     }
 
+    /// Swap in a new key set. When a key left the set (past its rotation
+    /// grace), cached verdicts of tokens it signed must go too: the cache is
+    /// cleared (rare: once per key retirement).
     pub fn set_keys(&self, keys: KeySet) {
-        self.keys.store(Arc::new(keys));
+        let old = self.keys.swap(Arc::new(keys));
+        let new = self.keys.load();
+        if old.by_kid.keys().any(|k| !new.by_kid.contains_key(k)) {
+            self.cache.invalidate_all();
+        }
     }
 
     /// Re-read the signing keys from the store (after a rotation here or on
