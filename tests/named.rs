@@ -1392,3 +1392,83 @@ async fn pg_a_token_from_one_replica_opens_the_other_and_a_rotation_on_one_is_ho
         );
     }
 }
+
+// ------------------------------------------------- the store goes away (issue 6)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_with_the_store_down_proxying_goes_on_and_token_endpoints_answer_503_then_recover() {
+    let Some(base) = pg_base_url() else { return };
+    let _guard = PG_LOCK.lock().await;
+    let db = PgDb::create(&base);
+    let up = start_upstream().await;
+    let (a, _b) = two_replicas(&db, &up).await;
+    let org = admin_post(&a, "/admin/v1/orgs", json!({"name": "acme"})).await;
+    let _user = admin_post(
+        &a,
+        "/admin/v1/users",
+        json!({"org": org["id"], "username": "ana", "password": "correct horse"}),
+    )
+    .await;
+    let sa = admin_post(
+        &a,
+        "/admin/v1/service-accounts",
+        json!({"org": org["id"], "name": "web"}),
+    )
+    .await;
+    let key = admin_post(
+        &a,
+        "/admin/v1/api-keys",
+        json!({"service_account": sa["id"], "scope": "tiles:read"}),
+    )
+    .await;
+    let key = key["api_key"].as_str().unwrap().to_owned();
+    let token = exchange(&a, &key).await;
+    assert_eq!(tile_status(&a, &token).await, 200);
+    let login = |gw: &Gateway| {
+        http()
+            .post(gw.url("/oauth/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "ana"),
+                ("password", "correct horse"),
+            ])
+            .send()
+    };
+    assert_eq!(login(&a).await.unwrap().status(), 200);
+
+    /// Starts PostgreSQL again however this test leaves the scope.
+    struct StartOnDrop<'a>(&'a str);
+    impl Drop for StartOnDrop<'_> {
+        fn drop(&mut self) {
+            postgres_ctl(self.0, "start");
+        }
+    }
+    {
+        postgres_ctl(&base, "stop");
+        let _restart = StartOnDrop(&base);
+        // Verification is local: the token keeps opening routes.
+        assert_eq!(tile_status(&a, &token).await, 200);
+        // An endpoint that needs the store answers 503 JSON with Retry-After.
+        let r = login(&a).await.unwrap();
+        assert_eq!(r.status(), 503);
+        assert!(r.headers().get("retry-after").is_some());
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable");
+        let r = http().get(a.admin_url("/readyz")).send().await.unwrap();
+        assert_eq!(r.status(), 503);
+    }
+    // Everything recovers once the store is back.
+    let start = Instant::now();
+    loop {
+        if login(&a).await.map(|r| r.status() == 200).unwrap_or(false) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "token endpoint did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(http().get(a.admin_url("/readyz")).send().await.unwrap().status(), 200);
+    assert_eq!(tile_status(&a, &exchange(&a, &key).await).await, 200);
+}
