@@ -39,6 +39,12 @@ pub enum Cmd {
     /// Run a demo: gateway on the sample config, a sample tile upstream,
     /// the MapLibre example, and a working API key printed.
     Demo(crate::demo::DemoArgs),
+    /// Serve generated vector tiles at /tiles/{z}/{x}/{y}.pbf (a stand-in
+    /// tile server for trials, benchmarks and the soak).
+    SampleUpstream {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: std::net::SocketAddr,
+    },
     #[command(subcommand)]
     Org(OrgCmd),
     #[command(subcommand)]
@@ -256,6 +262,17 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Cmd::Demo(args) => crate::demo::run(args).await,
+        Cmd::SampleUpstream { listen } => match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => {
+                eprintln!("sample upstream on http://{listen}");
+                crate::demo::serve_tiles(l).await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{listen}: {e}");
+                ExitCode::FAILURE
+            }
+        },
         cmd => {
             let cfg = match load(&cli.config) {
                 Ok(c) => c,
@@ -470,7 +487,9 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                     .join("\n")
             });
         }
-        Cmd::Serve | Cmd::CheckConfig { .. } | Cmd::Demo(_) => unreachable!("handled before the store is opened"),
+        Cmd::Serve | Cmd::CheckConfig { .. } | Cmd::Demo(_) | Cmd::SampleUpstream { .. } => {
+            unreachable!("handled before the store is opened")
+        }
     }
     Ok(())
 }

@@ -321,7 +321,7 @@ impl Default for FileLimits {
 
 /// Scopes granted by each valid `action` × `resourceType` pair of named
 /// tokens. Defaults follow SPEC.md.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileNamedTokens {
     /// `read_only` + `all`: default every declared scope ending in `:read`
@@ -329,24 +329,12 @@ pub struct FileNamedTokens {
     pub read_only_all: Option<Vec<String>>,
     /// `read_write` + `all`: default every declared scope.
     pub read_write_all: Option<Vec<String>>,
-    #[serde(default = "d_nt_stream")]
-    pub read_only_dataset_streaming: Vec<String>,
-    #[serde(default = "d_nt_refresh")]
-    pub read_write_dataset_streaming_refreshing: Vec<String>,
-    #[serde(default = "d_nt_embed")]
-    pub read_only_embedded_published_project: Vec<String>,
-}
-
-impl Default for FileNamedTokens {
-    fn default() -> Self {
-        Self {
-            read_only_all: None,
-            read_write_all: None,
-            read_only_dataset_streaming: d_nt_stream(),
-            read_write_dataset_streaming_refreshing: d_nt_refresh(),
-            read_only_embedded_published_project: d_nt_embed(),
-        }
-    }
+    /// Default `["datasets:stream"]` (kept only when declared).
+    pub read_only_dataset_streaming: Option<Vec<String>>,
+    /// Default `["datasets:stream", "datasets:refresh"]`.
+    pub read_write_dataset_streaming_refreshing: Option<Vec<String>>,
+    /// Default `["projects:embed"]`.
+    pub read_only_embedded_published_project: Option<Vec<String>>,
 }
 
 /// Names of the headers that carry the verified identity upstream.
@@ -594,13 +582,13 @@ fn d_token_body() -> usize {
 fn d_auth_failures() -> u32 {
     30
 }
-fn d_nt_stream() -> Vec<String> {
+pub(crate) fn d_nt_stream() -> Vec<String> {
     vec!["datasets:stream".into()]
 }
-fn d_nt_refresh() -> Vec<String> {
+pub(crate) fn d_nt_refresh() -> Vec<String> {
     vec!["datasets:stream".into(), "datasets:refresh".into()]
 }
-fn d_nt_embed() -> Vec<String> {
+pub(crate) fn d_nt_embed() -> Vec<String> {
     vec!["projects:embed".into()]
 }
 fn d_h_sub() -> String {

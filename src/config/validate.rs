@@ -425,57 +425,42 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             .filter(|s| s.ends_with(":read") || *s == "datasets:stream" || *s == "projects:embed")
             .cloned()
             .collect();
-        let nt = NamedTokenScopes {
-            read_only_all: n.read_only_all.clone().unwrap_or(read_default),
-            read_write_all: n.read_write_all.clone().unwrap_or(all),
-            read_only_dataset_streaming: n.read_only_dataset_streaming.clone(),
-            read_write_dataset_streaming_refreshing: n.read_write_dataset_streaming_refreshing.clone(),
-            read_only_embedded_published_project: n.read_only_embedded_published_project.clone(),
+        // An explicit list must name declared scopes and never the
+        // credential-management one; a default list keeps only the scopes
+        // the config declares (so a config without dataset scopes loads).
+        let mut pick = |key: &str, explicit: &Option<Vec<String>>, default: Vec<String>| -> Vec<String> {
+            match explicit {
+                Some(list) => {
+                    check_scopes(&mut p, &format!("named_tokens.{key}"), list);
+                    if list.iter().any(|s| s == crate::issue::MANAGE_SCOPE) {
+                        p.push(
+                            format!("named_tokens.{key}"),
+                            "clients:manage is never granted to a named token",
+                        );
+                    }
+                    list.clone()
+                }
+                None => default.into_iter().filter(|s| scopes.contains_key(s)).collect(),
+            }
         };
-        for (key, list) in [
-            ("named_tokens.read_only_all", &n.read_only_all),
-            ("named_tokens.read_write_all", &n.read_write_all),
-        ] {
-            if list
-                .as_ref()
-                .is_some_and(|l| l.iter().any(|s| s == crate::issue::MANAGE_SCOPE))
-            {
-                p.push(key, "clients:manage is never granted to a named token");
-            }
-        }
-        for (key, list) in [
-            (
-                "named_tokens.read_only_dataset_streaming",
-                &n.read_only_dataset_streaming,
-            ),
-            (
-                "named_tokens.read_write_dataset_streaming_refreshing",
-                &n.read_write_dataset_streaming_refreshing,
-            ),
-            (
-                "named_tokens.read_only_embedded_published_project",
-                &n.read_only_embedded_published_project,
-            ),
-        ] {
-            if list.iter().any(|s| s == crate::issue::MANAGE_SCOPE) {
-                p.push(key, "clients:manage is never granted to a named token");
-            }
-        }
-        // Undeclared default scopes are dropped silently (a config without
-        // dataset scopes still loads); explicitly listed ones must exist.
-        if let Some(l) = &n.read_only_all {
-            check_scopes(&mut p, "named_tokens.read_only_all", l);
-        }
-        if let Some(l) = &n.read_write_all {
-            check_scopes(&mut p, "named_tokens.read_write_all", l);
-        }
-        let keep = |v: Vec<String>| v.into_iter().filter(|s| scopes.contains_key(s)).collect::<Vec<_>>();
         NamedTokenScopes {
-            read_only_all: nt.read_only_all,
-            read_write_all: nt.read_write_all,
-            read_only_dataset_streaming: keep(nt.read_only_dataset_streaming),
-            read_write_dataset_streaming_refreshing: keep(nt.read_write_dataset_streaming_refreshing),
-            read_only_embedded_published_project: keep(nt.read_only_embedded_published_project),
+            read_only_all: pick("read_only_all", &n.read_only_all, read_default),
+            read_write_all: pick("read_write_all", &n.read_write_all, all),
+            read_only_dataset_streaming: pick(
+                "read_only_dataset_streaming",
+                &n.read_only_dataset_streaming,
+                d_nt_stream(),
+            ),
+            read_write_dataset_streaming_refreshing: pick(
+                "read_write_dataset_streaming_refreshing",
+                &n.read_write_dataset_streaming_refreshing,
+                d_nt_refresh(),
+            ),
+            read_only_embedded_published_project: pick(
+                "read_only_embedded_published_project",
+                &n.read_only_embedded_published_project,
+                d_nt_embed(),
+            ),
         }
     };
 
@@ -769,6 +754,24 @@ mod tests {
     fn unknown_keys_are_rejected() {
         let e = toml::from_str::<FileConfig>("[server]\nlisten_addr = \"x\"\n").unwrap_err();
         assert!(e.to_string().contains("listen_addr"), "{e}");
+    }
+
+    #[test]
+    fn explicit_named_token_lists_must_be_declared_and_never_manage() {
+        let text = "[scopes]\n\"tiles:read\" = \"r\"\n\"clients:manage\" = \"m\"\n[named_tokens]\nread_only_dataset_streaming = [\"datasets:nope\"]\nread_write_all = [\"clients:manage\"]\n";
+        let all = validate(toml::from_str(text).unwrap()).unwrap_err().join("\n");
+        assert!(
+            all.contains("named_tokens.read_only_dataset_streaming: scope \"datasets:nope\" is not declared"),
+            "{all}"
+        );
+        assert!(
+            all.contains("named_tokens.read_write_all: clients:manage is never granted"),
+            "{all}"
+        );
+        // Defaults quietly keep only declared scopes.
+        let c = cfg("").unwrap();
+        assert!(c.named_tokens.read_only_dataset_streaming.is_empty());
+        assert!(!c.named_tokens.read_write_all.iter().any(|s| s == "clients:manage"));
     }
 
     #[test]

@@ -311,6 +311,32 @@ impl RouteTable {
         }
     }
 
+    /// Every method some route accepts for this host and path (for `Allow`).
+    pub fn allowed(&self, host: Option<&str>, path: &str) -> MethodSet {
+        let mut set = MethodSet::EMPTY;
+        let mut add = |table: &HostTable| {
+            if let Ok(m) = table.templates.at(path) {
+                for &i in m.value {
+                    set.0 |= self.routes[i].methods.0;
+                }
+            }
+            for (prefix, idx) in &table.prefixes {
+                if prefix_matches(prefix, path) {
+                    for &i in idx {
+                        set.0 |= self.routes[i].methods.0;
+                    }
+                }
+            }
+        };
+        if let Some(h) = host {
+            if let Some((_, table)) = self.hosts.iter().find(|(n, _)| n.eq_ignore_ascii_case(h)) {
+                add(table);
+            }
+        }
+        add(&self.any_host);
+        set
+    }
+
     fn find_in(&self, table: &HostTable, method: &Method, path: &str) -> Result<&Route, RouteMiss> {
         let mut miss = RouteMiss::NotFound;
         if let Ok(m) = table.templates.at(path) {
@@ -418,6 +444,8 @@ mod tests {
             t.find(None, &Method::DELETE, "/x"),
             Err(RouteMiss::MethodNotAllowed(_))
         ));
+        // Allow lists every method of every route on the path.
+        assert_eq!(t.allowed(None, "/tiles/1/2/3.pbf").header_value(), "GET, HEAD, POST");
     }
 
     #[test]

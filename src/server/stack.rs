@@ -213,8 +213,8 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
         Ok(r) => r,
         Err(miss) => {
             let mut r = miss.into_response();
-            if let RouteMiss::MethodNotAllowed(i) = miss {
-                let allow = cfg.routes.get(i).methods.header_value();
+            if let RouteMiss::MethodNotAllowed(_) = miss {
+                let allow = cfg.routes.allowed(host, &path).header_value();
                 if let Ok(v) = HeaderValue::from_str(&allow) {
                     r.headers_mut().insert(http::header::ALLOW, v);
                 }
