@@ -120,6 +120,18 @@ pub fn auth_throttled() {
     counter!(AUTH_FAILURES_THROTTLED).increment(1);
 }
 
+/// Drain the exporter's histogram buffers every few seconds: without it
+/// they grow with every recorded sample until someone scrapes `/metrics`.
+pub async fn upkeep_loop(mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => handle().run_upkeep(),
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 /// Gauges read at scrape time.
 pub fn set_scrape_gauges(cache_entries: u64, revocations: usize) {
     gauge!(CACHE_ENTRIES).set(cache_entries as f64);

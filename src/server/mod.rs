@@ -377,6 +377,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, StartError> {
         _ => None,
     };
     tokio::spawn(reload::reload_loop(gw.clone(), reload_rx, shutdown_rx.clone()));
+    tokio::spawn(crate::admin::metrics::upkeep_loop(shutdown_rx.clone()));
     tokio::spawn(gw.clone().revocation_sync(shutdown_rx.clone()));
     tokio::spawn(
         gw.verifier
