@@ -28,11 +28,33 @@ have_postgres() {
         compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null
 }
 
+# Anything that may start the postgres daemon (the package's postinst,
+# pg_createcluster, pg_ctlcluster) must not inherit our stdout, stderr or
+# any other open descriptor: the daemon would hold them open, and a caller
+# reading our output (`$(bash .ci/pg.sh | tail -1)`) or a CI harness reading
+# its pipe would wait for EOF forever.
+DAEMON_LOG=/tmp/tilegate-pg-setup.log
+detached() {
+    if ! (
+        # Close every descriptor above 2, ours (fd 3) and any a caller's
+        # harness passed down, then run the command on the log.
+        for fd in /proc/self/fd/*; do
+            fd=${fd##*/}
+            if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+        done
+        exec "$@"
+    ) </dev/null >>"$DAEMON_LOG" 2>&1; then
+        log "failed: $*"
+        tail -n 30 "$DAEMON_LOG" >&2
+        exit 1
+    fi
+}
+
 if ! have_postgres; then
     log "installing postgresql from Debian packages"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q postgresql
+    detached apt-get update -q
+    detached apt-get install -y -q postgresql
 fi
 
 VERSION=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -1)
@@ -40,7 +62,7 @@ log "PostgreSQL $VERSION"
 
 if ! pg_lsclusters -h | awk -v v="$VERSION" '$1 == v && $2 == "main" { found = 1 } END { exit !found }'; then
     log "creating cluster $VERSION/main"
-    pg_createcluster "$VERSION" main --port "$PORT"
+    detached pg_createcluster "$VERSION" main --port "$PORT"
 fi
 
 # Listen on 127.0.0.1:$PORT (restart only when a setting changes). The
@@ -65,10 +87,10 @@ install -d -o postgres -g postgres -m 2775 /var/run/postgresql
 status=$(pg_lsclusters -h | awk -v v="$VERSION" '$1 == v && $2 == "main" { print $4 }')
 if [ "$status" = "online" ] && [ "$changed" = 1 ]; then
     log "restarting cluster (configuration changed)"
-    pg_ctlcluster "$VERSION" main restart
+    detached pg_ctlcluster "$VERSION" main restart
 elif [ "$status" != "online" ]; then
     log "starting cluster $VERSION/main"
-    pg_ctlcluster "$VERSION" main start
+    detached pg_ctlcluster "$VERSION" main start
 else
     log "cluster already running"
 fi

@@ -6,7 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TILEGATE_TEST_PG_URL=$(bash .ci/pg.sh | tail -n 1)
+# pg.sh's last stdout line is the URL. Read from a file, not a pipe, so a
+# daemon that kept a copy of the descriptor could never stall this script.
+PG_OUT=$(mktemp)
+bash .ci/pg.sh >"$PG_OUT"
+TILEGATE_TEST_PG_URL=$(tail -n 1 "$PG_OUT")
+rm -f "$PG_OUT"
 export TILEGATE_TEST_PG_URL
 if [ -f scripts/ci-deps.sh ]; then bash scripts/ci-deps.sh; fi
 
