@@ -19,7 +19,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-use crate::auth::now_unix;
 use crate::store::Principal;
 
 #[derive(clap::Args)]
@@ -197,7 +196,6 @@ async fn bootstrap(store: &crate::store::Store, cfg: &crate::config::Config) -> 
         .open(&key_file)
         .map_err(|e| e.to_string())?;
     f.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
-    let _ = now_unix();
     Ok(text)
 }
 

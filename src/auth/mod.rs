@@ -9,7 +9,6 @@ pub mod issuers;
 pub mod keys;
 pub mod revocation;
 
-use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -227,7 +226,6 @@ pub struct Verifier {
     store: Option<Arc<Store>>,
     grace_secs: i64,
     last_key_reload: AtomicI64,
-    identity: ArcSwap<crate::config::IdentityHeaders>,
 }
 
 pub fn now_unix() -> i64 {
@@ -266,7 +264,6 @@ impl Verifier {
             store,
             grace_secs: cfg.tokens.rotation_grace.as_secs() as i64,
             last_key_reload: AtomicI64::new(0),
-            identity: ArcSwap::from_pointee(cfg.identity.clone()),
         }
     }
 
@@ -274,7 +271,6 @@ impl Verifier {
     pub fn reconfigure(&self, cfg: &Config) {
         self.external
             .store(Arc::new(ExternalIssuers::from_config(&cfg.issuers, cfg.tokens.leeway)));
-        self.identity.store(Arc::new(cfg.identity.clone()));
         self.cache.invalidate_all();
         self.negative.invalidate_all();
     }
@@ -343,15 +339,19 @@ impl Verifier {
         if token.len() > self.max_token_bytes {
             return Err(AuthError::Invalid(Reason::TooLarge));
         }
-        let key = token_key(token);
-        if let Some(v) = self.cache.get(&key) {
+        self.cached_by_key(&token_key(token))
+    }
+
+    #[inline]
+    fn cached_by_key(&self, key: &Key) -> Result<Option<Arc<Verified>>, AuthError> {
+        if let Some(v) = self.cache.get(key) {
             crate::admin::metrics::cache_hit();
             if self.revocations.is_revoked(v.jti.as_deref(), v.cid.as_deref()) {
                 return Err(AuthError::Invalid(Reason::Revoked));
             }
             return Ok(Some(v));
         }
-        if let Some(reason) = self.negative.get(&key) {
+        if let Some(reason) = self.negative.get(key) {
             crate::admin::metrics::cache_negative_hit();
             return Err(AuthError::Invalid(reason));
         }
@@ -360,11 +360,15 @@ impl Verifier {
 
     /// Verify a token, through the cache.
     pub async fn verify(&self, token: &str) -> Result<Arc<Verified>, AuthError> {
-        if let Some(v) = self.cached(token)? {
+        if token.len() > self.max_token_bytes {
+            return Err(AuthError::Invalid(Reason::TooLarge));
+        }
+        // One hash for the lookup and, on a miss, the insert.
+        let key = token_key(token);
+        if let Some(v) = self.cached_by_key(&key)? {
             return Ok(v);
         }
         crate::admin::metrics::cache_miss();
-        let key = token_key(token);
         match self.verify_uncached(token).await {
             Ok(v) => {
                 let v = Arc::new(v);
@@ -444,8 +448,6 @@ impl Verifier {
             None if own && c.token_type.as_deref() == Some("named") && c.jti.is_some() => NO_EXP_CACHE,
             None => return Err(Reason::MissingClaim),
         };
-        let id = self.identity.load();
-        let _ = &id;
         let scope = c.scope.unwrap_or_default();
         let hv = |s: &str| HeaderValue::from_str(s).map_err(|_| Reason::Malformed);
         let identity = IdentityValues {
@@ -498,9 +500,4 @@ fn map_jwt_error(e: jsonwebtoken::errors::Error) -> Reason {
         K::MissingRequiredClaim(_) => Reason::MissingClaim,
         _ => Reason::Malformed,
     }
-}
-
-/// Parse a space-separated scope string into a set.
-pub fn scope_set(s: &str) -> HashSet<&str> {
-    s.split(' ').filter(|x| !x.is_empty()).collect()
 }

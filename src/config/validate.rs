@@ -646,7 +646,7 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
                 read_only: r.read_only,
             }
         };
-        let cors = r.cors.as_ref().map(|c| Cors::new(c, &identity)).transpose();
+        let cors = r.cors.as_ref().map(Cors::new).transpose();
         let cors = match cors {
             Ok(c) => c,
             Err(e) => {

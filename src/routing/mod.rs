@@ -12,7 +12,6 @@ use http::Method;
 pub use path::{normalize, PathError};
 
 use crate::config::file::FileCors;
-use crate::config::IdentityHeaders;
 
 /// What a route demands of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +97,7 @@ pub struct Cors {
 }
 
 impl Cors {
-    pub fn new(f: &FileCors, _id: &IdentityHeaders) -> Result<Cors, String> {
+    pub fn new(f: &FileCors) -> Result<Cors, String> {
         if f.origins.is_empty() {
             return Err("origins must list at least one origin or \"*\"".into());
         }

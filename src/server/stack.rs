@@ -30,7 +30,7 @@ use super::{ConnInfo, Gateway, Runtime};
 use crate::auth::{self, extract, AuthError};
 use crate::http::{IntoResponse, Resp};
 use crate::proxy::{self, ForwardCtx, ProxyError, ReqBody};
-use crate::routing::{normalize, Cors, Policy, Route, RouteMiss};
+use crate::routing::{normalize, Policy, Route, RouteMiss};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -427,11 +427,4 @@ async fn authorize_and_forward(
     let mut r = proxy::into_client_response(resp);
     r.extensions_mut().insert(outcome);
     r
-}
-
-/// Add CORS headers for inline endpoints that allow browsers.
-pub fn inline_cors(resp: &mut Resp, cors: Option<&Cors>, origin: Option<&HeaderValue>) {
-    if let (Some(c), Some(o)) = (cors, origin) {
-        c.decorate(resp.headers_mut(), o);
-    }
 }
