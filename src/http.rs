@@ -173,9 +173,12 @@ impl IntoResponse for RouteMiss {
 }
 
 impl IntoResponse for StoreError {
+    /// Store failures are logged here, once; their messages come from the
+    /// database and never carry a bound value (so never a secret).
     fn into_response(self) -> Resp {
         match self {
-            StoreError::Unavailable(_) => {
+            StoreError::Unavailable(m) => {
+                tracing::warn!(error = %m, "credential store unavailable");
                 let mut r = error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "temporarily_unavailable",
@@ -187,7 +190,8 @@ impl IntoResponse for StoreError {
             StoreError::Conflict(m) => error(StatusCode::CONFLICT, "conflict", &m),
             StoreError::NotFound(m) => error(StatusCode::NOT_FOUND, "not_found", &m),
             StoreError::Invalid(m) => error(StatusCode::BAD_REQUEST, "invalid_request", &m),
-            StoreError::Crypto(_) | StoreError::Internal(_) => {
+            e @ (StoreError::Crypto(_) | StoreError::Internal(_)) => {
+                tracing::error!(error = %e, "credential store failure");
                 error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
             }
         }

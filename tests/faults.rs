@@ -1,11 +1,15 @@
 //! Faults: an upstream that dies mid-response, clients that send headers
-//! slowly, more connections than the configured maximum.
+//! slowly, more connections than the configured maximum, an SQLite store
+//! that becomes unreadable, an external issuer's JWKS endpoint going down.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use std::sync::{Arc, Mutex};
+
 use common::*;
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn gateway_with(extra_server: &str, upstream: &str) -> Gateway {
@@ -104,4 +108,287 @@ async fn connections_over_the_maximum_are_refused_and_existing_ones_served() {
         .await
         .unwrap();
     assert!(m.contains("tilegate_connections_refused_total 1"), "{m}");
+}
+
+async fn admin_post(gw: &Gateway, path: &str, body: Value) -> Value {
+    let r = http()
+        .post(gw.admin_url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+async fn admin_get(gw: &Gateway, path: &str) -> Value {
+    let r = http()
+        .get(gw.admin_url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+async fn tile_status(gw: &Gateway, token: &str) -> u16 {
+    http()
+        .get(gw.url("/tiles/1/2/3.pbf"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn exchange(gw: &Gateway, key: &str) -> reqwest::Response {
+    http()
+        .post(gw.url("/v1/auth/token"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn exchange_token(gw: &Gateway, key: &str) -> String {
+    let r = exchange(gw, key).await;
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Overwrites a file in place (same inode, so the gateway's open
+/// connections see the new content).
+fn overwrite(path: &std::path::Path, bytes: &[u8]) {
+    use std::io::{Seek, Write};
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_len(0).unwrap();
+    f.seek(std::io::SeekFrom::Start(0)).unwrap();
+    f.write_all(bytes).unwrap();
+    f.sync_all().unwrap();
+}
+
+/// Zeroes SQLite's shared-memory WAL index, so every connection rebuilds it
+/// from the files on its next read instead of trusting pages it cached.
+fn reset_wal_index(db: &std::path::Path) {
+    let shm = db.with_extension("db-shm");
+    if let Ok(m) = std::fs::metadata(&shm) {
+        overwrite(&shm, &vec![0u8; m.len() as usize]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_unreadable_proxying_goes_on_token_endpoints_answer_503_then_recover() {
+    use sqlx::Connection;
+    let up = start_upstream().await;
+    let gw = gateway_with("", &up.url()).await;
+    let org = admin_post(&gw, "/admin/v1/orgs", json!({"name": "acme"})).await;
+    let sa = admin_post(
+        &gw,
+        "/admin/v1/service-accounts",
+        json!({"org": org["id"], "name": "web"}),
+    )
+    .await;
+    let key = admin_post(
+        &gw,
+        "/admin/v1/api-keys",
+        json!({"service_account": sa["id"], "scope": "tiles:read"}),
+    )
+    .await;
+    let key = key["api_key"].as_str().unwrap().to_owned();
+    // A second key, never used: not in the secret cache when the store goes.
+    let cold = admin_post(
+        &gw,
+        "/admin/v1/api-keys",
+        json!({"service_account": sa["id"], "scope": "tiles:read"}),
+    )
+    .await;
+    let cold = cold["api_key"].as_str().unwrap().to_owned();
+    let used = exchange_token(&gw, &key).await;
+    assert_eq!(tile_status(&gw, &used).await, 200);
+    // Minted before the outage, first shown to the proxy during it: its
+    // verification cannot come from the cache.
+    let unused = exchange_token(&gw, &key).await;
+    let keys_before = admin_get(&gw, "/admin/v1/api-keys").await;
+
+    // Fold the WAL into the main file, keep a copy, then replace the file's
+    // content with something that is not a database.
+    let db = gw.dir.path().join("tilegate.db");
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    let saved = std::fs::read(&db).unwrap();
+    overwrite(&db, &b"this is not an SQLite database. ".repeat(saved.len() / 32 + 1));
+    overwrite(&db.with_extension("db-wal"), b"");
+    reset_wal_index(&db);
+
+    // Verification is local: both tokens open routes.
+    assert_eq!(tile_status(&gw, &used).await, 200);
+    assert_eq!(tile_status(&gw, &unused).await, 200);
+    // A key in the secret cache (`cache.secret_ttl`) still exchanges; what
+    // needs the store answers 503 JSON with Retry-After.
+    assert_eq!(exchange(&gw, &key).await.status(), 200);
+    let r = exchange(&gw, &cold).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    let r = http()
+        .post(gw.url("/oauth/token"))
+        .form(&[("grant_type", "password"), ("username", "nobody"), ("password", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(http().get(gw.admin_url("/readyz")).send().await.unwrap().status(), 503);
+    assert_eq!(http().get(gw.admin_url("/healthz")).send().await.unwrap().status(), 200);
+
+    // The file comes back: everything recovers, and nothing was changed.
+    overwrite(&db, &saved);
+    reset_wal_index(&db);
+    let start = Instant::now();
+    loop {
+        let r = exchange(&gw, &cold).await;
+        if r.status() == 200 {
+            break;
+        }
+        assert_eq!(r.status(), 503, "only 503 while recovering");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "token endpoint did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(http().get(gw.admin_url("/readyz")).send().await.unwrap().status(), 200);
+    let mut after = admin_get(&gw, "/admin/v1/api-keys").await;
+    let mut before = keys_before;
+    for v in [&mut before, &mut after] {
+        for k in v.as_array_mut().into_iter().flatten() {
+            k.as_object_mut().unwrap().remove("last_used_at");
+        }
+    }
+    assert_eq!(before.as_array().map(Vec::len), Some(2), "{before}");
+    assert_eq!(before, after);
+    assert_eq!(tile_status(&gw, &exchange_token(&gw, &key).await).await, 200);
+    let logs = gw.logs();
+    assert!(!logs.contains(&key) && !logs.contains(&unused));
+}
+
+/// A JWKS endpoint on loopback whose answer the test changes: `Some(jwks)`
+/// serves it, `None` answers 503. Counts requests.
+struct JwksServer {
+    addr: std::net::SocketAddr,
+    body: Arc<Mutex<Option<String>>>,
+    hits: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn jwks_server(addr: &str, body: Option<String>) -> JwksServer {
+    let l = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let body = Arc::new(Mutex::new(body));
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (b, h) = (body.clone(), hits.clone());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else { return };
+            let (b, h) = (b.clone(), h.clone());
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let current = b.lock().unwrap().clone();
+                let resp = match current {
+                    Some(j) => format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{j}",
+                        j.len()
+                    ),
+                    None => "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into(),
+                };
+                let _ = s.write_all(resp.as_bytes()).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    JwksServer { addr, body, hits, task }
+}
+
+fn sign_kid(issuer: &Issuer, kid: &str) -> String {
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    h.kid = Some(kid.into());
+    jsonwebtoken::encode(
+        &h,
+        &Issuer::claims("tiles:read", 300),
+        &jsonwebtoken::EncodingKey::from_ec_der(&issuer.pkcs8),
+    )
+    .unwrap()
+}
+
+fn jwk(issuer: &Issuer, kid: &str) -> Value {
+    json!({"kty": "EC", "crv": "P-256", "x": issuer.x, "y": issuer.y, "kid": kid, "alg": "ES256", "use": "sig"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwks_endpoint_going_down_keeps_the_last_good_keys() {
+    let (k1, k2) = (Issuer::new(), Issuer::new());
+    let server = jwks_server("127.0.0.1:0", Some(json!({"keys": [jwk(&k1, "k1")]}).to_string())).await;
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let unused = dir.path().join("unused.json");
+    let toml = config(&up.url(), &unused, "").replace(
+        &format!("jwks_file = \"{}\"", unused.display()),
+        &format!("jwks_url = \"http://{}/jwks\"\njwks_refresh = \"1s\"", server.addr),
+    );
+    assert!(toml.contains("jwks_url"));
+    let gw = tokio::task::spawn_blocking(move || start_gateway_in(dir, &toml, &[]))
+        .await
+        .unwrap();
+    assert_eq!(tile_status(&gw, &sign_kid(&k1, "k1")).await, 200);
+
+    // The endpoint fails (503), then disappears (connection refused); the
+    // gateway keeps refreshing, and keeps k1 through both.
+    *server.body.lock().unwrap() = None;
+    let hits = server.hits.load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        server.hits.load(std::sync::atomic::Ordering::SeqCst) > hits,
+        "the gateway asked again while the endpoint failed"
+    );
+    assert_eq!(
+        tile_status(&gw, &sign_kid(&k1, "k1")).await,
+        200,
+        "a new token, so no cache"
+    );
+    server.task.abort();
+    let _ = server.task.await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(tile_status(&gw, &sign_kid(&k1, "k1")).await, 200);
+    // A key the gateway never saw stays refused (401, not a 5xx).
+    assert_eq!(tile_status(&gw, &sign_kid(&k2, "k2")).await, 401);
+    assert!(gw.logs().contains("keeping the last good keys"), "{}", gw.logs());
+
+    // Back with a rotated set: the new key is learnt, the old one dropped.
+    let server = jwks_server(
+        &server.addr.to_string(),
+        Some(json!({"keys": [jwk(&k2, "k2")]}).to_string()),
+    )
+    .await;
+    let start = Instant::now();
+    while tile_status(&gw, &sign_kid(&k2, "k2")).await != 200 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the new key was not fetched");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(tile_status(&gw, &sign_kid(&k1, "k1")).await, 401);
+    assert!(server.hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    server.task.abort();
 }

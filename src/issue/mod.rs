@@ -119,12 +119,7 @@ pub fn error_response(e: IssueError) -> Resp {
             r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
             r
         }
-        IssueError::Store(s) => {
-            if matches!(s, StoreError::Crypto(_) | StoreError::Internal(_)) {
-                tracing::error!(error = %s, "store failure on a token endpoint");
-            }
-            s.into_response()
-        }
+        IssueError::Store(s) => s.into_response(),
         IssueError::Server(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",

@@ -82,10 +82,12 @@ fn pg_unavailable(code: &str) -> bool {
         || code == "40P01"
 }
 
-/// SQLite primary result codes: BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN.
+/// SQLite primary result codes: BUSY, LOCKED, READONLY, IOERR, CORRUPT,
+/// FULL, CANTOPEN, NOTADB. A damaged or replaced file is an outage of the
+/// store for the client (503, retry later), not a fault in its request.
 fn sqlite_unavailable(code: &str) -> bool {
     code.parse::<i32>()
-        .map(|c| matches!(c & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+        .map(|c| matches!(c & 0xff, 5 | 6 | 8 | 10 | 11 | 13 | 14 | 26))
         .unwrap_or(false)
 }
 

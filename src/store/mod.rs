@@ -396,13 +396,23 @@ impl Store {
                         .idle_timeout(None)
                         .max_lifetime(None);
                 }
+                // An SQLite connection that once failed to read the file (it
+                // was replaced, damaged or unreadable) keeps failing after the
+                // file is back. A reused connection is checked with one small
+                // read (microseconds, in-process) and replaced when it fails.
+                options = options.before_acquire(|conn, _meta| {
+                    Box::pin(async move { Ok(sqlx::query("SELECT 1 FROM meta LIMIT 1").execute(conn).await.is_ok()) })
+                });
                 options = options.after_connect(|conn, _meta| {
                     Box::pin(async move {
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
-                        )
-                        .await?;
+                        // Per-connection settings that never read the file, so
+                        // a connection opens (and its query fails fast, 503)
+                        // even while the file is unreadable. `synchronous`
+                        // reads the schema: when that fails the connection
+                        // keeps SQLite's default FULL, which is only slower.
+                        conn.execute("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+                            .await?;
+                        let _ = conn.execute("PRAGMA synchronous = NORMAL").await;
                         Ok(())
                     })
                 });
@@ -413,6 +423,13 @@ impl Store {
             StoreError::Internal(m) => StoreError::Unavailable(m),
             other => other,
         })?;
+        if backend == Backend::Sqlite {
+            // Stored in the file: once is enough.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .map_err(db)?;
+        }
         run_migrations(&pool, backend).await?;
         let permits = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let store = Store {
@@ -435,9 +452,13 @@ impl Store {
         self.inner.backend
     }
 
-    /// A trivial query; `Unavailable` when the database cannot be reached.
+    /// A small read of a real table (a bare `SELECT 1` never touches an
+    /// SQLite file); `Unavailable` when the database cannot be read.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(self.pool()).await.map_err(db)?;
+        sqlx::query("SELECT 1 FROM meta LIMIT 1")
+            .execute(self.pool())
+            .await
+            .map_err(db)?;
         Ok(())
     }
 
