@@ -32,7 +32,7 @@ pub fn check_name(what: &str, s: &str) -> Result<(), StoreError> {
         Ok(())
     } else {
         Err(StoreError::Invalid(format!(
-            "{what} must be 1-128 characters without control characters"
+            "{what} must be 1-128 characters without control or bidirectional-override characters"
         )))
     }
 }

@@ -18,33 +18,29 @@ pub async fn collection(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incomi
         return Ok(json(StatusCode::OK, &serde_json::json!({ "clients": list })));
     }
     let body = read_body(body, ctx.cfg.limits.token_body_bytes).await?;
-    let (name, scope) = if body.iter().all(|b| b.is_ascii_whitespace()) {
-        (None, None)
-    } else {
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|_| IssueError::InvalidRequest("request body must be valid JSON".into()))?;
-        let Value::Object(m) = v else {
-            return Err(IssueError::InvalidRequest("request body must be a JSON object".into()));
-        };
-        let name = match m.get("name") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if valid_name(s) => Some(s.clone()),
-            Some(_) => {
-                return Err(IssueError::InvalidRequest(
-                    "name must be 1-128 printable characters".into(),
-                ))
-            }
-        };
-        let scope = match m.get("scope") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                return Err(IssueError::InvalidRequest(
-                    "scope must be a space-separated string".into(),
-                ))
-            }
-        };
-        (name, scope)
+    let (name, scope) = match super::json_object(&parts, &body)? {
+        None => (None, None),
+        Some(m) => {
+            let name = match m.get("name") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) if valid_name(s) => Some(s.clone()),
+                Some(_) => {
+                    return Err(IssueError::InvalidRequest(
+                        "name must be 1-128 printable characters".into(),
+                    ))
+                }
+            };
+            let scope = match m.get("scope") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(_) => {
+                    return Err(IssueError::InvalidRequest(
+                        "scope must be a space-separated string".into(),
+                    ))
+                }
+            };
+            (name, scope)
+        }
     };
     // A client may carry any declared scope but the credential-management one.
     let declared: Vec<String> = ctx
@@ -91,8 +87,4 @@ pub async fn item(ctx: &Ctx<'_>, parts: &http::request::Parts, id: &str) -> Resu
     Ok(crate::http::empty(StatusCode::NO_CONTENT))
 }
 
-/// 1–128 characters, none of them control characters.
-pub fn valid_name(s: &str) -> bool {
-    let n = s.chars().count();
-    (1..=128).contains(&n) && !s.chars().any(char::is_control)
-}
+pub use crate::store::valid_name;

@@ -6,7 +6,7 @@ use hyper::body::Incoming;
 use serde_json::Value;
 
 use super::signer::{rfc3339, sign, TokenClaims};
-use super::{read_body, subset, Ctx, IssueError};
+use super::{json_object, read_body, subset, Ctx, IssueError};
 use crate::auth::now_unix;
 use crate::http::{json, Resp};
 use crate::store::{random_token, Principal};
@@ -20,7 +20,7 @@ pub async fn api_key_exchange(ctx: &Ctx<'_>, parts: http::request::Parts, body: 
         .to_owned();
     let body = read_body(body, ctx.cfg.limits.token_body_bytes).await?;
     let (ttl, scope) = parse_request(
-        &body,
+        json_object(&parts, &body)?,
         ctx.cfg.tokens.default_ttl.as_secs(),
         ctx.cfg.tokens.max_ttl.as_secs(),
     )?;
@@ -98,15 +98,14 @@ pub fn remaining(k: &crate::store::ApiKey, now: i64) -> u64 {
     k.expires_at.map(|e| (e - now).max(1) as u64).unwrap_or(u64::MAX)
 }
 
-/// `{ttl, scope}`; both optional; an empty body means defaults.
-pub fn parse_request(body: &[u8], default_ttl: u64, max_ttl: u64) -> Result<(u64, Option<String>), IssueError> {
-    if body.iter().all(|b| b.is_ascii_whitespace()) {
+/// `{ttl, scope}`; both optional; no body means defaults.
+pub fn parse_request(
+    body: Option<serde_json::Map<String, Value>>,
+    default_ttl: u64,
+    max_ttl: u64,
+) -> Result<(u64, Option<String>), IssueError> {
+    let Some(map) = body else {
         return Ok((default_ttl, None));
-    }
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|_| IssueError::InvalidRequest("request body must be valid JSON".into()))?;
-    let Value::Object(map) = v else {
-        return Err(IssueError::InvalidRequest("request body must be a JSON object".into()));
     };
     let bad_ttl = || IssueError::InvalidTtl(format!("TTL must be an integer between 1 and {max_ttl} seconds"));
     let ttl = match map.get("ttl") {
@@ -135,14 +134,21 @@ pub fn parse_request(body: &[u8], default_ttl: u64, max_ttl: u64) -> Result<(u64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::issue::parse_object;
+
+    fn parse(body: &[u8]) -> Result<(u64, Option<String>), IssueError> {
+        let map = if body.is_empty() {
+            None
+        } else {
+            Some(parse_object(body)?)
+        };
+        parse_request(map, 3600, 14400)
+    }
 
     #[test]
     fn ttl_and_scope_parsing() {
-        assert_eq!(parse_request(b"", 3600, 14400).unwrap(), (3600, None));
-        assert_eq!(
-            parse_request(br#"{"ttl":60,"scope":"a"}"#, 3600, 14400).unwrap(),
-            (60, Some("a".into()))
-        );
+        assert_eq!(parse(b"").unwrap(), (3600, None));
+        assert_eq!(parse(br#"{"ttl":60,"scope":"a"}"#).unwrap(), (60, Some("a".into())));
         for bad in [
             &br#"{"ttl":0}"#[..],
             br#"{"ttl":14401}"#,
@@ -151,16 +157,25 @@ mod tests {
             br#"{"ttl":-1}"#,
         ] {
             assert!(
-                matches!(parse_request(bad, 3600, 14400), Err(IssueError::InvalidTtl(_))),
+                matches!(parse(bad), Err(IssueError::InvalidTtl(_))),
                 "{}",
                 String::from_utf8_lossy(bad)
             );
         }
-        for bad in [&b"{"[..], b"[1]", br#"{"scope":5}"#] {
-            assert!(matches!(
-                parse_request(bad, 3600, 14400),
-                Err(IssueError::InvalidRequest(_))
-            ));
+        for bad in [
+            &b"{"[..],
+            b"[1]",
+            br#"{"scope":5}"#,
+            br#"{"ttl":60,"ttl":61}"#,
+            br#"{"scope":"a","scope":"b"}"#,
+        ] {
+            assert!(
+                matches!(parse(bad), Err(IssueError::InvalidRequest(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
+        // Repeated keys deeper down are the value's business, not ours.
+        assert!(parse(br#"{"ttl":60,"x":{"a":1,"a":2}}"#).is_ok());
     }
 }

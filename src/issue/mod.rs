@@ -257,13 +257,99 @@ fn item(path: &str, base: &str) -> Option<String> {
     (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_owned())
 }
 
-/// Read a request body up to `limit` bytes (413 beyond).
+/// Read a request body up to `limit` bytes (413 beyond). A declared
+/// `Content-Length` over the limit is refused before anything is read.
 pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, IssueError> {
+    if http_body::Body::size_hint(&body).lower() > limit as u64 {
+        return Err(IssueError::PayloadTooLarge);
+    }
     match Limited::new(body, limit).collect().await {
         Ok(b) => Ok(b.to_bytes()),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(IssueError::PayloadTooLarge),
         Err(_) => Err(IssueError::InvalidRequest("the request body could not be read".into())),
     }
+}
+
+/// A JSON request body: `None` when empty (defaults apply), else a JSON
+/// object. A body needs `Content-Type: application/json` (or `…+json`), and
+/// a repeated top-level key is refused rather than resolved to one of its
+/// values, so no proxy in front can read a different request than we do.
+pub fn json_object(
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, IssueError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(None);
+    }
+    match media_type(parts).as_deref() {
+        Some(t) if t == "application/json" || t.ends_with("+json") => {}
+        _ => {
+            return Err(IssueError::InvalidRequest(
+                "Content-Type must be application/json".into(),
+            ))
+        }
+    }
+    parse_object(body).map(Some)
+}
+
+/// A JSON object with unique top-level keys.
+pub fn parse_object(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, IssueError> {
+    serde_json::from_slice::<UniqueKeys>(body).map(|o| o.0).map_err(|e| {
+        IssueError::InvalidRequest(if e.is_data() && e.to_string().starts_with("repeated key") {
+            "request body repeats a key".into()
+        } else {
+            "request body must be a JSON object".into()
+        })
+    })
+}
+
+struct UniqueKeys(serde_json::Map<String, serde_json::Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<UniqueKeys, A::Error> {
+                let mut m = serde_json::Map::new();
+                while let Some(k) = a.next_key::<String>()? {
+                    if m.contains_key(&k) {
+                        return Err(serde::de::Error::custom("repeated key"));
+                    }
+                    let v = a.next_value()?;
+                    m.insert(k, v);
+                }
+                Ok(UniqueKeys(m))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `application/x-www-form-urlencoded` pairs (a form body or a query
+/// string), strictly: a percent-escape that decodes to invalid UTF-8 is
+/// refused instead of turning into U+FFFD. Malformed escapes such as `%ZZ`
+/// stay literal, as in every URL parser.
+pub fn form_pairs(input: &[u8]) -> Result<Vec<(String, String)>, IssueError> {
+    let decode = |part: &[u8]| -> Result<String, IssueError> {
+        let plus: Vec<u8> = part.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+        let bytes: Vec<u8> = percent_encoding::percent_decode(&plus).collect();
+        String::from_utf8(bytes).map_err(|_| IssueError::InvalidRequest("parameters must be UTF-8".into()))
+    };
+    input
+        .split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = match p.iter().position(|&b| b == b'=') {
+                Some(i) => (&p[..i], &p[i + 1..]),
+                None => (p, &b""[..]),
+            };
+            Ok((decode(k)?, decode(v)?))
+        })
+        .collect()
 }
 
 /// The media type of a request, lower-cased, without parameters.
@@ -500,6 +586,24 @@ pub async fn revoke_id(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_pairs_decode_strictly() {
+        let p = |s: &str| form_pairs(s.as_bytes());
+        assert_eq!(
+            p("a=1&b=x+y%20z&&c&d=%E5%90%8D").unwrap(),
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "x y z".into()),
+                ("c".into(), String::new()),
+                ("d".into(), "名".into())
+            ]
+        );
+        assert_eq!(p("k=%ZZ=").unwrap(), vec![("k".into(), "%ZZ=".into())]);
+        assert!(p("name=%FF").is_err());
+        assert!(p("%C3=1").is_err());
+        assert!(p("").unwrap().is_empty());
+    }
 
     #[test]
     fn scope_subset() {

@@ -27,8 +27,7 @@ pub struct NamedRequest {
 
 /// Check the four mandatory parameters; each error names its parameter.
 pub fn parse_query(query: Option<&str>) -> Result<NamedRequest, IssueError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
-        .map_err(|_| IssueError::InvalidRequest("the query string is malformed".into()))?;
+    let pairs = super::form_pairs(query.unwrap_or("").as_bytes())?;
     let get = |k: &str| -> Result<&str, IssueError> {
         let mut it = pairs.iter().filter(|(n, _)| n == k);
         let v = it
@@ -42,11 +41,18 @@ pub fn parse_query(query: Option<&str>) -> Result<NamedRequest, IssueError> {
     let name = get("name")?;
     if !super::clients::valid_name(name) {
         return Err(IssueError::InvalidRequest(
-            "parameter name must be 1-128 characters without control characters".into(),
+            "parameter name must be 1-128 characters without control or bidirectional-override characters".into(),
         ));
     }
     let vt = get("validTime")?;
+    // Plain decimal digits only ("+5", " 5" and "05" are not what a caller means).
+    let canonical = vt == "-1" || (!vt.starts_with('0') && !vt.is_empty() && vt.bytes().all(|b| b.is_ascii_digit()));
     let valid_minutes = match vt.parse::<i64>() {
+        _ if !canonical => {
+            return Err(IssueError::InvalidRequest(
+                "parameter validTime must be -1 or an integer from 1 to 9999".into(),
+            ))
+        }
         Ok(-1) => None,
         Ok(m) if (1..=9999).contains(&m) => Some(m),
         _ => {
@@ -262,7 +268,9 @@ mod tests {
             None
         );
         let err = |q: &str| parse_query(Some(q)).unwrap_err().to_string();
-        for bad in ["0", "-2", "10000", "abc", "1.5", ""] {
+        for bad in [
+            "0", "-2", "10000", "abc", "1.5", "", "%2B5", "+5", "%205", "05", "-01", "%D9%A5",
+        ] {
             assert!(
                 err(&format!("name=t&validTime={bad}&action=read_only&resourceType=all")).contains("validTime"),
                 "{bad}"

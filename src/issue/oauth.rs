@@ -49,8 +49,7 @@ pub struct Form(Vec<(String, String)>);
 
 impl Form {
     pub fn parse(body: &[u8]) -> Result<Form, IssueError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-            .map_err(|_| IssueError::InvalidRequest("the form body is malformed".into()))?;
+        let pairs = super::form_pairs(body)?;
         for (i, (k, _)) in pairs.iter().enumerate() {
             if pairs[..i].iter().any(|(k2, _)| k2 == k) {
                 return Err(IssueError::InvalidRequest(format!("parameter {k} is repeated")));
@@ -75,7 +74,9 @@ struct JsonGrant {
 }
 
 async fn json_grant(ctx: &Ctx<'_>, body: &[u8]) -> Result<Resp, IssueError> {
-    let g: JsonGrant = serde_json::from_slice(body)
+    // Unique keys first (a derived struct would also refuse a repeated
+    // field, but only the fields it names).
+    let g: JsonGrant = serde_json::from_value(serde_json::Value::Object(super::parse_object(body)?))
         .map_err(|_| IssueError::InvalidRequest("request body must be a valid JSON object".into()))?;
     match g.grant_type {
         Some(serde_json::Value::String(s)) if s == "exchange_api_key_access_token" => {}
@@ -307,7 +308,15 @@ async fn password(ctx: &Ctx<'_>, form: &Form) -> Result<Resp, IssueError> {
     let (Some(username), Some(pw)) = (form.get("username"), form.get("password")) else {
         return Err(IssueError::InvalidRequest("username and password are required".into()));
     };
-    let Some(user) = ctx.gw.store.verify_password(username, pw).await? else {
+    // No stored username has a control character; such a name is simply
+    // wrong credentials (and PostgreSQL would refuse a NUL in the lookup).
+    let plausible = !username.chars().any(char::is_control) && !pw.contains('\0');
+    let found = if plausible {
+        ctx.gw.store.verify_password(username, pw).await?
+    } else {
+        None
+    };
+    let Some(user) = found else {
         return Err(ctx
             .gw
             .issuer

@@ -49,6 +49,11 @@ pub(crate) fn map_db(e: sqlx::Error, conflict: &str) -> StoreError {
             }
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
             let is_pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some();
+            // Class 22, data exception: a value PostgreSQL cannot take (a NUL
+            // byte in text, a number out of range) came from the request.
+            if is_pg && code.starts_with("22") {
+                return StoreError::Invalid("a value in the request cannot be stored".into());
+            }
             let unavailable = if is_pg {
                 pg_unavailable(&code)
             } else {

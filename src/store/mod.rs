@@ -1425,16 +1425,25 @@ fn signing_key_aad(kid: &str) -> String {
 
 /// 1–128 characters, no control characters.
 fn check_name(what: &str, value: &str) -> Result<(), StoreError> {
-    let count = value.chars().count();
-    if count == 0 || count > MAX_NAME_LEN {
-        return Err(StoreError::Invalid(format!("{what} must be 1-128 characters")));
-    }
-    if value.chars().any(char::is_control) {
+    if !valid_name(value) {
         return Err(StoreError::Invalid(format!(
-            "{what} must not contain control characters"
+            "{what} must be 1-128 characters without control or bidirectional-override characters"
         )));
     }
     Ok(())
+}
+
+/// A name, username or id: 1–128 characters, none of them control
+/// characters or the bidirectional embedding, override and isolate marks
+/// that make a name display as something else ("Trojan Source" spoofing in
+/// lists and consoles).
+pub fn valid_name(s: &str) -> bool {
+    let n = s.chars().count();
+    (1..=MAX_NAME_LEN).contains(&n) && !s.chars().any(|c| c.is_control() || is_bidi_control(c))
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
 }
 
 fn check_password(password: &str) -> Result<(), StoreError> {
