@@ -24,6 +24,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod issue;
 pub mod proxy;

@@ -7,10 +7,10 @@
 mod clients;
 pub use clients::valid_name;
 pub use named::regenerate;
-mod exchange;
+pub(crate) mod exchange;
 mod me;
-mod named;
-mod oauth;
+pub(crate) mod named;
+pub(crate) mod oauth;
 pub mod signer;
 
 use std::net::IpAddr;

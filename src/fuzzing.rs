@@ -1,0 +1,262 @@
+//! Entry points of the fuzz targets in `fuzz/` (cargo-fuzz, libFuzzer).
+//! `tests/fuzz_corpus.rs` replays the kept corpus through the same
+//! functions in every test run, so an input that once found a bug stays a
+//! regression test without a fuzzer installed.
+//!
+//! Each function takes arbitrary bytes, must never panic on them, and
+//! panics (a finding) only when one of the invariants it states breaks.
+
+use std::sync::{Arc, OnceLock};
+
+use http::{HeaderMap, HeaderValue, Method};
+use serde_json::Value;
+
+use crate::auth::keys::{self, KeySet};
+use crate::auth::revocation::Revocations;
+use crate::auth::{extract, now_unix, Verifier};
+use crate::config::Config;
+use crate::routing::{normalize, PathMatch};
+use crate::store::SigningKeyRecord;
+
+const ISSUER: &str = "http://fuzz.test";
+const AUDIENCE: &str = "tilegate";
+const LEEWAY: i64 = 30;
+
+fn config() -> &'static Config {
+    static CFG: OnceLock<Config> = OnceLock::new();
+    CFG.get_or_init(|| {
+        let mut toml = format!(
+            "[tokens]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\nleeway = \"{LEEWAY}s\"\n\
+             [scopes]\n\"tiles:read\" = \"r\"\n\"datasets:stream\" = \"s\"\n\
+             [[upstreams]]\nname = \"t\"\nbackends = [\"http://127.0.0.1:1\"]\n"
+        );
+        toml.push_str(
+            "[[routes]]\npath = \"/tiles/{z}/{x}/{y}.pbf\"\nmethods = [\"GET\"]\nupstream = \"t\"\nscopes = [\"tiles:read\"]\n\
+             [[routes]]\nprefix = \"/stream/\"\nupstream = \"t\"\nscopes = [\"datasets:stream\"]\n\
+             [[routes]]\nhost = \"maps.example\"\nprefix = \"/private/\"\nupstream = \"t\"\nscopes = [\"tiles:read\"]\n\
+             [[routes]]\nprefix = \"/public/\"\nupstream = \"t\"\npublic = true\n\
+             [[routes]]\nprefix = \"/\"\nupstream = \"t\"\npublic = true\n",
+        );
+        crate::config::from_str(&toml).expect("the fuzz config is valid")
+    })
+}
+
+/// Path normalisation and route matching.
+///
+/// Invariants: a normalised path is absolute, free of dot segments, empty
+/// segments and escapes that decode to a separator, and normalising it
+/// again changes nothing; prefixing `/.` or `/x/..` (which resolve away)
+/// gives the same result; the route found for it is one whose prefix it
+/// really starts with.
+pub fn path(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let (host, raw) = match text.split_once('\n') {
+        Some((h, p)) => (Some(h), p),
+        None => (None, text),
+    };
+    let Ok(p) = normalize(raw) else { return };
+    assert!(p.starts_with('/'), "{raw:?} → {p:?}");
+    for seg in p[1..].split('/') {
+        assert!(seg != "." && seg != "..", "dot segment left in {p:?} from {raw:?}");
+        let lower = seg.to_ascii_lowercase();
+        assert!(
+            !lower.contains("%2f") && !lower.contains("%5c") && !lower.contains("%00") && !seg.contains('\\'),
+            "separator escape left in {p:?}"
+        );
+    }
+    assert_eq!(normalize(&p).as_deref(), Ok(&*p), "not idempotent: {raw:?}");
+    assert_eq!(
+        normalize(&format!("/.{raw}")).as_deref(),
+        Ok(&*p),
+        "/. prefix of {raw:?}"
+    );
+    assert_eq!(
+        normalize(&format!("/x/..{raw}")).as_deref(),
+        Ok(&*p),
+        "/x/.. prefix of {raw:?}"
+    );
+    let table = &config().routes;
+    for m in [Method::GET, Method::POST] {
+        if let Ok(route) = table.find(host, &m, &p) {
+            if let PathMatch::Prefix(prefix) = &route.matcher {
+                assert!(p.starts_with(prefix.as_str()), "{p:?} matched prefix {prefix:?}");
+            }
+            if let Some(h) = &route.host {
+                assert!(
+                    host.is_some_and(|x| x.eq_ignore_ascii_case(h)),
+                    "host rule {h} for {host:?}"
+                );
+            }
+        }
+    }
+}
+
+struct TokenFixture {
+    rt: tokio::runtime::Runtime,
+    verifier: Verifier,
+    keys: KeySet,
+}
+
+fn token_fixture() -> &'static TokenFixture {
+    static F: OnceLock<TokenFixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let keyset = || {
+            let k = keys::generate(jsonwebtoken::Algorithm::ES256, now_unix()).expect("key");
+            let rec = SigningKeyRecord {
+                kid: "fuzz-key".into(),
+                alg: k.alg,
+                private_pkcs8_der: k.private_pkcs8_der,
+                public_jwk: k.public_jwk,
+                created_at: k.created_at,
+                retired_at: None,
+            };
+            KeySet::from_records(&[rec], now_unix(), 3600).expect("key set")
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let verifier = Verifier::new(config(), keyset(), None, Arc::new(Revocations::new()));
+        TokenFixture {
+            rt,
+            verifier,
+            keys: keyset(),
+        }
+    })
+}
+
+/// Token extraction and verification. The first byte picks the mode:
+///
+/// - even: the rest is a token as received (an `Authorization` header and
+///   a query string). Nothing random can carry a valid signature of a key
+///   the fuzzer does not have: verification must fail, and a token found in
+///   the query is cut out of the query that would be forwarded.
+/// - odd: the rest is a JSON claims set that the harness signs with the
+///   gateway's own key (under the verifier's kid), so claim validation
+///   itself is fuzzed: whatever verifies has the right `iss` and `aud`, an
+///   `exp` not past the leeway (or is a named token with a `jti`), and an
+///   `nbf` not in the future.
+pub fn token(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let f = token_fixture();
+    if mode % 2 == 0 {
+        let Ok(text) = std::str::from_utf8(rest) else { return };
+        let (header, query) = text.split_once('\n').unwrap_or((text, ""));
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(header) {
+            headers.insert(http::header::AUTHORIZATION, v);
+        }
+        let params: [Box<str>; 2] = ["access_token".into(), "token".into()];
+        if let Ok(Some(found)) = extract::extract(&headers, Some(query), &params) {
+            if let Some(q) = &found.new_query {
+                for pair in q.split('&') {
+                    let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+                    assert!(!params.iter().any(|p| **p == *name), "token parameter forwarded: {q:?}");
+                }
+            }
+            let r = f.rt.block_on(f.verifier.verify(&found.token));
+            assert!(r.is_err(), "a forged token verified: {:?}", found.token);
+        }
+        let r = f.rt.block_on(f.verifier.verify(text));
+        assert!(r.is_err(), "a forged token verified: {text:?}");
+        return;
+    }
+    let Ok(claims) = serde_json::from_slice::<Value>(rest) else {
+        return;
+    };
+    let key = f.keys.active.as_ref().expect("active key");
+    let mut h = jsonwebtoken::Header::new(key.alg);
+    h.kid = Some("fuzz-key".into());
+    let Ok(token) = jsonwebtoken::encode(&h, &claims, &key.encoding) else {
+        return;
+    };
+    let Ok(v) = f.rt.block_on(f.verifier.verify_uncached(&token)) else {
+        return;
+    };
+    let now = now_unix();
+    assert_eq!(claims["iss"], ISSUER, "{claims}");
+    let aud_ok = match &claims["aud"] {
+        Value::String(a) => a == AUDIENCE,
+        Value::Array(a) => a.iter().any(|x| x == AUDIENCE),
+        _ => false,
+    };
+    assert!(aud_ok, "audience: {claims}");
+    assert_eq!(claims["sub"].as_str(), Some(&*v.sub), "{claims}");
+    match v.exp {
+        Some(exp) => assert!(exp >= now - LEEWAY - 5, "expired token verified: {claims}"),
+        None => assert!(
+            &*v.token_type == "named" && v.jti.is_some(),
+            "no exp, yet not a named token: {claims}"
+        ),
+    }
+    if let Some(nbf) = claims.get("nbf").and_then(Value::as_f64) {
+        assert!(
+            nbf <= (now + LEEWAY + 5) as f64,
+            "not-yet-valid token verified: {claims}"
+        );
+    }
+}
+
+/// Config parsing and validation: any text is either a typed `Config` or
+/// a list of problems, each naming something; never a panic.
+pub fn config_text(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    match crate::config::from_str(text) {
+        Ok(cfg) => {
+            for r in cfg.routes.routes() {
+                assert!(r.upstream < cfg.upstreams.len(), "route upstream index out of range");
+            }
+        }
+        Err(e) => {
+            assert!(
+                !e.problems().is_empty() || !e.to_string().is_empty(),
+                "an error without a message"
+            );
+        }
+    }
+}
+
+/// The token endpoints' request parsing. The first byte picks the parser:
+/// form/query pairs, the `/v1/auth/token` JSON body, the named-token query,
+/// or the OAuth form. Whatever parses must satisfy the endpoint's rules.
+pub fn token_request(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    match mode % 4 {
+        0 => {
+            if let Ok(pairs) = crate::issue::form_pairs(rest) {
+                assert!(pairs.len() <= rest.len(), "more pairs than bytes");
+            }
+        }
+        1 => {
+            let map = if rest.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                match crate::issue::parse_object(rest) {
+                    Ok(m) => Some(m),
+                    Err(_) => return,
+                }
+            };
+            if let Ok((ttl, scope)) = crate::issue::exchange::parse_request(map, 3600, 14400) {
+                assert!((1..=14400).contains(&ttl), "ttl {ttl}");
+                let _ = scope;
+            }
+        }
+        2 => {
+            let Ok(q) = std::str::from_utf8(rest) else { return };
+            if let Ok(r) = crate::issue::named::parse_query(Some(q)) {
+                assert!(crate::store::valid_name(&r.name), "name {:?}", r.name);
+                assert!(r.valid_minutes.is_none_or(|m| (1..=9999).contains(&m)));
+                assert!(matches!(r.action.as_str(), "read_only" | "read_write"));
+            }
+        }
+        _ => {
+            if let Ok(form) = crate::issue::oauth::Form::parse(rest) {
+                let _ = form.get("grant_type");
+            }
+        }
+    }
+}
