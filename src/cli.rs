@@ -181,7 +181,16 @@ pub enum KeysCmd {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::telemetry::init(!matches!(cli.cmd, Cmd::Demo(_)) && std::env::var_os("TILEGATE_LOG_TEXT").is_none());
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // One worker (`TOKIO_WORKER_THREADS=1`, the per-core benchmark setting):
+    // tokio's current-thread scheduler does the same work without the
+    // work-stealing machinery.
+    let one_worker = std::env::var("TOKIO_WORKER_THREADS").is_ok_and(|v| v.trim() == "1");
+    let mut builder = if one_worker {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");

@@ -392,3 +392,58 @@ async fn a_jwks_endpoint_going_down_keeps_the_last_good_keys() {
     assert!(server.hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     server.task.abort();
 }
+
+/// `TOKIO_WORKER_THREADS=1` (the per-core benchmark setting) runs the
+/// gateway on tokio's current-thread scheduler: proxying, token checks,
+/// an exchange (signing) and a password login (argon2 on the blocking
+/// pool) all work there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_serves_everything_on_the_current_thread_scheduler() {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    let issuer = Issuer::new();
+    std::fs::write(&jwks, issuer.jwks()).unwrap();
+    let toml = config(&up.url(), &jwks, "");
+    let gw = tokio::task::spawn_blocking(move || start_gateway_in(dir, &toml, &[("TOKIO_WORKER_THREADS", "1")]))
+        .await
+        .unwrap();
+    assert_eq!(tile_status(&gw, &issuer.token("tiles:read")).await, 200);
+    assert_eq!(tile_status(&gw, &issuer.token("datasets:stream")).await, 403);
+    let org = admin_post(&gw, "/admin/v1/orgs", json!({"name": "acme"})).await;
+    admin_post(
+        &gw,
+        "/admin/v1/users",
+        json!({"org": org["id"], "username": "ana", "password": "correct horse"}),
+    )
+    .await;
+    let sa = admin_post(
+        &gw,
+        "/admin/v1/service-accounts",
+        json!({"org": org["id"], "name": "web"}),
+    )
+    .await;
+    let key = admin_post(
+        &gw,
+        "/admin/v1/api-keys",
+        json!({"service_account": sa["id"], "scope": "tiles:read"}),
+    )
+    .await;
+    let token = exchange_token(&gw, key["api_key"].as_str().unwrap()).await;
+    assert_eq!(tile_status(&gw, &token).await, 200);
+    let r = http()
+        .post(gw.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "ana"),
+            ("password", "correct horse"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Many concurrent requests on the one thread.
+    let tok = issuer.token("tiles:read");
+    let all = futures_util::future::join_all((0..200).map(|_| tile_status(&gw, &tok))).await;
+    assert!(all.iter().all(|s| *s == 200), "{all:?}");
+}
