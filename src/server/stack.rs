@@ -192,7 +192,9 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
     };
     if let Some(ep) = gw.issuer.endpoint(&rt.config.endpoints, &path) {
         drop(path);
-        return crate::issue::serve(&gw, &rt, ep, parts, body, &conn).await;
+        // Boxed: the token endpoints' future is large, and without the box
+        // every proxied request would carry (and copy) its size.
+        return Box::pin(crate::issue::serve(&gw, &rt, ep, parts, body, &conn)).await;
     }
     let cfg = &rt.config;
     let host = host_of(&parts);
@@ -302,8 +304,14 @@ async fn authorize_and_forward(
                 Ok(None) => return refuse(AuthError::Missing),
                 Err(e) => return refuse(e),
             };
-            let v = match gw.verifier.verify(&ex.token).await {
-                Ok(v) => v,
+            // A cache hit needs no future at all; a miss (a signature check,
+            // perhaps a key fetch) is boxed so the hit path stays small.
+            let v = match gw.verifier.cached(&ex.token) {
+                Ok(Some(v)) => v,
+                Ok(None) => match Box::pin(gw.verifier.verify(&ex.token)).await {
+                    Ok(v) => v,
+                    Err(e) => return refuse(e),
+                },
                 Err(e) => return refuse(e),
             };
             if let Err(e) = auth::check_rule(&route.policy, &parts.method, &v) {
