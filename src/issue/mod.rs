@@ -294,13 +294,9 @@ pub fn json_object(
 
 /// A JSON object with unique top-level keys.
 pub fn parse_object(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, IssueError> {
-    serde_json::from_slice::<UniqueKeys>(body).map(|o| o.0).map_err(|e| {
-        IssueError::InvalidRequest(if e.is_data() && e.to_string().starts_with("repeated key") {
-            "request body repeats a key".into()
-        } else {
-            "request body must be a JSON object".into()
-        })
-    })
+    serde_json::from_slice::<UniqueKeys>(body)
+        .map(|o| o.0)
+        .map_err(|_| IssueError::InvalidRequest("request body must be one JSON object with unique keys".into()))
 }
 
 struct UniqueKeys(serde_json::Map<String, serde_json::Value>);
