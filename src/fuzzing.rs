@@ -210,17 +210,21 @@ pub fn config_text(data: &[u8]) {
             }
         }
         Err(e) => {
+            let problems = e.problems();
+            assert!(!problems.is_empty(), "refused without a problem: {e}");
             assert!(
-                !e.problems().is_empty() || !e.to_string().is_empty(),
-                "an error without a message"
+                problems.iter().all(|p| !p.trim().is_empty()),
+                "an empty problem: {problems:?}"
             );
         }
     }
 }
 
 /// The token endpoints' request parsing. The first byte picks the parser:
-/// form/query pairs, the `/v1/auth/token` JSON body, the named-token query,
-/// or the OAuth form. Whatever parses must satisfy the endpoint's rules.
+/// form/query pairs (what decodes re-encodes to the same pairs), the
+/// `/v1/auth/token` JSON body, the named-token query, or the OAuth form
+/// (accepted exactly when its pairs decode and no name repeats). Whatever
+/// parses must satisfy the endpoint's rules.
 pub fn token_request(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
@@ -228,7 +232,12 @@ pub fn token_request(data: &[u8]) {
     match mode % 4 {
         0 => {
             if let Ok(pairs) = crate::issue::form_pairs(rest) {
-                assert!(pairs.len() <= rest.len(), "more pairs than bytes");
+                let again = serde_urlencoded::to_string(&pairs).expect("pairs encode");
+                assert_eq!(
+                    crate::issue::form_pairs(again.as_bytes()).ok().as_ref(),
+                    Some(&pairs),
+                    "round trip of {again:?}"
+                );
             }
         }
         1 => {
@@ -240,9 +249,8 @@ pub fn token_request(data: &[u8]) {
                     Err(_) => return,
                 }
             };
-            if let Ok((ttl, scope)) = crate::issue::exchange::parse_request(map, 3600, 14400) {
+            if let Ok((ttl, _)) = crate::issue::exchange::parse_request(map, 3600, 14400) {
                 assert!((1..=14400).contains(&ttl), "ttl {ttl}");
-                let _ = scope;
             }
         }
         2 => {
@@ -254,9 +262,14 @@ pub fn token_request(data: &[u8]) {
             }
         }
         _ => {
-            if let Ok(form) = crate::issue::oauth::Form::parse(rest) {
-                let _ = form.get("grant_type");
-            }
+            let unique = crate::issue::form_pairs(rest).ok().map(|pairs| {
+                pairs
+                    .iter()
+                    .enumerate()
+                    .all(|(i, (k, _))| pairs[..i].iter().all(|(k2, _)| k2 != k))
+            });
+            let parsed = crate::issue::oauth::Form::parse(rest).is_ok();
+            assert_eq!(parsed, unique == Some(true), "Form::parse disagrees with its rule");
         }
     }
 }

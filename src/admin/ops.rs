@@ -27,15 +27,7 @@ pub fn check_scopes(cfg: &Config, scope: &str) -> Result<Vec<String>, StoreError
     Ok(out)
 }
 
-pub fn check_name(what: &str, s: &str) -> Result<(), StoreError> {
-    if crate::issue::valid_name(s) {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(format!(
-            "{what} must be 1-128 characters without control or bidirectional-override characters"
-        )))
-    }
-}
+pub use crate::store::check_name;
 
 pub async fn create_api_key(
     store: &Store,

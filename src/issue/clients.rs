@@ -2,13 +2,11 @@
 //! login token → 201 `{client_id, client_secret}` (the secret shown this
 //! once); `GET` lists without secrets; `DELETE /v1/clients/{id}`.
 
-use http::{Method, StatusCode};
-use hyper::body::Incoming;
-use serde_json::Value;
-
-use super::{read_body, subset, Ctx, IssueError};
+use super::{optional_str, read_body, subset, Ctx, IssueError};
 use crate::auth::now_unix;
 use crate::http::{json, Resp};
+use http::{Method, StatusCode};
+use hyper::body::Incoming;
 
 pub async fn collection(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incoming) -> Result<Resp, IssueError> {
     ctx.require(&parts, &[Method::GET, Method::POST])?;
@@ -21,25 +19,13 @@ pub async fn collection(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incomi
     let (name, scope) = match super::json_object(&parts, &body)? {
         None => (None, None),
         Some(m) => {
-            let name = match m.get("name") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) if valid_name(s) => Some(s.clone()),
-                Some(_) => {
-                    return Err(IssueError::InvalidRequest(
-                        "name must be 1-128 printable characters".into(),
-                    ))
-                }
-            };
-            let scope = match m.get("scope") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(_) => {
-                    return Err(IssueError::InvalidRequest(
-                        "scope must be a space-separated string".into(),
-                    ))
-                }
-            };
-            (name, scope)
+            const BAD_NAME: &str = "name must be 1-128 printable characters";
+            let name = optional_str(&m, "name", BAD_NAME)?;
+            if name.is_some_and(|n| !valid_name(n)) {
+                return Err(IssueError::InvalidRequest(BAD_NAME.into()));
+            }
+            let scope = optional_str(&m, "scope", "scope must be a space-separated string")?;
+            (name.map(String::from), scope.map(String::from))
         }
     };
     // A client may carry any declared scope but the credential-management one.

@@ -6,7 +6,7 @@ use hyper::body::Incoming;
 use serde_json::Value;
 
 use super::signer::{rfc3339, sign, TokenClaims};
-use super::{json_object, read_body, subset, Ctx, IssueError};
+use super::{json_object, optional_str, read_body, subset, Ctx, IssueError};
 use crate::auth::now_unix;
 use crate::http::{json, Resp};
 use crate::store::{random_token, Principal};
@@ -119,16 +119,8 @@ pub fn parse_request(
         }
         Some(_) => return Err(bad_ttl()),
     };
-    let scope = match map.get("scope") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => {
-            return Err(IssueError::InvalidRequest(
-                "scope must be a space-separated string".into(),
-            ))
-        }
-    };
-    Ok((ttl, scope))
+    let scope = optional_str(&map, "scope", "scope must be a space-separated string")?;
+    Ok((ttl, scope.map(String::from)))
 }
 
 #[cfg(test)]

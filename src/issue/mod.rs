@@ -292,6 +292,20 @@ pub fn json_object(
     parse_object(body).map(Some)
 }
 
+/// An optional string member of a JSON body (absent or null: `None`);
+/// any other type is `InvalidRequest(what)`.
+pub fn optional_str<'a>(
+    m: &'a serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    what: &str,
+) -> Result<Option<&'a str>, IssueError> {
+    match m.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(IssueError::InvalidRequest(what.into())),
+    }
+}
+
 /// A JSON object with unique top-level keys.
 pub fn parse_object(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, IssueError> {
     serde_json::from_slice::<UniqueKeys>(body)

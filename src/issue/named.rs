@@ -46,15 +46,10 @@ pub fn parse_query(query: Option<&str>) -> Result<NamedRequest, IssueError> {
     }
     let vt = get("validTime")?;
     // Plain decimal digits only ("+5", " 5" and "05" are not what a caller means).
-    let canonical = vt == "-1" || (!vt.starts_with('0') && !vt.is_empty() && vt.bytes().all(|b| b.is_ascii_digit()));
+    let digits = !vt.starts_with('0') && !vt.is_empty() && vt.bytes().all(|b| b.is_ascii_digit());
     let valid_minutes = match vt.parse::<i64>() {
-        _ if !canonical => {
-            return Err(IssueError::InvalidRequest(
-                "parameter validTime must be -1 or an integer from 1 to 9999".into(),
-            ))
-        }
-        Ok(-1) => None,
-        Ok(m) if (1..=9999).contains(&m) => Some(m),
+        Ok(-1) if vt == "-1" => None,
+        Ok(m) if digits && (1..=9999).contains(&m) => Some(m),
         _ => {
             return Err(IssueError::InvalidRequest(
                 "parameter validTime must be -1 or an integer from 1 to 9999".into(),

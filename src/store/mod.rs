@@ -630,7 +630,9 @@ impl Store {
     /// `Some(user)` when the password is right; `None` for an unknown user,
     /// a user without password or a wrong password, in about the same time.
     pub async fn verify_password(&self, username: &str, password: &str) -> Result<Option<User>, StoreError> {
-        if password.len() > 1024 || username.len() > 4 * MAX_NAME_LEN {
+        // A username the store would never accept cannot exist (and
+        // PostgreSQL would refuse a NUL in the lookup): no such user.
+        if password.len() > 1024 || !valid_name(username) {
             return Ok(None);
         }
         let row = sqlx::query(concat!(
@@ -1423,8 +1425,8 @@ fn signing_key_aad(kid: &str) -> String {
     format!("tilegate:signing-key:{kid}")
 }
 
-/// 1–128 characters, no control characters.
-fn check_name(what: &str, value: &str) -> Result<(), StoreError> {
+/// `valid_name`, or `Invalid` naming `what`.
+pub fn check_name(what: &str, value: &str) -> Result<(), StoreError> {
     if !valid_name(value) {
         return Err(StoreError::Invalid(format!(
             "{what} must be 1-128 characters without control or bidirectional-override characters"
