@@ -110,18 +110,6 @@ async fn connections_over_the_maximum_are_refused_and_existing_ones_served() {
     assert!(m.contains("tilegate_connections_refused_total 1"), "{m}");
 }
 
-async fn admin_post(gw: &Gateway, path: &str, body: Value) -> Value {
-    let r = http()
-        .post(gw.admin_url(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{path}: {}", r.status());
-    r.json().await.unwrap()
-}
-
 async fn admin_get(gw: &Gateway, path: &str) -> Value {
     let r = http()
         .get(gw.admin_url(path))
@@ -133,17 +121,6 @@ async fn admin_get(gw: &Gateway, path: &str) -> Value {
     r.json().await.unwrap()
 }
 
-async fn tile_status(gw: &Gateway, token: &str) -> u16 {
-    http()
-        .get(gw.url("/tiles/1/2/3.pbf"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 async fn exchange(gw: &Gateway, key: &str) -> reqwest::Response {
     http()
         .post(gw.url("/v1/auth/token"))
@@ -151,15 +128,6 @@ async fn exchange(gw: &Gateway, key: &str) -> reqwest::Response {
         .send()
         .await
         .unwrap()
-}
-
-async fn exchange_token(gw: &Gateway, key: &str) -> String {
-    let r = exchange(gw, key).await;
-    assert_eq!(r.status(), 200);
-    r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// Overwrites a file in place (same inode, so the gateway's open
@@ -194,21 +162,9 @@ async fn sqlite_store_unreadable_proxying_goes_on_token_endpoints_answer_503_the
         json!({"org": org["id"], "name": "web"}),
     )
     .await;
-    let key = admin_post(
-        &gw,
-        "/admin/v1/api-keys",
-        json!({"service_account": sa["id"], "scope": "tiles:read"}),
-    )
-    .await;
-    let key = key["api_key"].as_str().unwrap().to_owned();
+    let key = admin_api_key(&gw, &sa, "tiles:read").await;
     // A second key, never used: not in the secret cache when the store goes.
-    let cold = admin_post(
-        &gw,
-        "/admin/v1/api-keys",
-        json!({"service_account": sa["id"], "scope": "tiles:read"}),
-    )
-    .await;
-    let cold = cold["api_key"].as_str().unwrap().to_owned();
+    let cold = admin_api_key(&gw, &sa, "tiles:read").await;
     let used = exchange_token(&gw, &key).await;
     assert_eq!(tile_status(&gw, &used).await, 200);
     // Minted before the outage, first shown to the proxy during it: its
@@ -423,13 +379,8 @@ async fn one_worker_serves_everything_on_the_current_thread_scheduler() {
         json!({"org": org["id"], "name": "web"}),
     )
     .await;
-    let key = admin_post(
-        &gw,
-        "/admin/v1/api-keys",
-        json!({"service_account": sa["id"], "scope": "tiles:read"}),
-    )
-    .await;
-    let token = exchange_token(&gw, key["api_key"].as_str().unwrap()).await;
+    let key = admin_api_key(&gw, &sa, "tiles:read").await;
+    let token = exchange_token(&gw, &key).await;
     assert_eq!(tile_status(&gw, &token).await, 200);
     let r = http()
         .post(gw.url("/oauth/token"))

@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use common::{http, now, rand_hex, start_gateway_in, start_upstream, Gateway, Upstream, ADMIN_TOKEN};
+use common::{
+    admin_api_key, admin_post, exchange_token, http, now, rand_hex, start_gateway_in, start_upstream, tile_status,
+    Gateway, Upstream, ADMIN_TOKEN,
+};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -1291,43 +1294,6 @@ fn kid_of(jwt: &str) -> String {
     header["kid"].as_str().unwrap().to_owned()
 }
 
-async fn admin_post(gw: &Gateway, path: &str, body: Value) -> Value {
-    let r = http()
-        .post(gw.admin_url(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{path}: {}", r.status());
-    r.json().await.unwrap()
-}
-
-async fn exchange(gw: &Gateway, key: &str) -> String {
-    let r = http()
-        .post(gw.url("/v1/auth/token"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn tile_status(gw: &Gateway, token: &str) -> u16 {
-    http()
-        .get(gw.url("/tiles/1/2/3.pbf"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_a_token_from_one_replica_opens_the_other_and_a_rotation_on_one_is_honoured_by_both() {
     let Some(base) = pg_base_url() else { return };
@@ -1343,17 +1309,11 @@ async fn pg_a_token_from_one_replica_opens_the_other_and_a_rotation_on_one_is_ho
         json!({"org": org["id"], "name": "web"}),
     )
     .await;
-    let key = admin_post(
-        &b,
-        "/admin/v1/api-keys",
-        json!({"service_account": sa["id"], "scope": "tiles:read"}),
-    )
-    .await;
-    let key = key["api_key"].as_str().unwrap().to_owned();
+    let key = admin_api_key(&b, &sa, "tiles:read").await;
 
     // Issued by A, accepted by B (and the other way round).
-    let from_a = exchange(&a, &key).await;
-    let from_b = exchange(&b, &key).await;
+    let from_a = exchange_token(&a, &key).await;
+    let from_b = exchange_token(&b, &key).await;
     assert_eq!(kid_of(&from_a), kid_of(&from_b), "one signing key for both replicas");
     assert_eq!(tile_status(&b, &from_a).await, 200);
     assert_eq!(tile_status(&a, &from_b).await, 200);
@@ -1364,10 +1324,10 @@ async fn pg_a_token_from_one_replica_opens_the_other_and_a_rotation_on_one_is_ho
     let rotated = admin_post(&a, "/admin/v1/keys/rotate", json!({})).await;
     let new_kid = rotated["kid"].as_str().unwrap().to_owned();
     assert_ne!(new_kid, kid_of(&from_a));
-    let new_from_a = exchange(&a, &key).await;
+    let new_from_a = exchange_token(&a, &key).await;
     assert_eq!(kid_of(&new_from_a), new_kid);
     assert_eq!(tile_status(&b, &new_from_a).await, 200);
-    let new_from_b = exchange(&b, &key).await;
+    let new_from_b = exchange_token(&b, &key).await;
     assert_eq!(kid_of(&new_from_b), new_kid, "B signs with the rotated key");
     assert_eq!(tile_status(&a, &new_from_b).await, 200);
     for gw in [&a, &b] {
@@ -1415,14 +1375,8 @@ async fn pg_with_the_store_down_proxying_goes_on_and_token_endpoints_answer_503_
         json!({"org": org["id"], "name": "web"}),
     )
     .await;
-    let key = admin_post(
-        &a,
-        "/admin/v1/api-keys",
-        json!({"service_account": sa["id"], "scope": "tiles:read"}),
-    )
-    .await;
-    let key = key["api_key"].as_str().unwrap().to_owned();
-    let token = exchange(&a, &key).await;
+    let key = admin_api_key(&a, &sa, "tiles:read").await;
+    let token = exchange_token(&a, &key).await;
     assert_eq!(tile_status(&a, &token).await, 200);
     let login = |gw: &Gateway| {
         http()
@@ -1470,5 +1424,5 @@ async fn pg_with_the_store_down_proxying_goes_on_and_token_endpoints_answer_503_
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(http().get(a.admin_url("/readyz")).send().await.unwrap().status(), 200);
-    assert_eq!(tile_status(&a, &exchange(&a, &key).await).await, 200);
+    assert_eq!(tile_status(&a, &exchange_token(&a, &key).await).await, 200);
 }

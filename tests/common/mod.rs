@@ -434,3 +434,54 @@ pub fn http() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// POST `body` to the admin API with the test credential; asserts a 2xx.
+pub async fn admin_post(gw: &Gateway, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let r = http()
+        .post(gw.admin_url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+/// A new API key with `scope` for the service account `sa` (admin API).
+pub async fn admin_api_key(gw: &Gateway, sa: &serde_json::Value, scope: &str) -> String {
+    let key = admin_post(
+        gw,
+        "/admin/v1/api-keys",
+        serde_json::json!({"service_account": sa["id"], "scope": scope}),
+    )
+    .await;
+    key["api_key"].as_str().unwrap().to_owned()
+}
+
+/// `POST /v1/auth/token` with `key`: the access token (asserts 200).
+pub async fn exchange_token(gw: &Gateway, key: &str) -> String {
+    let r = http()
+        .post(gw.url("/v1/auth/token"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The status of `GET /tiles/1/2/3.pbf` with `token`.
+pub async fn tile_status(gw: &Gateway, token: &str) -> u16 {
+    http()
+        .get(gw.url("/tiles/1/2/3.pbf"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
