@@ -11,7 +11,6 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AU
 use http::{Response, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::Full;
-use hyper::body::Incoming;
 
 use crate::auth::AuthError;
 use crate::issue::IssueError;
@@ -22,7 +21,7 @@ use crate::store::StoreError;
 /// Every response body the gateway sends: a streamed upstream body, or a
 /// small body of its own. An enum, not a box: no allocation per response.
 pub enum Body {
-    Upstream(Incoming),
+    Upstream(crate::proxy::PooledBody),
     Full(Full<Bytes>),
 }
 

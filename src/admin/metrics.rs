@@ -1,11 +1,11 @@
 //! Metric names (one place) and the recording helpers the request path
 //! calls. Exported in Prometheus text format on the admin listener.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::StatusCode;
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram, SharedString};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::server::stack::AuthOutcome;
@@ -41,61 +41,169 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
-fn status_label(s: StatusCode) -> &'static str {
+/// Status labels of the request counter; anything else is counted by class.
+const STATUS_LABELS: [&str; 24] = [
+    "101", "200", "201", "204", "206", "301", "302", "304", "400", "401", "403", "404", "405", "413", "429", "500",
+    "502", "503", "504", "1xx", "2xx", "3xx", "4xx", "5xx",
+];
+
+fn status_index(s: StatusCode) -> usize {
     match s.as_u16() {
-        200 => "200",
-        201 => "201",
-        204 => "204",
-        206 => "206",
-        101 => "101",
-        301 => "301",
-        302 => "302",
-        304 => "304",
-        400 => "400",
-        401 => "401",
-        403 => "403",
-        404 => "404",
-        405 => "405",
-        413 => "413",
-        429 => "429",
-        500 => "500",
-        502 => "502",
-        503 => "503",
-        504 => "504",
-        x if x < 300 => "2xx",
-        x if x < 400 => "3xx",
-        x if x < 500 => "4xx",
-        _ => "5xx",
+        101 => 0,
+        200 => 1,
+        201 => 2,
+        204 => 3,
+        206 => 4,
+        301 => 5,
+        302 => 6,
+        304 => 7,
+        400 => 8,
+        401 => 9,
+        403 => 10,
+        404 => 11,
+        405 => 12,
+        413 => 13,
+        429 => 14,
+        500 => 15,
+        502 => 16,
+        503 => 17,
+        504 => 18,
+        x => 18 + (x / 100).clamp(1, 5) as usize,
     }
 }
 
-/// One finished request. Labels share the route's `Arc<str>` (no
-/// allocation per request).
-pub fn request(route: Option<&std::sync::Arc<str>>, status: StatusCode, outcome: Option<AuthOutcome>) {
-    let route = match route {
-        Some(r) => metrics::SharedString::from_shared(r.clone()),
-        None => metrics::SharedString::const_str("-"),
-    };
-    counter!(REQUESTS, "route" => route, "status" => status_label(status), "auth" => outcome.map(AuthOutcome::as_str).unwrap_or("none")).increment(1);
+/// Auth labels: index 0 is "none" (the request never reached a token check).
+fn outcome_index(o: Option<AuthOutcome>) -> usize {
+    o.map_or(0, |o| 1 + o as usize)
 }
 
-pub fn upstream_latency(upstream: &std::sync::Arc<str>, d: Duration) {
-    histogram!(UPSTREAM_DURATION, "upstream" => metrics::SharedString::from_shared(upstream.clone()))
-        .record(d.as_secs_f64());
+const OUTCOMES: usize = 6;
+
+/// One route's request counters (one per status label and auth outcome),
+/// resolved on first use, after the recorder is installed, so a request
+/// costs an atomic increment and no registry lookup.
+pub struct RouteStats {
+    name: Arc<str>,
+    counters: Box<[OnceLock<Counter>]>,
 }
 
-pub fn in_flight(delta: i64) {
-    gauge!(IN_FLIGHT).increment(delta as f64);
+impl std::fmt::Debug for RouteStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteStats").field("name", &self.name).finish()
+    }
+}
+
+impl RouteStats {
+    pub fn new(name: Arc<str>) -> Arc<RouteStats> {
+        Arc::new(RouteStats {
+            name,
+            counters: (0..STATUS_LABELS.len() * OUTCOMES).map(|_| OnceLock::new()).collect(),
+        })
+    }
+
+    /// The inline token endpoints, counted as route "inline".
+    pub fn inline() -> &'static Arc<RouteStats> {
+        static S: OnceLock<Arc<RouteStats>> = OnceLock::new();
+        S.get_or_init(|| RouteStats::new(Arc::from("inline")))
+    }
+
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    fn record(&self, status: StatusCode, outcome: Option<AuthOutcome>) {
+        let (s, o) = (status_index(status), outcome_index(outcome));
+        self.counters[s * OUTCOMES + o]
+            .get_or_init(|| {
+                let _ = handle();
+                counter!(REQUESTS, "route" => SharedString::from_shared(self.name.clone()), "status" => STATUS_LABELS[s], "auth" => outcome_label(outcome))
+            })
+            .increment(1);
+    }
+}
+
+fn outcome_label(o: Option<AuthOutcome>) -> &'static str {
+    o.map(AuthOutcome::as_str).unwrap_or("none")
+}
+
+/// One finished request; `route` is `None` when no route matched.
+pub fn request(route: Option<&RouteStats>, status: StatusCode, outcome: Option<AuthOutcome>) {
+    match route {
+        Some(r) => r.record(status, outcome),
+        None => counter!(REQUESTS, "route" => "-", "status" => STATUS_LABELS[status_index(status)], "auth" => outcome_label(outcome)).increment(1),
+    }
+}
+
+/// One upstream's latency histogram, resolved on first use.
+pub struct UpstreamStats {
+    label: Arc<str>,
+    latency: OnceLock<Histogram>,
+}
+
+impl UpstreamStats {
+    pub fn new(name: &str) -> UpstreamStats {
+        UpstreamStats {
+            label: Arc::from(name),
+            latency: OnceLock::new(),
+        }
+    }
+
+    pub fn latency(&self, d: Duration) {
+        self.latency
+            .get_or_init(|| {
+                let _ = handle();
+                histogram!(UPSTREAM_DURATION, "upstream" => SharedString::from_shared(self.label.clone()))
+            })
+            .record(d.as_secs_f64());
+    }
+}
+
+/// Handles of the unlabelled (or fixed-label) metrics the request path
+/// touches on every request.
+struct Hot {
+    in_flight: Gauge,
+    hit: Counter,
+    miss: Counter,
+    negative: Counter,
+}
+
+fn hot() -> &'static Hot {
+    static H: OnceLock<Hot> = OnceLock::new();
+    H.get_or_init(|| {
+        let _ = handle();
+        Hot {
+            in_flight: gauge!(IN_FLIGHT),
+            hit: counter!(CACHE, "result" => "hit"),
+            miss: counter!(CACHE, "result" => "miss"),
+            negative: counter!(CACHE, "result" => "negative_hit"),
+        }
+    })
+}
+
+/// Counts a request in flight until dropped (a cancelled request too).
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn enter() -> InFlight {
+        hot().in_flight.increment(1.0);
+        InFlight(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        hot().in_flight.decrement(1.0);
+    }
 }
 
 pub fn cache_hit() {
-    counter!(CACHE, "result" => "hit").increment(1);
+    hot().hit.increment(1);
 }
 pub fn cache_miss() {
-    counter!(CACHE, "result" => "miss").increment(1);
+    hot().miss.increment(1);
 }
 pub fn cache_negative_hit() {
-    counter!(CACHE, "result" => "negative_hit").increment(1);
+    hot().negative.increment(1);
 }
 
 pub fn connection_opened() {

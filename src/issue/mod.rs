@@ -422,8 +422,6 @@ pub async fn serve(
             HeaderValue::from_static("www-authenticate"),
         );
     }
-    resp.extensions_mut()
-        .insert(crate::server::stack::RouteLabel(Arc::from("inline")));
     resp
 }
 

@@ -1,9 +1,11 @@
-//! Forwarding: upstream pools (hyper-util's pooled client, http and https
-//! through rustls), backend choice (round robin, skipping backends that
+//! Forwarding: upstream pools (our own HTTP/1.1 pool per backend over
+//! hyper's `client::conn`, see `pool`; hyper-util's pooled client for HTTP/2
+//! upstreams; http and https through rustls), backend choice (round robin, skipping backends that
 //! failed to connect a moment ago), header rewrite (hop-by-hop, identity,
 //! `X-Forwarded-*`), timeouts, and `Upgrade` pass-through.
 
 mod headers;
+mod pool;
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -23,7 +25,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 pub use headers::{prepare_request_headers, strip_response_hop_headers, ForwardCtx};
+pub use pool::PooledBody;
 
+use crate::admin::metrics::UpstreamStats;
 use crate::config::UpstreamConfig;
 use crate::http::{Body, Resp};
 
@@ -102,16 +106,30 @@ type HttpsClient<B> = Client<HttpsConnector<HttpConnector>, B>;
 struct Backend {
     scheme: Scheme,
     authority: Authority,
+    /// `scheme://authority/`, what the connector dials.
+    base: Uri,
+    /// The `Host` header sent to it (made once).
+    host: HeaderValue,
+    /// Idle HTTP/1.1 connections to it.
+    pool: pool::Pool,
     /// Unix millis until which this backend is skipped (connect failed).
     down_until: AtomicI64,
 }
 
-/// One upstream: its backends and its connection pool.
+/// How requests reach the backends.
+enum Transport {
+    /// HTTP/1.1: `pool` per backend, connections made by this connector.
+    Http1(HttpsConnector<HttpConnector>),
+    /// HTTP/2 (multiplexed, one connection per backend): hyper-util's client.
+    Http2(Box<HttpsClient<ReqBody>>),
+}
+
+/// One upstream: its backends and their connections.
 pub struct Upstream {
     pub cfg: Arc<UpstreamConfig>,
-    /// The name as a metrics label (shared, not copied per request).
-    label: Arc<str>,
-    client: HttpsClient<ReqBody>,
+    /// Its latency histogram (resolved once, not per request).
+    stats: UpstreamStats,
+    transport: Transport,
     backends: Vec<Backend>,
     next: AtomicUsize,
 }
@@ -176,27 +194,49 @@ fn connector(cfg: &UpstreamConfig) -> Result<HttpsConnector<HttpConnector>, Stri
 
 impl Upstream {
     pub fn new(cfg: Arc<UpstreamConfig>) -> Result<Upstream, String> {
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(cfg.idle_timeout)
-            .pool_max_idle_per_host(cfg.pool_max_idle)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http2_only(cfg.http2)
-            .build(connector(&cfg)?);
-        let backends = cfg
-            .backends
-            .iter()
-            .map(|u| Backend {
-                scheme: u.scheme().cloned().unwrap_or(Scheme::HTTP),
-                authority: u.authority().cloned().expect("validated"),
+        let transport = if cfg.http2 {
+            Transport::Http2(Box::new(
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(cfg.idle_timeout)
+                    .pool_max_idle_per_host(cfg.pool_max_idle)
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .http2_only(true)
+                    .build(connector(&cfg)?),
+            ))
+        } else {
+            Transport::Http1(connector(&cfg)?)
+        };
+        let mut backends = Vec::with_capacity(cfg.backends.len());
+        for u in &cfg.backends {
+            let scheme = u.scheme().cloned().unwrap_or(Scheme::HTTP);
+            let authority = u.authority().cloned().expect("validated");
+            let base = Uri::builder()
+                .scheme(scheme.clone())
+                .authority(authority.clone())
+                .path_and_query("/")
+                .build()
+                .map_err(|e| format!("upstream {}: {e}", cfg.name))?;
+            // Host as clients would send it: the port only when not the
+            // scheme's default.
+            let default_port = if scheme == Scheme::HTTPS { 443 } else { 80 };
+            let host = match authority.port_u16() {
+                Some(p) if p != default_port => authority.as_str().to_owned(),
+                _ => authority.host().to_owned(),
+            };
+            backends.push(Backend {
+                host: HeaderValue::try_from(host).map_err(|e| format!("upstream {}: {e}", cfg.name))?,
+                pool: pool::Pool::new(cfg.pool_max_idle, cfg.idle_timeout),
+                scheme,
+                authority,
+                base,
                 down_until: AtomicI64::new(0),
-            })
-            .collect();
-        let label = Arc::from(cfg.name.as_str());
+            });
+        }
         Ok(Upstream {
+            stats: UpstreamStats::new(&cfg.name),
+            transport,
             cfg,
-            label,
-            client,
             backends,
             next: AtomicUsize::new(0),
         })
@@ -219,51 +259,77 @@ impl Upstream {
         start % n
     }
 
-    fn uri_for(&self, b: usize, pq: &PathAndQuery) -> Result<Uri, ProxyError> {
+    /// Send to backend `b`: HTTP/1.1 through its pool (origin-form target,
+    /// its `Host`), HTTP/2 through the client (absolute URI).
+    async fn send_to(
+        &self,
+        b: usize,
+        mut req: Request<ReqBody>,
+        pq: &PathAndQuery,
+    ) -> Result<Response<PooledBody>, pool::SendError> {
         let be = &self.backends[b];
-        Uri::builder()
-            .scheme(be.scheme.clone())
-            .authority(be.authority.clone())
-            .path_and_query(pq.clone())
-            .build()
-            .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))
+        match &self.transport {
+            Transport::Http1(connector) => {
+                *req.uri_mut() = Uri::from(pq.clone());
+                req.headers_mut().insert(http::header::HOST, be.host.clone());
+                be.pool
+                    .send(req, || {
+                        let mut c = connector.clone();
+                        let base = be.base.clone();
+                        async move { tower::Service::call(&mut c, base).await }
+                    })
+                    .await
+            }
+            Transport::Http2(client) => {
+                *req.uri_mut() = Uri::builder()
+                    .scheme(be.scheme.clone())
+                    .authority(be.authority.clone())
+                    .path_and_query(pq.clone())
+                    .build()
+                    .map_err(|e| pool::SendError::Connect(e.into()))?;
+                match client.request(req).await {
+                    Ok(r) => Ok(r.map(PooledBody::unpooled)),
+                    Err(e) if e.is_connect() => Err(pool::SendError::Connect(e.into())),
+                    Err(e) => Err(pool::SendError::Other(e.into())),
+                }
+            }
+        }
     }
 
     /// Send the prepared request to a backend; retry once per other backend
     /// on connect failure when the request has no body to replay.
-    pub async fn send(&self, mut req: Request<ReqBody>, pq: PathAndQuery) -> Result<Response<Incoming>, ProxyError> {
+    pub async fn send(&self, mut req: Request<ReqBody>, pq: PathAndQuery) -> Result<Response<PooledBody>, ProxyError> {
         let replayable = matches!(req.body(), ReqBody::Empty) || req.body().is_end_stream();
         let attempts = if replayable { self.backends.len() } else { 1 };
         let started = Instant::now();
         for attempt in 0..attempts {
             let b = self.pick(now_millis());
-            *req.uri_mut() = self.uri_for(b, &pq)?;
             let next = if replayable && attempt + 1 < attempts {
                 Some(clone_head(&req))
             } else {
                 None
             };
             let left = self.cfg.request_timeout.saturating_sub(started.elapsed());
-            match tokio::time::timeout(left, self.client.request(req)).await {
+            match tokio::time::timeout(left, self.send_to(b, req, &pq)).await {
                 Err(_) => return Err(ProxyError::UpstreamTimeout),
                 Ok(Ok(resp)) => {
-                    crate::admin::metrics::upstream_latency(&self.label, started.elapsed());
+                    self.stats.latency(started.elapsed());
                     return Ok(resp);
                 }
-                Ok(Err(e)) => {
-                    if e.is_connect() {
-                        self.backends[b]
-                            .down_until
-                            .store(now_millis() + BACKEND_PENALTY_MS, Ordering::Relaxed);
-                        tracing::warn!(upstream = %self.cfg.name, backend = %self.backends[b].authority, "upstream connect failed");
-                        match next {
-                            Some(n) => {
-                                req = n;
-                                continue;
-                            }
-                            None => return Err(ProxyError::UpstreamUnreachable),
+                Ok(Err(pool::SendError::Connect(e))) => {
+                    self.backends[b]
+                        .down_until
+                        .store(now_millis() + BACKEND_PENALTY_MS, Ordering::Relaxed);
+                    tracing::warn!(upstream = %self.cfg.name, backend = %self.backends[b].authority, error = %e, "upstream connect failed");
+                    match next {
+                        Some(n) => {
+                            req = n;
+                            continue;
                         }
+                        None => return Err(ProxyError::UpstreamUnreachable),
                     }
+                }
+                Ok(Err(e)) => {
                     tracing::warn!(upstream = %self.cfg.name, error = %e, "upstream request failed");
                     return Err(ProxyError::UpstreamFailed);
                 }
@@ -284,7 +350,7 @@ fn clone_head(req: &Request<ReqBody>) -> Request<ReqBody> {
 
 /// Turn the upstream's response into the client's: hop-by-hop headers out,
 /// body streamed as it comes.
-pub fn into_client_response(resp: Response<Incoming>) -> Resp {
+pub fn into_client_response(resp: Response<PooledBody>) -> Resp {
     let (mut parts, body) = resp.into_parts();
     strip_response_hop_headers(&mut parts.headers, parts.status);
     Response::from_parts(parts, Body::Upstream(body))

@@ -27,6 +27,7 @@ use hyper::body::Incoming;
 use tower::{Layer, Service};
 
 use super::{ConnInfo, Gateway, Runtime};
+use crate::admin::metrics::{InFlight, RouteStats};
 use crate::auth::{self, extract, AuthError};
 use crate::http::{IntoResponse, Resp};
 use crate::proxy::{self, ForwardCtx, ProxyError, ReqBody};
@@ -43,10 +44,27 @@ pub fn build(gw: Arc<Gateway>, conn: ConnInfo) -> Telemetry<GatewayService> {
     })
 }
 
-/// Route name and auth outcome, handed from the inner service to telemetry
-/// as response extensions.
-#[derive(Clone)]
-pub struct RouteLabel(pub Arc<str>);
+/// What the inner service hands to telemetry: the response, the route it
+/// took (for the request counter) and the auth outcome.
+pub struct Served {
+    pub resp: Resp,
+    pub route: Option<Arc<RouteStats>>,
+    pub auth: Option<AuthOutcome>,
+}
+
+impl Served {
+    fn new(resp: Resp) -> Served {
+        Served {
+            resp,
+            route: None,
+            auth: None,
+        }
+    }
+    fn on(mut self, route: &Arc<RouteStats>) -> Served {
+        self.route = Some(route.clone());
+        self
+    }
+}
 
 #[derive(Clone, Copy, Debug)]
 pub enum AuthOutcome {
@@ -94,44 +112,62 @@ pub struct Telemetry<S> {
 
 impl<S> Service<Request<Incoming>> for Telemetry<S>
 where
-    S: Service<Request<Incoming>, Response = Resp, Error = Infallible>,
-    S::Future: Send + 'static,
+    S: Service<Request<Incoming>, Response = Served, Error = Infallible>,
+    S::Future: Unpin,
 {
     type Response = Resp;
     type Error = Infallible;
-    type Future = BoxFuture<Result<Resp, Infallible>>;
+    type Future = TelemetryFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        let start = self.access_log.then(Instant::now);
         // Only the path is logged, never the query: it may hold a token.
         let log = self
             .access_log
-            .then(|| (req.method().clone(), req.uri().path().to_owned()));
-        crate::admin::metrics::in_flight(1);
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let Ok(resp) = fut.await;
-            crate::admin::metrics::in_flight(-1);
-            let route = resp.extensions().get::<RouteLabel>().map(|r| r.0.clone());
-            let outcome = resp.extensions().get::<AuthOutcome>().copied();
-            crate::admin::metrics::request(route.as_ref(), resp.status(), outcome);
-            if let Some((method, path)) = log {
-                tracing::info!(
-                    target: "access",
-                    method = %method,
-                    path = %path,
-                    status = resp.status().as_u16(),
-                    route = route.as_deref().unwrap_or("-"),
-                    auth = outcome.map(AuthOutcome::as_str).unwrap_or("-"),
-                    duration_us = start.map(|s| s.elapsed().as_micros() as u64).unwrap_or(0),
-                );
-            }
-            Ok(resp)
-        })
+            .then(|| (Instant::now(), req.method().clone(), req.uri().path().to_owned()));
+        let in_flight = InFlight::enter();
+        TelemetryFuture {
+            inner: self.inner.call(req),
+            log,
+            _in_flight: in_flight,
+        }
+    }
+}
+
+/// The inner service's future plus what the access log needs; not boxed
+/// again (the inner future already is).
+pub struct TelemetryFuture<F> {
+    inner: F,
+    log: Option<(Instant, Method, String)>,
+    _in_flight: InFlight,
+}
+
+impl<F> Future for TelemetryFuture<F>
+where
+    F: Future<Output = Result<Served, Infallible>> + Unpin,
+{
+    type Output = Result<Resp, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Ok(served) = std::task::ready!(Pin::new(&mut this.inner).poll(cx));
+        let Served { resp, route, auth } = served;
+        crate::admin::metrics::request(route.as_deref(), resp.status(), auth);
+        if let Some((start, method, path)) = this.log.take() {
+            tracing::info!(
+                target: "access",
+                method = %method,
+                path = %path,
+                status = resp.status().as_u16(),
+                route = route.as_ref().map(|r| &**r.name()).unwrap_or("-"),
+                auth = auth.map(AuthOutcome::as_str).unwrap_or("-"),
+                duration_us = start.elapsed().as_micros() as u64,
+            );
+        }
+        Poll::Ready(Ok(resp))
     }
 }
 
@@ -144,9 +180,9 @@ pub struct GatewayService {
 }
 
 impl Service<Request<Incoming>> for GatewayService {
-    type Response = Resp;
+    type Response = Served;
     type Error = Infallible;
-    type Future = BoxFuture<Result<Resp, Infallible>>;
+    type Future = BoxFuture<Result<Served, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -180,7 +216,7 @@ fn host_of(req: &http::request::Parts) -> Option<&str> {
     })
 }
 
-async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Resp {
+async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Served {
     let rt = gw.runtime.load_full();
     let (parts, body) = req.into_parts();
     // A Uri clone shares its bytes: the normalised path may borrow from it
@@ -188,13 +224,14 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
     let uri = parts.uri.clone();
     let path = match normalize(uri.path()) {
         Ok(p) => p,
-        Err(e) => return e.into_response(),
+        Err(e) => return Served::new(e.into_response()),
     };
     if let Some(ep) = gw.issuer.endpoint(&rt.config.endpoints, &path) {
         drop(path);
         // Boxed: the token endpoints' future is large, and without the box
         // every proxied request would carry (and copy) its size.
-        return Box::pin(crate::issue::serve(&gw, &rt, ep, parts, body, &conn)).await;
+        let resp = Box::pin(crate::issue::serve(&gw, &rt, ep, parts, body, &conn)).await;
+        return Served::new(resp).on(RouteStats::inline());
     }
     let cfg = &rt.config;
     let host = host_of(&parts);
@@ -221,22 +258,31 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
                     r.headers_mut().insert(http::header::ALLOW, v);
                 }
             }
-            return r;
+            return Served::new(r);
         }
     };
     let origin = parts.headers.get(ORIGIN).cloned();
-    let mut resp = authorize_and_forward(&gw, &rt, route, &conn, parts, body, &path).await;
+    let mut served = authorize_and_forward(&gw, &rt, route, &conn, parts, body, &path)
+        .await
+        .on(&route.stats);
     if let (Some(cors), Some(o)) = (&route.cors, &origin) {
-        cors.decorate(resp.headers_mut(), o);
+        cors.decorate(served.resp.headers_mut(), o);
     }
-    resp.extensions_mut().insert(RouteLabel(route.name.clone()));
-    resp
+    served
 }
 
-fn preflight(found: Result<&Route, RouteMiss>, parts: &http::request::Parts, m: &Method) -> Resp {
+fn preflight(found: Result<&Route, RouteMiss>, parts: &http::request::Parts, m: &Method) -> Served {
     let Ok(route) = found else {
-        return crate::http::error(StatusCode::NOT_FOUND, "not_found", "no route for this preflight");
+        return Served::new(crate::http::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no route for this preflight",
+        ));
     };
+    Served::new(preflight_for(route, parts, m)).on(&route.stats)
+}
+
+fn preflight_for(route: &Route, parts: &http::request::Parts, m: &Method) -> Resp {
     let Some(cors) = &route.cors else {
         return crate::http::error(
             StatusCode::FORBIDDEN,
@@ -260,19 +306,20 @@ fn preflight(found: Result<&Route, RouteMiss>, parts: &http::request::Parts, m: 
     );
     h.insert(ACCESS_CONTROL_ALLOW_HEADERS, cors.allow_headers.clone());
     h.insert(ACCESS_CONTROL_MAX_AGE, cors.max_age.clone());
-    r.extensions_mut().insert(RouteLabel(route.name.clone()));
     r
 }
 
-fn refuse(e: AuthError) -> Resp {
+fn refuse(e: AuthError) -> Served {
     let outcome = match e {
         AuthError::Missing => AuthOutcome::Missing,
         AuthError::Invalid(_) => AuthOutcome::Invalid,
         AuthError::InsufficientScope | AuthError::ReadOnly => AuthOutcome::Forbidden,
     };
-    let mut r = e.into_response();
-    r.extensions_mut().insert(outcome);
-    r
+    Served {
+        resp: e.into_response(),
+        route: None,
+        auth: Some(outcome),
+    }
 }
 
 /// Whether `Connection` asks for an upgrade.
@@ -294,7 +341,7 @@ async fn authorize_and_forward(
     mut parts: http::request::Parts,
     body: Incoming,
     path: &str,
-) -> Resp {
+) -> Served {
     let cfg = &rt.config;
     let (verified, new_query, outcome) = match &route.policy {
         Policy::Public => (None, None, AuthOutcome::Public),
@@ -319,7 +366,7 @@ async fn authorize_and_forward(
             }
             if let Some(l) = &route.limiter {
                 if let Err(wait) = l.check(&v.sub) {
-                    return ProxyError::RateLimited(wait).into_response();
+                    return Served::new(ProxyError::RateLimited(wait).into_response());
                 }
             }
             (Some(v), ex.new_query, AuthOutcome::Allowed)
@@ -334,7 +381,7 @@ async fn authorize_and_forward(
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > max_body {
-            return ProxyError::BodyTooLarge.into_response();
+            return Served::new(ProxyError::BodyTooLarge.into_response());
         }
     }
 
@@ -371,7 +418,9 @@ async fn authorize_and_forward(
         };
         match PathAndQuery::try_from(s) {
             Ok(pq) => pq,
-            Err(_) => return ProxyError::BadRequest("the request target cannot be forwarded").into_response(),
+            Err(_) => {
+                return Served::new(ProxyError::BadRequest("the request target cannot be forwarded").into_response())
+            }
         }
     };
 
@@ -415,9 +464,11 @@ async fn authorize_and_forward(
     let mut resp = match upstream.send(req, pq).await {
         Ok(r) => r,
         Err(e) => {
-            let mut r = e.into_response();
-            r.extensions_mut().insert(outcome);
-            return r;
+            return Served {
+                resp: e.into_response(),
+                route: None,
+                auth: Some(outcome),
+            }
         }
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -432,7 +483,9 @@ async fn authorize_and_forward(
             });
         }
     }
-    let mut r = proxy::into_client_response(resp);
-    r.extensions_mut().insert(outcome);
-    r
+    Served {
+        resp: proxy::into_client_response(resp),
+        route: None,
+        auth: Some(outcome),
+    }
 }

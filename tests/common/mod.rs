@@ -215,6 +215,7 @@ pub struct Seen {
 
 #[derive(Clone, Debug)]
 pub struct SeenRequest {
+    pub version: String,
     pub method: String,
     pub uri: String,
     pub headers: Vec<(String, String)>,
@@ -298,6 +299,7 @@ async fn upstream_handle(
     release: Arc<tokio::sync::Notify>,
 ) -> Response<UpBody> {
     seen.requests.lock().unwrap().push(SeenRequest {
+        version: format!("{:?}", req.version()),
         method: req.method().to_string(),
         uri: req.uri().to_string(),
         headers: req
@@ -484,4 +486,37 @@ pub async fn tile_status(gw: &Gateway, token: &str) -> u16 {
         .unwrap()
         .status()
         .as_u16()
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1 (openssl CLI).
+pub fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .args(["-addext", "extendedKeyUsage=serverAuth", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    (cert, key)
 }
