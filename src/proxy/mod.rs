@@ -280,6 +280,8 @@ impl Upstream {
                     })
                     .await
             }
+            // Boxed: hyper-util's request future is large and HTTP/2
+            // upstreams are the rarer case.
             Transport::Http2(client) => {
                 *req.uri_mut() = Uri::builder()
                     .scheme(be.scheme.clone())
@@ -287,7 +289,7 @@ impl Upstream {
                     .path_and_query(pq.clone())
                     .build()
                     .map_err(|e| pool::SendError::Connect(e.into()))?;
-                match client.request(req).await {
+                match Box::pin(client.request(req)).await {
                     Ok(r) => Ok(r.map(PooledBody::unpooled)),
                     Err(e) if e.is_connect() => Err(pool::SendError::Connect(e.into())),
                     Err(e) => Err(pool::SendError::Other(e.into())),

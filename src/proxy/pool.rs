@@ -157,17 +157,24 @@ impl Pool {
                 },
             }
         }
-        let io = connect().await.map_err(SendError::Connect)?;
-        let (mut tx, conn) = http1::Builder::new()
-            .handshake(io)
-            .await
-            .map_err(|e| SendError::Connect(e.into()))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, "upstream connection ended");
-            }
-        });
-        let resp = tx.send_request(req).await.map_err(SendError::Failed)?;
+        // A new connection: the cold path, boxed so that its (large) future
+        // is not part of every request's.
+        let (tx, resp) = Box::pin(async move {
+            let io = connect().await.map_err(SendError::Connect)?;
+            let (mut tx, conn) = http1::Builder::new()
+                .handshake(io)
+                .await
+                .map_err(|e| SendError::Connect(e.into()))?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.with_upgrades().await {
+                    tracing::debug!(error = %e, "upstream connection ended");
+                }
+            });
+            let resp = tx.send_request(req);
+            Ok::<_, SendError>((tx, resp))
+        })
+        .await?;
+        let resp = resp.await.map_err(SendError::Failed)?;
         Ok(self.wrap(resp, tx))
     }
 

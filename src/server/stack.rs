@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use futures_util::FutureExt as _;
 use http::header::{ACCESS_CONTROL_REQUEST_METHOD, CONNECTION, CONTENT_LENGTH, HOST, ORIGIN, UPGRADE};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, StatusCode, Version};
@@ -182,7 +183,7 @@ pub struct GatewayService {
 impl Service<Request<Incoming>> for GatewayService {
     type Response = Served;
     type Error = Infallible;
-    type Future = BoxFuture<Result<Served, Infallible>>;
+    type Future = futures_util::future::Map<BoxFuture<Served>, fn(Served) -> Result<Served, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -191,7 +192,10 @@ impl Service<Request<Incoming>> for GatewayService {
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let gw = self.gw.clone();
         let conn = self.conn.clone();
-        Box::pin(async move { Ok(handle(gw, conn, req).await) })
+        // Boxed as it is made: wrapping it in another async block first
+        // would copy the (several KiB) future once more per request.
+        let served: BoxFuture<Served> = Box::pin(handle(gw, conn, req));
+        served.map(Ok)
     }
 }
 
