@@ -2,6 +2,7 @@
 //! named in `Connection`) removed, identity headers replaced, the consumed
 //! bearer token removed, `X-Forwarded-*` set.
 
+use http::header::Entry;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, StatusCode};
 
@@ -30,11 +31,19 @@ pub struct ForwardCtx<'a> {
 fn remove_hop_by_hop(h: &mut HeaderMap) {
     if let Some(conn) = h.get(CONNECTION) {
         // Names listed in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+        // The usual tokens (`keep-alive`, `close`, `upgrade`) name nothing
+        // beyond the fixed list below: no allocation for them.
         let listed: Vec<HeaderName> = conn
             .to_str()
             .unwrap_or("")
             .split(',')
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .map(str::trim)
+            .filter(|n| {
+                !["keep-alive", "close", "upgrade", "te", ""]
+                    .iter()
+                    .any(|k| n.eq_ignore_ascii_case(k))
+            })
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
             .collect();
         for n in listed {
             h.remove(n);
@@ -53,20 +62,48 @@ fn remove_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
+fn is_hop_by_hop(k: &HeaderName) -> bool {
+    k == CONNECTION
+        || k == KEEP_ALIVE
+        || k == PROXY_CONNECTION
+        || k == TE
+        || k == TRAILER
+        || k == TRANSFER_ENCODING
+        || k == UPGRADE
+}
+
+/// One pass over the request's header names (a handful, usually): is there
+/// a hop-by-hop header, and did the client send an identity header? Most
+/// requests have neither, and then the eleven removals (a hash and a probe
+/// each) are skipped.
+fn scan(h: &HeaderMap, names: &IdentityHeaders) -> (bool, bool) {
+    let (mut hop, mut spoofed) = (false, false);
+    for k in h.keys() {
+        hop |= is_hop_by_hop(k);
+        spoofed |= k == names.subject || k == names.org || k == names.scopes || k == names.uid;
+    }
+    (hop, spoofed)
+}
+
 /// Rewrite the client's headers for the upstream.
 pub fn prepare_request_headers(h: &mut HeaderMap, ctx: &ForwardCtx<'_>) {
-    let upgrade = if ctx.upgrade { h.get(UPGRADE).cloned() } else { None };
-    remove_hop_by_hop(h);
-    if let Some(u) = upgrade {
-        h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-        h.insert(UPGRADE, u);
+    let (hop, spoofed) = scan(h, ctx.names);
+    if hop {
+        let upgrade = if ctx.upgrade { h.get(UPGRADE).cloned() } else { None };
+        remove_hop_by_hop(h);
+        if let Some(u) = upgrade {
+            h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+            h.insert(UPGRADE, u);
+        }
     }
     // Identity headers come from the gateway only: whatever a client sent
     // under those names is dropped first.
-    h.remove(&ctx.names.subject);
-    h.remove(&ctx.names.org);
-    h.remove(&ctx.names.scopes);
-    h.remove(&ctx.names.uid);
+    if spoofed {
+        h.remove(&ctx.names.subject);
+        h.remove(&ctx.names.org);
+        h.remove(&ctx.names.scopes);
+        h.remove(&ctx.names.uid);
+    }
     if let Some(id) = ctx.identity {
         h.insert(ctx.names.subject.clone(), id.subject.clone());
         h.insert(ctx.names.scopes.clone(), id.scopes.clone());
@@ -80,17 +117,19 @@ pub fn prepare_request_headers(h: &mut HeaderMap, ctx: &ForwardCtx<'_>) {
     if ctx.strip_authorization {
         h.remove(AUTHORIZATION);
     }
-    let xff = match h.get(&X_FORWARDED_FOR) {
-        Some(prev) => {
+    match h.entry(&X_FORWARDED_FOR) {
+        Entry::Occupied(mut e) => {
+            let prev = e.get();
             let mut v = Vec::with_capacity(prev.len() + 2 + ctx.client_ip.len());
             v.extend_from_slice(prev.as_bytes());
             v.extend_from_slice(b", ");
             v.extend_from_slice(ctx.client_ip.as_bytes());
-            HeaderValue::from_bytes(&v).unwrap_or_else(|_| ctx.client_ip.clone())
+            e.insert(HeaderValue::from_bytes(&v).unwrap_or_else(|_| ctx.client_ip.clone()));
         }
-        None => ctx.client_ip.clone(),
-    };
-    h.insert(X_FORWARDED_FOR.clone(), xff);
+        Entry::Vacant(e) => {
+            e.insert(ctx.client_ip.clone());
+        }
+    }
     h.insert(X_FORWARDED_PROTO.clone(), ctx.proto.clone());
     if let Some(host) = h.remove(HOST) {
         h.insert(X_FORWARDED_HOST.clone(), host);
@@ -103,7 +142,7 @@ pub fn strip_response_hop_headers(h: &mut HeaderMap, status: StatusCode) {
     if status == StatusCode::SWITCHING_PROTOCOLS {
         return;
     }
-    if h.contains_key(CONNECTION) || h.contains_key(TRANSFER_ENCODING) || h.contains_key(&KEEP_ALIVE) {
+    if h.keys().any(is_hop_by_hop) {
         remove_hop_by_hop(h);
     }
 }
@@ -159,6 +198,32 @@ mod tests {
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
         assert_eq!(h[&X_FORWARDED_HOST], "maps.example");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
+    }
+
+    #[test]
+    fn spoofed_identity_and_lone_hop_headers_go_on_a_public_route_too() {
+        let mut h = HeaderMap::new();
+        h.insert("x-uid", "42".parse().unwrap());
+        h.insert("x-org", "org-9".parse().unwrap());
+        h.insert(TE, "trailers".parse().unwrap());
+        h.insert("proxy-connection", "keep-alive".parse().unwrap());
+        h.insert("accept", "*/*".parse().unwrap());
+        let ip = HeaderValue::from_static("127.0.0.1");
+        let n = names();
+        let ctx = ForwardCtx {
+            client_ip: &ip,
+            proto: &ip,
+            names: &n,
+            identity: None,
+            strip_authorization: false,
+            upgrade: false,
+        };
+        prepare_request_headers(&mut h, &ctx);
+        for gone in ["x-uid", "x-org", "te", "proxy-connection"] {
+            assert!(h.get(gone).is_none(), "{gone} must not reach the upstream");
+        }
+        assert_eq!(h["accept"], "*/*");
+        assert_eq!(h[&X_FORWARDED_FOR], "127.0.0.1");
     }
 
     #[test]
