@@ -360,7 +360,13 @@ async fn one_worker_serves_everything_on_the_current_thread_scheduler() {
     let jwks = dir.path().join("jwks.json");
     let issuer = Issuer::new();
     std::fs::write(&jwks, issuer.jwks()).unwrap();
-    let toml = config(&up.url(), &jwks, "");
+    // Generous upstream timeouts: 200 requests arrive at once with a new
+    // token, and this debug build verifies it for each of them on the one
+    // thread before any of their upstream connects is polled again; this
+    // test is about the scheduler, not about latency.
+    let toml = config(&up.url(), &jwks, "")
+        .replace("connect_timeout = \"1s\"", "connect_timeout = \"20s\"")
+        .replace("request_timeout = \"1s\"", "request_timeout = \"20s\"");
     let gw = tokio::task::spawn_blocking(move || start_gateway_in(dir, &toml, &[("TOKIO_WORKER_THREADS", "1")]))
         .await
         .unwrap();

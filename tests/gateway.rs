@@ -365,22 +365,7 @@ async fn cors_preflight_and_refusals_carry_cors_headers() {
 async fn h2_over_tls() {
     let issuer = Issuer::new();
     let up = start_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let jwks = dir.path().join("jwks.json");
-    std::fs::write(&jwks, issuer.jwks()).unwrap();
-    let (cert, key) = self_signed(dir.path());
-    let toml = config(&up.url(), &jwks, "").replacen(
-        "[server]\n",
-        &format!(
-            "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
-            cert.display(),
-            key.display()
-        ),
-        1,
-    );
-    let gw = tokio::task::spawn_blocking(move || start_gateway_in(dir, &toml, &[]))
-        .await
-        .unwrap();
+    let (gw, cert) = start_tls_gateway(&up.url(), &issuer).await;
     let ca = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
     let client = reqwest::Client::builder()
         .no_proxy()

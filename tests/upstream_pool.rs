@@ -235,22 +235,7 @@ async fn an_https_upstream_is_reached_through_the_pool() {
     // The backend is another gateway listening with TLS (a self-signed
     // certificate), itself in front of the plain test upstream.
     let up = start_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let jwks = dir.path().join("jwks.json");
-    std::fs::write(&jwks, Issuer::new().jwks()).unwrap();
-    let (cert, key) = self_signed(dir.path());
-    let toml = config(&up.url(), &jwks, "").replacen(
-        "[server]\n",
-        &format!(
-            "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
-            cert.display(),
-            key.display()
-        ),
-        1,
-    );
-    let tls_gw = tokio::task::spawn_blocking(move || start_gateway_in(dir, &toml, &[]))
-        .await
-        .unwrap();
+    let (tls_gw, cert) = start_tls_gateway(&up.url(), &Issuer::new()).await;
     let backend = format!("https://localhost:{}", tls_gw.addr.port());
     let gw = gateway(&backend, &format!("ca_file = \"{}\"\n", cert.display())).await;
     for _ in 0..3 {

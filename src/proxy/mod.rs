@@ -322,7 +322,7 @@ impl Upstream {
                     self.backends[b]
                         .down_until
                         .store(now_millis() + BACKEND_PENALTY_MS, Ordering::Relaxed);
-                    tracing::warn!(upstream = %self.cfg.name, backend = %self.backends[b].authority, error = %e, "upstream connect failed");
+                    tracing::warn!(upstream = %self.cfg.name, backend = %self.backends[b].authority, error = %pool::chain(&*e), "upstream connect failed");
                     match next {
                         Some(n) => {
                             req = n;

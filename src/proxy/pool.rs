@@ -93,10 +93,24 @@ pub(super) enum SendError {
     Other(Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// An error and its causes, `a: b: c`.
+pub(super) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
+
 impl std::fmt::Display for SendError {
+    // Connect errors carry the cause (refused, timed out, TLS) in their
+    // source chain: the log line shows all of it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SendError::Connect(e) => write!(f, "connect: {e}"),
+            SendError::Connect(e) => write!(f, "connect: {}", chain(&**e)),
             SendError::Failed(e) => e.fmt(f),
             SendError::Other(e) => e.fmt(f),
         }

@@ -520,3 +520,25 @@ pub fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::Pat
     assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
     (cert, key)
 }
+
+/// A gateway listening with TLS (a self-signed certificate for localhost)
+/// in front of `upstream`, trusting `issuer`; and the certificate's path.
+pub async fn start_tls_gateway(upstream: &str, issuer: &Issuer) -> (Gateway, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, issuer.jwks()).unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let toml = config(upstream, &jwks, "").replacen(
+        "[server]\n",
+        &format!(
+            "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+        1,
+    );
+    let gw = tokio::task::spawn_blocking(move || start_gateway_in(dir, &toml, &[]))
+        .await
+        .unwrap();
+    (gw, cert)
+}
