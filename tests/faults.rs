@@ -121,15 +121,6 @@ async fn admin_get(gw: &Gateway, path: &str) -> Value {
     r.json().await.unwrap()
 }
 
-async fn exchange(gw: &Gateway, key: &str) -> reqwest::Response {
-    http()
-        .post(gw.url("/v1/auth/token"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// Overwrites a file in place (same inode, so the gateway's open
 /// connections see the new content).
 fn overwrite(path: &std::path::Path, bytes: &[u8]) {
@@ -155,13 +146,7 @@ async fn sqlite_store_unreadable_proxying_goes_on_token_endpoints_answer_503_the
     use sqlx::Connection;
     let up = start_upstream().await;
     let gw = gateway_with("", &up.url()).await;
-    let org = admin_post(&gw, "/admin/v1/orgs", json!({"name": "acme"})).await;
-    let sa = admin_post(
-        &gw,
-        "/admin/v1/service-accounts",
-        json!({"org": org["id"], "name": "web"}),
-    )
-    .await;
+    let (_org, sa) = admin_org_and_account(&gw).await;
     let key = admin_api_key(&gw, &sa, "tiles:read").await;
     // A second key, never used: not in the secret cache when the store goes.
     let cold = admin_api_key(&gw, &sa, "tiles:read").await;
@@ -361,9 +346,10 @@ async fn one_worker_serves_everything_on_the_current_thread_scheduler() {
     let issuer = Issuer::new();
     std::fs::write(&jwks, issuer.jwks()).unwrap();
     // Generous upstream timeouts: 200 requests arrive at once with a new
-    // token, and this debug build verifies it for each of them on the one
-    // thread before any of their upstream connects is polled again; this
-    // test is about the scheduler, not about latency.
+    // token, each verifies it (no single-flight), and the one thread of a
+    // debug build is busy long enough for 1 s connect timeouts to fire on
+    // some of their upstream connects. This test is about the scheduler,
+    // not about latency.
     let toml = config(&up.url(), &jwks, "")
         .replace("connect_timeout = \"1s\"", "connect_timeout = \"20s\"")
         .replace("request_timeout = \"1s\"", "request_timeout = \"20s\"");
@@ -372,33 +358,12 @@ async fn one_worker_serves_everything_on_the_current_thread_scheduler() {
         .unwrap();
     assert_eq!(tile_status(&gw, &issuer.token("tiles:read")).await, 200);
     assert_eq!(tile_status(&gw, &issuer.token("datasets:stream")).await, 403);
-    let org = admin_post(&gw, "/admin/v1/orgs", json!({"name": "acme"})).await;
-    admin_post(
-        &gw,
-        "/admin/v1/users",
-        json!({"org": org["id"], "username": "ana", "password": "correct horse"}),
-    )
-    .await;
-    let sa = admin_post(
-        &gw,
-        "/admin/v1/service-accounts",
-        json!({"org": org["id"], "name": "web"}),
-    )
-    .await;
+    let (org, sa) = admin_org_and_account(&gw).await;
+    admin_user_ana(&gw, &org).await;
     let key = admin_api_key(&gw, &sa, "tiles:read").await;
     let token = exchange_token(&gw, &key).await;
     assert_eq!(tile_status(&gw, &token).await, 200);
-    let r = http()
-        .post(gw.url("/oauth/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "ana"),
-            ("password", "correct horse"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(password_grant_ana(&gw).await.unwrap().status(), 200);
     // Many concurrent requests on the one thread.
     let tok = issuer.token("tiles:read");
     let all = futures_util::future::join_all((0..200).map(|_| tile_status(&gw, &tok))).await;

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use common::{
-    admin_api_key, admin_post, exchange_token, http, now, rand_hex, start_gateway_in, start_upstream, tile_status,
-    Gateway, Upstream, ADMIN_TOKEN,
+    admin_api_key, admin_org_and_account, admin_post, admin_user_ana, exchange_token, http, now, password_grant_ana,
+    rand_hex, start_gateway_in, start_upstream, tile_status, Gateway, Upstream, ADMIN_TOKEN,
 };
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
@@ -1302,13 +1302,7 @@ async fn pg_a_token_from_one_replica_opens_the_other_and_a_rotation_on_one_is_ho
     let up = start_upstream().await;
     let (a, b) = two_replicas(&db, &up).await;
 
-    let org = admin_post(&a, "/admin/v1/orgs", json!({"name": "acme"})).await;
-    let sa = admin_post(
-        &a,
-        "/admin/v1/service-accounts",
-        json!({"org": org["id"], "name": "web"}),
-    )
-    .await;
+    let (_org, sa) = admin_org_and_account(&a).await;
     let key = admin_api_key(&b, &sa, "tiles:read").await;
 
     // Issued by A, accepted by B (and the other way round).
@@ -1362,33 +1356,12 @@ async fn pg_with_the_store_down_proxying_goes_on_and_token_endpoints_answer_503_
     let db = PgDb::create(&base);
     let up = start_upstream().await;
     let (a, _b) = two_replicas(&db, &up).await;
-    let org = admin_post(&a, "/admin/v1/orgs", json!({"name": "acme"})).await;
-    let _user = admin_post(
-        &a,
-        "/admin/v1/users",
-        json!({"org": org["id"], "username": "ana", "password": "correct horse"}),
-    )
-    .await;
-    let sa = admin_post(
-        &a,
-        "/admin/v1/service-accounts",
-        json!({"org": org["id"], "name": "web"}),
-    )
-    .await;
+    let (org, sa) = admin_org_and_account(&a).await;
+    admin_user_ana(&a, &org).await;
     let key = admin_api_key(&a, &sa, "tiles:read").await;
     let token = exchange_token(&a, &key).await;
     assert_eq!(tile_status(&a, &token).await, 200);
-    let login = |gw: &Gateway| {
-        http()
-            .post(gw.url("/oauth/token"))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", "ana"),
-                ("password", "correct horse"),
-            ])
-            .send()
-    };
-    assert_eq!(login(&a).await.unwrap().status(), 200);
+    assert_eq!(password_grant_ana(&a).await.unwrap().status(), 200);
 
     /// Starts PostgreSQL again however this test leaves the scope.
     struct StartOnDrop<'a>(&'a str);
@@ -1403,7 +1376,7 @@ async fn pg_with_the_store_down_proxying_goes_on_and_token_endpoints_answer_503_
         // Verification is local: the token keeps opening routes.
         assert_eq!(tile_status(&a, &token).await, 200);
         // An endpoint that needs the store answers 503 JSON with Retry-After.
-        let r = login(&a).await.unwrap();
+        let r = password_grant_ana(&a).await.unwrap();
         assert_eq!(r.status(), 503);
         assert!(r.headers().get("retry-after").is_some());
         let body: Value = r.json().await.unwrap();
@@ -1414,7 +1387,7 @@ async fn pg_with_the_store_down_proxying_goes_on_and_token_endpoints_answer_503_
     // Everything recovers once the store is back.
     let start = Instant::now();
     loop {
-        if login(&a).await.map(|r| r.status() == 200).unwrap_or(false) {
+        if password_grant_ana(&a).await.map(|r| r.status() == 200).unwrap_or(false) {
             break;
         }
         assert!(

@@ -244,12 +244,15 @@ impl Upstream {
 
     /// Pick a backend: round robin over those not penalised; when all are,
     /// plain round robin (a penalty is a hint, not a verdict).
-    fn pick(&self, now: i64) -> usize {
+    fn pick(&self) -> usize {
         let n = self.backends.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        // One backend (the usual case): no clock read, and no shared
+        // counter bounced between worker threads.
         if n == 1 {
             return 0;
         }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = now_millis();
         for i in 0..n {
             let b = (start + i) % n;
             if self.backends[b].down_until.load(Ordering::Relaxed) <= now {
@@ -305,7 +308,7 @@ impl Upstream {
         let attempts = if replayable { self.backends.len() } else { 1 };
         let started = Instant::now();
         for attempt in 0..attempts {
-            let b = self.pick(now_millis());
+            let b = self.pick();
             let next = if replayable && attempt + 1 < attempts {
                 Some(clone_head(&req))
             } else {

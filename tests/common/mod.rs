@@ -450,6 +450,41 @@ pub async fn admin_post(gw: &Gateway, path: &str, body: serde_json::Value) -> se
     r.json().await.unwrap()
 }
 
+/// Organisation "acme" and its service account "web" (admin API).
+pub async fn admin_org_and_account(gw: &Gateway) -> (serde_json::Value, serde_json::Value) {
+    let org = admin_post(gw, "/admin/v1/orgs", serde_json::json!({"name": "acme"})).await;
+    let sa = admin_post(
+        gw,
+        "/admin/v1/service-accounts",
+        serde_json::json!({"org": org["id"], "name": "web"}),
+    )
+    .await;
+    (org, sa)
+}
+
+/// User "ana" (password "correct horse") in `org` (admin API).
+pub async fn admin_user_ana(gw: &Gateway, org: &serde_json::Value) -> serde_json::Value {
+    admin_post(
+        gw,
+        "/admin/v1/users",
+        serde_json::json!({"org": org["id"], "username": "ana", "password": "correct horse"}),
+    )
+    .await
+}
+
+/// `POST /oauth/token`, the password grant for "ana".
+pub async fn password_grant_ana(gw: &Gateway) -> reqwest::Result<reqwest::Response> {
+    http()
+        .post(gw.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "ana"),
+            ("password", "correct horse"),
+        ])
+        .send()
+        .await
+}
+
 /// A new API key with `scope` for the service account `sa` (admin API).
 pub async fn admin_api_key(gw: &Gateway, sa: &serde_json::Value, scope: &str) -> String {
     let key = admin_post(
@@ -461,14 +496,19 @@ pub async fn admin_api_key(gw: &Gateway, sa: &serde_json::Value, scope: &str) ->
     key["api_key"].as_str().unwrap().to_owned()
 }
 
-/// `POST /v1/auth/token` with `key`: the access token (asserts 200).
-pub async fn exchange_token(gw: &Gateway, key: &str) -> String {
-    let r = http()
+/// `POST /v1/auth/token` with `key`, whatever the answer.
+pub async fn exchange(gw: &Gateway, key: &str) -> reqwest::Response {
+    http()
         .post(gw.url("/v1/auth/token"))
         .bearer_auth(key)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// `POST /v1/auth/token` with `key`: the access token (asserts 200).
+pub async fn exchange_token(gw: &Gateway, key: &str) -> String {
+    let r = exchange(gw, key).await;
     assert_eq!(r.status(), 200);
     r.json::<serde_json::Value>().await.unwrap()["access_token"]
         .as_str()
