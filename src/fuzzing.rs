@@ -47,7 +47,11 @@ fn config() -> &'static Config {
 /// segments and escapes that decode to a separator, and normalising it
 /// again changes nothing; prefixing `/.` or `/x/..` (which resolve away)
 /// gives the same result; the route found for it is one whose prefix it
-/// really starts with.
+/// really starts with; the route chosen for the forwarded (canonical) path
+/// is the route chosen for the request; and every backend model in
+/// [`backend_readings`] reads the forwarded path as one that the same route
+/// covers, so no spelling is authorized under another rule than the one
+/// the backend's reading falls under.
 pub fn path(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (host, raw) = match text.split_once('\n') {
@@ -88,7 +92,92 @@ pub fn path(data: &[u8]) {
                 );
             }
         }
+        assert_same_rule_for_every_reading(table, host, &m, raw);
     }
+}
+
+/// The route-agreement property shared by the `path` fuzz target and the
+/// routing proptest: a request accepted under route R is forwarded as a
+/// path that routes to R again, and that every backend model reads as a
+/// path under R (a case-insensitive model's reading is matched with letter
+/// case ignored on both sides).
+pub fn assert_same_rule_for_every_reading(
+    table: &crate::routing::RouteTable,
+    host: Option<&str>,
+    m: &Method,
+    raw: &str,
+) {
+    let Ok(p) = normalize(raw) else { return };
+    let Ok(route) = table.resolve(host, m, &p) else { return };
+    let again = table.resolve(host, m, &p).map(|r| r.name.clone());
+    assert_eq!(again.as_deref(), Ok(&*route.name), "forwarded {p:?} routes elsewhere");
+    for (model, reading, folded) in backend_readings(&p) {
+        let Some(reading) = reading else { continue };
+        let other = if folded {
+            table.find_ignoring_case(host, m, &reading)
+        } else {
+            table.find(host, m, &reading)
+        }
+        .map(|r| r.name.clone());
+        assert_eq!(
+            other.as_deref(),
+            Ok(&*route.name),
+            "{raw:?} → {p:?} authorized under {} but {model} reads {reading:?}",
+            route.name
+        );
+    }
+}
+
+/// How common backends read a forwarded path: a reference model of each,
+/// written independently of `routing::path` (its decoder is the
+/// `percent-encoding` crate's). `None` where that backend would refuse the
+/// path; `true` for models that ignore letter case.
+pub fn backend_readings(forwarded: &str) -> Vec<(&'static str, Option<String>, bool)> {
+    fn decode(s: &str) -> String {
+        percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    }
+    fn dots(s: &str) -> Option<String> {
+        let mut out: Vec<&str> = Vec::new();
+        let segs: Vec<&str> = s.split('/').collect();
+        for seg in segs.iter().skip(1) {
+            match *seg {
+                "." | "" => {}
+                ".." => {
+                    out.pop()?;
+                }
+                x => out.push(x),
+            }
+        }
+        let ends_dir = matches!(segs.last(), Some(&"" | &"." | &".."));
+        let mut r = format!("/{}", out.join("/"));
+        if ends_dir && r.len() > 1 {
+            r.push('/');
+        }
+        Some(r)
+    }
+    let decoded = dots(&decode(forwarded));
+    let tomcat = {
+        let stripped: Vec<&str> = forwarded
+            .split('/')
+            .map(|s| s.split(';').next().unwrap_or(""))
+            .collect();
+        dots(&stripped.join("/")).map(|p| decode(&p))
+    };
+    let twice = dots(&decode(&decode(forwarded)));
+    let windows = decoded.as_ref().and_then(|d| {
+        let trimmed: Vec<&str> = d
+            .split('/')
+            .map(|s| s.split(':').next().unwrap_or("").trim_end_matches(['.', ' ']))
+            .collect();
+        dots(&trimmed.join("/"))
+    });
+    vec![
+        ("a decoding server (nginx, Go, Python, Node)", decoded.clone(), false),
+        ("a servlet container (Tomcat, Jetty)", tomcat, false),
+        ("a server that decodes twice", twice, false),
+        ("a case-insensitive file system", decoded, true),
+        ("a Windows file system", windows, true),
+    ]
 }
 
 struct TokenFixture {

@@ -150,9 +150,13 @@ impl IntoResponse for ProxyError {
 impl IntoResponse for PathError {
     fn into_response(self) -> Resp {
         let code = match self {
-            PathError::NotAbsolute | PathError::AboveRoot | PathError::EncodedSeparator | PathError::Malformed => {
-                "invalid_path"
-            }
+            PathError::NotAbsolute
+            | PathError::AboveRoot
+            | PathError::EncodedSeparator
+            | PathError::Malformed
+            | PathError::ControlChar
+            | PathError::DoubleEncoded
+            | PathError::NotUtf8 => "invalid_path",
         };
         error(StatusCode::BAD_REQUEST, code, &self.to_string())
     }
@@ -166,6 +170,11 @@ impl IntoResponse for RouteMiss {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "this route does not allow the method",
+            ),
+            RouteMiss::Ambiguous => error(
+                StatusCode::BAD_REQUEST,
+                "invalid_path",
+                "backends may read this path as one that another rule covers; spell it plainly",
             ),
         }
     }

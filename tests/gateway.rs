@@ -322,6 +322,98 @@ async fn path_tricks_cannot_reach_a_route_under_another_rule() {
     assert_eq!(e.up.seen.last().uri, "/stream/x");
 }
 
+/// A raw request's status and body.
+async fn raw_get(addr: std::net::SocketAddr, target: &str, token: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!(
+            "GET {target} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Nested prefixes under different scopes (`/x/` needs tiles:read,
+/// `/x/premium/` needs datasets:stream) in front of a real decoding file
+/// server: no spelling of the premium tile reaches it with a tiles:read
+/// token, whatever the escape, case, `;` parameter, Windows name or
+/// double encoding; the plain spellings still work.
+#[tokio::test]
+async fn no_spelling_of_a_nested_prefix_reaches_it_under_the_outer_rule() {
+    let files = StaticServer::start(&[("x/premium/secret.pbf", "PREMIUM-SECRET"), ("x/open.pbf", "OPEN-TILE")]);
+    let e = env_with(&format!(
+        "[[upstreams]]\nname = \"files\"\nbackends = [\"{}\"]\n\
+         [[routes]]\nname = \"x\"\nprefix = \"/x/\"\nupstream = \"files\"\nscopes = [\"tiles:read\"]\n\
+         [[routes]]\nname = \"premium\"\nprefix = \"/x/premium/\"\nupstream = \"files\"\nscopes = [\"datasets:stream\"]\n",
+        files.url()
+    ))
+    .await;
+    let reader = e.issuer.token("tiles:read");
+    let premium = e.issuer.token("datasets:stream");
+    // The controls: each token reaches what its rule covers.
+    assert_eq!(
+        raw_get(e.gw.addr, "/x/premium/secret.pbf", &premium).await,
+        (200, "PREMIUM-SECRET".into())
+    );
+    assert_eq!(
+        raw_get(e.gw.addr, "/x/open.pbf", &reader).await,
+        (200, "OPEN-TILE".into())
+    );
+    assert_eq!(raw_get(e.gw.addr, "/x/premium/secret.pbf", &reader).await.0, 403);
+    // Unreserved escapes are decoded before routing and forwarded decoded.
+    assert_eq!(
+        raw_get(e.gw.addr, "/x/%6Fpen.pbf", &reader).await,
+        (200, "OPEN-TILE".into())
+    );
+    assert_eq!(
+        raw_get(e.gw.addr, "/x/%70remium/secret.pbf", &premium).await,
+        (200, "PREMIUM-SECRET".into())
+    );
+    for (p, want) in [
+        ("/x/%70remium/secret.pbf", 403),
+        ("/x/%70%72%65%6d%69%75%6d/secret.pbf", 403),
+        ("/x/premiu%6D/secret.pbf", 403),
+        ("/x//premium/secret.pbf", 403),
+        ("/x/./premium/secret.pbf", 403),
+        ("/x/open/../premium/secret.pbf", 403),
+        ("/x/open/%2e%2e/premium/secret.pbf", 403),
+        ("/x/Premium/secret.pbf", 400),
+        ("/x/PREMIUM/secret.pbf", 400),
+        ("/x/%50remium/secret.pbf", 400),
+        ("/x/premium;v=1/secret.pbf", 400),
+        ("/x/..;/x/premium/secret.pbf", 400),
+        ("/x/premium./secret.pbf", 400),
+        ("/x/premium%20/secret.pbf", 400),
+        ("/x/premium::$DATA/secret.pbf", 400),
+        ("/x/%2570remium/secret.pbf", 400),
+        ("/x/%25%37%30remium/secret.pbf", 400),
+        ("/x/%C0%AE%C0%AE/x/premium/secret.pbf", 400),
+        ("/x/premium%2fsecret.pbf", 400),
+        ("/x/premium%5csecret.pbf", 400),
+        ("/x/premium\\secret.pbf", 400),
+    ] {
+        let (status, body) = raw_get(e.gw.addr, p, &reader).await;
+        assert_eq!(status, want, "{p}: {body}");
+        assert!(!body.contains("PREMIUM-SECRET"), "{p} leaked the premium tile");
+    }
+    // Escapes of reserved characters stay escaped: the file server reads
+    // them as literal names, under the outer rule, and has no such file.
+    let (status, body) = raw_get(e.gw.addr, "/x/premium%3B/secret.pbf", &reader).await;
+    assert_eq!(status, 404, "{body}");
+}
+
 #[tokio::test]
 async fn cors_preflight_and_refusals_carry_cors_headers() {
     let e = env().await;

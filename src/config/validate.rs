@@ -604,11 +604,16 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
                 if inline.contains(t.as_str()) {
                     p.push(format!("{key}.path"), format!("\"{t}\" is an inline endpoint"));
                 }
+                if let Err(e) = plain_pattern(t) {
+                    p.push(format!("{key}.path"), e);
+                }
                 PathMatch::Template(t.clone())
             }
             (None, Some(pre)) => {
                 if !pre.starts_with('/') {
                     p.push(format!("{key}.prefix"), "must start with /");
+                } else if let Err(e) = plain_pattern(pre) {
+                    p.push(format!("{key}.prefix"), e);
                 }
                 PathMatch::Prefix(pre.clone())
             }
@@ -711,6 +716,27 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
         upstreams,
         routes,
     })
+}
+
+/// A route pattern must be spelled the way requests are routed: in the
+/// canonical path form (no dot segments, no `//`) and without characters
+/// that backends read in more than one way (escapes, `;`, `\\`), so that a
+/// request matches it exactly when every backend reading does.
+fn plain_pattern(p: &str) -> Result<(), String> {
+    if let Some(c) = p
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-._~/!$&'()*+,=:@{}".contains(*c)))
+    {
+        return Err(format!(
+            "\"{p}\" has '{c}': use letters, digits and -._~!$&'()*+,=:@ only"
+        ));
+    }
+    match crate::routing::normalize(p) {
+        Ok(n) if n == p => Ok(()),
+        _ => Err(format!(
+            "\"{p}\" is not a canonical path (no \"//\", \".\" or \"..\" segments)"
+        )),
+    }
 }
 
 #[cfg(test)]

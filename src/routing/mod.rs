@@ -9,7 +9,7 @@ use std::sync::Arc;
 use http::header::{HeaderName, HeaderValue};
 use http::Method;
 
-pub use path::{normalize, PathError};
+pub use path::{ambiguous, normalize, readings, PathError, Reading};
 
 use crate::config::file::FileCors;
 
@@ -211,6 +211,9 @@ pub enum RouteMiss {
     NotFound,
     /// A route matched the path but not the method; carries its index.
     MethodNotAllowed(usize),
+    /// Backends may read the path in ways that other routes (or none)
+    /// match: refused rather than authorized under the wrong rule.
+    Ambiguous,
 }
 
 #[derive(Debug, Default)]
@@ -220,12 +223,23 @@ struct HostTable {
     prefixes: Vec<(Box<str>, Vec<usize>)>,
 }
 
+#[derive(Debug, Default)]
+struct Tables {
+    hosts: Vec<(Box<str>, HostTable)>,
+    any_host: HostTable,
+}
+
 /// The route table: built once per config, read lock-free per request.
+/// `folded` holds the same routes with ASCII-lower-cased patterns, for the
+/// reading of a case-insensitive backend.
 #[derive(Debug, Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
-    hosts: Vec<(Box<str>, HostTable)>,
-    any_host: HostTable,
+    exact: Tables,
+    folded: Tables,
+    /// Some route pattern has an upper-case letter, so even an all-lower
+    /// path can route differently when case is ignored.
+    upper: bool,
 }
 
 impl RouteTable {
@@ -235,52 +249,28 @@ impl RouteTable {
 
     pub fn build(routes: Vec<Route>) -> Result<RouteTable, Vec<String>> {
         let mut errors = Vec::new();
-        let mut t = RouteTable::default();
-        let mut tpl_index: Vec<(Option<Box<str>>, String, Vec<usize>)> = Vec::new();
-        for (i, r) in routes.iter().enumerate() {
-            let table = match &r.host {
-                None => &mut t.any_host,
-                Some(h) => match t.hosts.iter().position(|(n, _)| n == h) {
-                    Some(p) => &mut t.hosts[p].1,
-                    None => {
-                        t.hosts.push((h.clone(), HostTable::default()));
-                        &mut t.hosts.last_mut().unwrap().1
-                    }
-                },
-            };
-            match &r.matcher {
-                PathMatch::Prefix(p) => match table.prefixes.iter_mut().find(|(x, _)| x.as_ref() == p) {
-                    Some((_, v)) => v.push(i),
-                    None => table.prefixes.push((p.as_str().into(), vec![i])),
-                },
-                PathMatch::Template(tpl) => {
-                    if let Some((_, _, v)) = tpl_index.iter_mut().find(|(h, p, _)| *h == r.host && p == tpl) {
-                        v.push(i);
-                    } else {
-                        tpl_index.push((r.host.clone(), tpl.clone(), vec![i]));
-                    }
-                }
-            }
+        let exact = Tables::build(&routes, |p| p.to_owned(), "", &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
         }
-        for (host, tpl, idx) in tpl_index {
-            let table = match &host {
-                None => &mut t.any_host,
-                Some(h) => &mut t.hosts.iter_mut().find(|(n, _)| n == h).unwrap().1,
-            };
-            if let Err(e) = table.templates.insert(tpl.clone(), idx.clone()) {
-                errors.push(format!("{}.path: \"{tpl}\": {e}", routes[idx[0]].name));
-            }
+        let folded = Tables::build(
+            &routes,
+            |p| p.to_ascii_lowercase(),
+            " when letter case is ignored",
+            &mut errors,
+        );
+        let upper = routes.iter().any(|r| match &r.matcher {
+            PathMatch::Template(p) | PathMatch::Prefix(p) => p.bytes().any(|b| b.is_ascii_uppercase()),
+        });
+        if !errors.is_empty() {
+            return Err(errors);
         }
-        sort_prefixes(&mut t.any_host);
-        for (_, table) in t.hosts.iter_mut() {
-            sort_prefixes(table);
-        }
-        t.routes = routes;
-        if errors.is_empty() {
-            Ok(t)
-        } else {
-            Err(errors)
-        }
+        Ok(RouteTable {
+            routes,
+            exact,
+            folded,
+            upper,
+        })
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -295,17 +285,66 @@ impl RouteTable {
     /// port; `path` must already be normalised.
     #[inline]
     pub fn find(&self, host: Option<&str>, method: &Method, path: &str) -> Result<&Route, RouteMiss> {
+        self.find_on(&self.exact, host, method, path)
+    }
+
+    /// Find the route for a canonical path (`normalize`) and check that
+    /// every other reading of it by a backend (`path::readings`: decoded,
+    /// `;` parameters stripped, case ignored, Windows names) takes the same
+    /// route. A request whose readings disagree is `RouteMiss::Ambiguous`.
+    /// The check costs one scan of the path unless the path has an escape,
+    /// `;`, `:`, an upper-case letter or a segment ending in `.`.
+    #[inline]
+    pub fn resolve(&self, host: Option<&str>, method: &Method, canonical: &str) -> Result<&Route, RouteMiss> {
+        let route = self.find(host, method, canonical)?;
+        if !self.upper && !path::ambiguous(canonical) {
+            return Ok(route);
+        }
+        self.check_readings(route, host, method, canonical)?;
+        Ok(route)
+    }
+
+    /// Find the route as a case-insensitive backend would: `path` and every
+    /// pattern compared in ASCII lower case.
+    pub fn find_ignoring_case(&self, host: Option<&str>, method: &Method, path: &str) -> Result<&Route, RouteMiss> {
+        self.find_on(&self.folded, host, method, &path.to_ascii_lowercase())
+    }
+
+    #[cold]
+    fn check_readings(
+        &self,
+        route: &Route,
+        host: Option<&str>,
+        method: &Method,
+        canonical: &str,
+    ) -> Result<(), RouteMiss> {
+        let readings = path::readings(canonical).map_err(|_| RouteMiss::Ambiguous)?;
+        for r in readings {
+            let other = if r.folded {
+                self.find_ignoring_case(host, method, &r.path)
+            } else {
+                self.find(host, method, &r.path)
+            };
+            match other {
+                Ok(o) if std::ptr::eq(o, route) => {}
+                _ => return Err(RouteMiss::Ambiguous),
+            }
+        }
+        Ok(())
+    }
+
+    fn find_on(&self, t: &Tables, host: Option<&str>, method: &Method, path: &str) -> Result<&Route, RouteMiss> {
         let mut miss = RouteMiss::NotFound;
         if let Some(h) = host {
-            if let Some((_, table)) = self.hosts.iter().find(|(n, _)| n.eq_ignore_ascii_case(h)) {
+            if let Some((_, table)) = t.hosts.iter().find(|(n, _)| n.eq_ignore_ascii_case(h)) {
                 match self.find_in(table, method, path) {
                     Ok(r) => return Ok(r),
-                    Err(m @ RouteMiss::MethodNotAllowed(_)) => miss = m,
+                    Err(m @ (RouteMiss::MethodNotAllowed(_) | RouteMiss::Ambiguous)) => miss = m,
                     Err(RouteMiss::NotFound) => {}
                 }
             }
         }
-        match self.find_in(&self.any_host, method, path) {
+        match self.find_in(&t.any_host, method, path) {
             Ok(r) => Ok(r),
             Err(RouteMiss::NotFound) => Err(miss),
             Err(m) => Err(if miss == RouteMiss::NotFound { m } else { miss }),
@@ -330,11 +369,11 @@ impl RouteTable {
             }
         };
         if let Some(h) = host {
-            if let Some((_, table)) = self.hosts.iter().find(|(n, _)| n.eq_ignore_ascii_case(h)) {
+            if let Some((_, table)) = self.exact.hosts.iter().find(|(n, _)| n.eq_ignore_ascii_case(h)) {
                 add(table);
             }
         }
-        add(&self.any_host);
+        add(&self.exact.any_host);
         set
     }
 
@@ -361,6 +400,58 @@ impl RouteTable {
             }
         }
         Err(miss)
+    }
+}
+
+impl Tables {
+    /// Host tables for `routes`, with each pattern passed through `shape`
+    /// (identity, or ASCII lower case for the folded tables).
+    fn build(routes: &[Route], shape: impl Fn(&str) -> String, how: &str, errors: &mut Vec<String>) -> Tables {
+        let mut t = Tables::default();
+        let mut tpl_index: Vec<(Option<Box<str>>, String, Vec<usize>)> = Vec::new();
+        for (i, r) in routes.iter().enumerate() {
+            let table = match &r.host {
+                None => &mut t.any_host,
+                Some(h) => match t.hosts.iter().position(|(n, _)| n == h) {
+                    Some(p) => &mut t.hosts[p].1,
+                    None => {
+                        t.hosts.push((h.clone(), HostTable::default()));
+                        &mut t.hosts.last_mut().expect("just pushed").1
+                    }
+                },
+            };
+            match &r.matcher {
+                PathMatch::Prefix(p) => {
+                    let p = shape(p);
+                    match table.prefixes.iter_mut().find(|(x, _)| x.as_ref() == p) {
+                        Some((_, v)) => v.push(i),
+                        None => table.prefixes.push((p.into(), vec![i])),
+                    }
+                }
+                PathMatch::Template(tpl) => {
+                    let tpl = shape(tpl);
+                    if let Some((_, _, v)) = tpl_index.iter_mut().find(|(h, p, _)| *h == r.host && *p == tpl) {
+                        v.push(i);
+                    } else {
+                        tpl_index.push((r.host.clone(), tpl, vec![i]));
+                    }
+                }
+            }
+        }
+        for (host, tpl, idx) in tpl_index {
+            let table = match &host {
+                None => &mut t.any_host,
+                Some(h) => &mut t.hosts.iter_mut().find(|(n, _)| n == h).expect("host added above").1,
+            };
+            if let Err(e) = table.templates.insert(tpl.clone(), idx.clone()) {
+                errors.push(format!("{}.path: \"{tpl}\": {e}{how}", routes[idx[0]].name));
+            }
+        }
+        sort_prefixes(&mut t.any_host);
+        for (_, table) in t.hosts.iter_mut() {
+            sort_prefixes(table);
+        }
+        t
     }
 }
 
@@ -454,6 +545,118 @@ mod tests {
     fn no_route_is_not_found() {
         let t = RouteTable::build(vec![route("a", PathMatch::Prefix("/a".into()), &[], None)]).unwrap();
         assert_eq!(t.find(None, &Method::GET, "/b").unwrap_err(), RouteMiss::NotFound);
+    }
+
+    /// Nested prefixes under different rules, a template, a public
+    /// catch-all, and one pattern with an upper-case letter.
+    fn nested() -> RouteTable {
+        RouteTable::build(vec![
+            route("x", PathMatch::Prefix("/x/".into()), &[], None),
+            route("premium", PathMatch::Prefix("/x/premium/".into()), &[], None),
+            route("deep", PathMatch::Prefix("/x/premium/deep".into()), &[], None),
+            route("tile", PathMatch::Template("/t/{z}/{x}/{y}.pbf".into()), &[], None),
+            route("upper", PathMatch::Prefix("/Maps/".into()), &[], None),
+            route("root", PathMatch::Prefix("/".into()), &[], None),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn readings_that_route_elsewhere_are_ambiguous() {
+        let t = nested();
+        let name = |p: &str| {
+            let c = normalize(p).map_err(|_| "refused".to_string())?;
+            t.resolve(None, &Method::GET, &c)
+                .map(|r| r.name.to_string())
+                .map_err(|m| format!("{m:?}"))
+        };
+        assert_eq!(name("/x/premium/a").unwrap(), "premium");
+        assert_eq!(name("/x/%70remium/a").unwrap(), "premium");
+        assert_eq!(name("/x/a/b").unwrap(), "x");
+        assert_eq!(name("/x/%C3%A9/b").unwrap(), "x");
+        assert_eq!(name("/x/a%3Bb/c").unwrap(), "x");
+        for p in [
+            "/x/Premium/a",
+            "/x/premium;v=1/a",
+            "/x/..;/x/premium/a",
+            "/x/premium./a",
+            "/x/premium%20/a",
+            "/x/premium::$DATA/a",
+            "/t/1/2/3.PBF",
+            "/maps/a",
+        ] {
+            assert_eq!(name(p).unwrap_err(), "Ambiguous", "{p}");
+        }
+        assert_eq!(name("/Maps/a").unwrap(), "upper");
+        assert_eq!(name("/x/%2570remium/a").unwrap_err(), "refused");
+    }
+
+    /// Spellings of paths under the nested routes: segments that tempt
+    /// each backend model, with any character percent-encoded in either
+    /// hex case.
+    fn spelling() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let seg = prop_oneof![
+            Just("x".to_string()),
+            Just("premium".to_string()),
+            Just("Premium".to_string()),
+            Just("deep".to_string()),
+            Just("t".to_string()),
+            Just("1".to_string()),
+            Just("3.pbf".to_string()),
+            Just("3.PBF".to_string()),
+            Just("maps".to_string()),
+            Just("Maps".to_string()),
+            Just("..".to_string()),
+            Just(".".to_string()),
+            Just("".to_string()),
+            Just("..;".to_string()),
+            Just("premium;a=1".to_string()),
+            Just("premium.".to_string()),
+            Just("premium ".to_string()),
+            Just("premium:x".to_string()),
+            Just("%".to_string()),
+            Just("é".to_string()),
+        ];
+        (
+            proptest::collection::vec(seg, 1..6),
+            proptest::collection::vec(0u8..4, 0..64),
+        )
+            .prop_map(|(segs, enc)| {
+                let plain = format!("/{}", segs.join("/"));
+                let mut out = String::new();
+                for (i, c) in plain.chars().enumerate() {
+                    let e = enc.get(i).copied().unwrap_or(0);
+                    if c != '/' && (e == 1 || e == 2 || !c.is_ascii()) {
+                        let mut buf = [0u8; 4];
+                        for b in c.encode_utf8(&mut buf).bytes() {
+                            out.push_str(&if e == 2 {
+                                format!("%{b:02x}")
+                            } else {
+                                format!("%{b:02X}")
+                            });
+                        }
+                    } else if e == 3 && c == '%' {
+                        out.push_str("%25");
+                    } else {
+                        out.push(c);
+                    }
+                }
+                out
+            })
+    }
+
+    proptest::proptest! {
+        /// The route chosen for the forwarded (canonical) path is the
+        /// route chosen for the request, and no spelling that a backend
+        /// model reads as a path under one rule is authorized under another
+        /// (`fuzzing::assert_same_rule_for_every_reading`, shared with the
+        /// `path` fuzz target).
+        #[test]
+        fn spellings_backends_read_alike_get_one_rule(raw in spelling()) {
+            let t = nested();
+            crate::fuzzing::assert_same_rule_for_every_reading(&t, None, &Method::GET, &raw);
+        }
     }
 
     #[test]

@@ -206,7 +206,9 @@ fn host_of(req: &http::request::Parts) -> Option<&str> {
         .get(HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri.host())?;
-    Some(match h.rsplit_once(':') {
+    // `maps.example.` names the same host as `maps.example` (a trailing
+    // dot would otherwise miss the host's routes and fall to host-less ones).
+    let h = match h.rsplit_once(':') {
         Some((host, port))
             if port.bytes().all(|b| b.is_ascii_digit()) && !host.ends_with(']') || h.starts_with('[') =>
         {
@@ -217,7 +219,8 @@ fn host_of(req: &http::request::Parts) -> Option<&str> {
             }
         }
         _ => h,
-    })
+    };
+    Some(h.strip_suffix('.').unwrap_or(h))
 }
 
 async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Served {
@@ -248,11 +251,11 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
             .get(ACCESS_CONTROL_REQUEST_METHOD)
             .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
         {
-            return preflight(cfg.routes.find(host, &m, &path), &parts, &m);
+            return preflight(cfg.routes.resolve(host, &m, &path), &parts, &m);
         }
     }
 
-    let route = match cfg.routes.find(host, &parts.method, &path) {
+    let route = match cfg.routes.resolve(host, &parts.method, &path) {
         Ok(r) => r,
         Err(miss) => {
             let mut r = miss.into_response();
