@@ -387,7 +387,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             });
         }
         Cmd::ApiKey(KeyCmd::Revoke { id }) => {
-            let k = ops::revoke_api_key(store, cfg, &id, actor).await?;
+            let (k, _) = ops::revoke_api_key(store, cfg, &id, actor).await?;
             out(json, &k, || format!("revoked API key {}", k.id));
         }
         Cmd::GeneratorToken(GenCmd::Show { user }) => {
@@ -419,7 +419,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             });
         }
         Cmd::NamedToken(NamedCmd::Revoke { id }) => {
-            let t = ops::revoke_named(store, &id, actor).await?;
+            let (t, _) = ops::revoke_named(store, cfg, &id, actor).await?;
             out(json, &t, || format!("revoked named token {}", t.id));
         }
         Cmd::Token(TokenCmd::Mint { scope, ttl, org, sub }) => {

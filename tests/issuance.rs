@@ -143,6 +143,7 @@ both_stores!(
     case_failed_auth_throttled,
     case_store_failure_is_server_error,
     case_hostile_input_is_4xx_and_changes_nothing,
+    case_a_revoked_token_stays_revoked_through_the_leeway,
 );
 
 // ---------------------------------------------------------------- fixture
@@ -1566,6 +1567,33 @@ async fn case_oauth2_crate_client_credentials(store_url: &str) {
 
 /// RFC 8414 metadata lists only what is served; RFC 7662 introspection;
 /// RFC 7009 revocation makes a token 401 on the proxy.
+/// A token verifies until `exp + leeway`, so its revocation entry must live
+/// as long: past `exp` (within the leeway) a revoked token stays refused,
+/// across the periodic resync that prunes expired entries.
+async fn case_a_revoked_token_stays_revoked_through_the_leeway(store_url: &str) {
+    let fx = setup_with(store_url, "leeway = \"5s\"", "").await;
+    let t = fx.exchange_token(&fx.key, r#"{"ttl": 1, "scope": "tiles:read"}"#).await;
+    fx.assert_tile_ok(&t).await;
+    let (_, c) = jwt(&t);
+    let r = send(
+        fx.http
+            .post(fx.url("/oauth/revoke"))
+            .bearer_auth(&t)
+            .form(&[("token", &t)]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    fx.assert_tile_refused(&t).await;
+    // Past `exp` by two seconds, within the 5 s leeway; several resyncs
+    // (every 200 ms) have run meanwhile.
+    let exp = c["exp"].as_i64().unwrap();
+    while now() < exp + 2 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    fx.assert_tile_refused(&t).await;
+    assert_eq!(fx.me(&t).await.status, 401);
+}
+
 async fn case_metadata_introspection_revocation(store_url: &str) {
     let fx = setup(store_url).await;
     let r = send(fx.http.get(fx.url("/.well-known/oauth-authorization-server"))).await;

@@ -1399,3 +1399,100 @@ async fn pg_with_the_store_down_proxying_goes_on_and_token_endpoints_answer_503_
     assert_eq!(http().get(a.admin_url("/readyz")).send().await.unwrap().status(), 200);
     assert_eq!(tile_status(&a, &exchange_token(&a, &key).await).await, 200);
 }
+
+/// The revocation set of another replica: `tilegate_revocations` from its
+/// admin `/metrics`.
+async fn revocation_count(c: &reqwest::Client, gw: &Gateway) -> u64 {
+    let text = c
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("tilegate_revocations "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .unwrap_or_else(|| panic!("no tilegate_revocations in {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_a_revocation_learned_by_notification_expires_on_the_other_replica() {
+    let Some(base) = pg_base_url() else { return };
+    let _serial = PG_LOCK.lock().await;
+    let db = PgDb::create(&base);
+    let up = start_upstream().await;
+    let mut kek = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut kek).unwrap();
+    let kek = STANDARD.encode(kek);
+    // Resync every second; a 1 s leeway.
+    let cfg = toml(&db.url, &up.url(), "1s").replace(
+        "audience = \"tilegate\"\n",
+        "audience = \"tilegate\"\nleeway = \"1s\"\n",
+    );
+    let env = [("TILEGATE_KEK", kek.as_str())];
+    let a = start_gateway_in(tempfile::tempdir().unwrap(), &cfg, &env);
+    let b = start_gateway_in(tempfile::tempdir().unwrap(), &cfg, &env);
+    db.wait_listeners(2, Duration::from_secs(10)).await;
+    let c = http();
+    let (_, org) = admin(&c, &a, Method::POST, "/admin/v1/orgs", Some(json!({"name": "acme"}))).await;
+    let (_, sa) = admin(
+        &c,
+        &a,
+        Method::POST,
+        "/admin/v1/service-accounts",
+        Some(json!({"org": org["id"], "name": "tile-backend"})),
+    )
+    .await;
+    let (st, key) = admin(
+        &c,
+        &a,
+        Method::POST,
+        "/admin/v1/api-keys",
+        Some(json!({"service_account": sa["id"], "scope": "tiles:read"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{key}");
+    let r = c
+        .post(a.url("/v1/auth/token"))
+        .bearer_auth(s(&key["api_key"]))
+        .json(&json!({"ttl": 2}))
+        .send()
+        .await
+        .unwrap();
+    let t = s(&r.json::<Value>().await.unwrap()["access_token"]);
+    let exp = claims(&t)["exp"].as_i64().unwrap();
+    assert_eq!(get(&c, &b.url("/tiles/x"), &t).await, StatusCode::OK);
+    assert_eq!(revocation_count(&c, &b).await, 0);
+    // The token revokes itself on A; B learns it by notification.
+    let r = c
+        .post(a.url("/oauth/revoke"))
+        .bearer_auth(&t)
+        .form(&[("token", &t)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let start = Instant::now();
+    refused_after(&c, &[b.url("/tiles/x")], &t, start, POLL_LIMIT).await;
+    assert_eq!(revocation_count(&c, &b).await, 1);
+    // Once the token can no longer verify (exp + leeway), B forgets the
+    // entry at its next resync, as the store does.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = revocation_count(&c, &b).await;
+        if n == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B still holds the entry {} s past exp + leeway",
+            now() - exp - 1
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(now() > exp + 1, "forgotten only once the token cannot verify");
+    assert_eq!(get(&c, &b.url("/tiles/x"), &t).await, StatusCode::UNAUTHORIZED);
+}

@@ -130,8 +130,8 @@ async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> 
             &store.list_api_keys(query_param(parts, "org").as_deref()).await?,
         ),
         (&Method::DELETE, ["api-keys", id]) => {
-            let key = ops::revoke_api_key(store, &cfg, id, ACTOR).await?;
-            gw.verifier.revocations.insert(&key.id, None);
+            let (key, until) = ops::revoke_api_key(store, &cfg, id, ACTOR).await?;
+            gw.verifier.revocations.insert(&key.id, until);
             gw.issuer.forget_secrets();
             json(StatusCode::OK, &key)
         }
@@ -160,8 +160,8 @@ async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> 
             &store.list_named_tokens(query_param(parts, "user").as_deref()).await?,
         ),
         (&Method::DELETE, ["named-tokens", id]) => {
-            let t = ops::revoke_named(store, id, ACTOR).await?;
-            gw.verifier.revocations.insert(&t.id, t.expires_at);
+            let (t, until) = ops::revoke_named(store, &cfg, id, ACTOR).await?;
+            gw.verifier.revocations.insert(&t.id, until);
             json(StatusCode::OK, &t)
         }
         (&Method::POST, ["keys", "rotate"]) => {

@@ -48,7 +48,13 @@ pub async fn create_api_key(
 }
 
 /// Revoke a key; the revocation entry outlives every token it minted.
-pub async fn revoke_api_key(store: &Store, cfg: &Config, id: &str, actor: &str) -> Result<ApiKey, StoreError> {
+/// Returns the key and the entry's `until`.
+pub async fn revoke_api_key(
+    store: &Store,
+    cfg: &Config,
+    id: &str,
+    actor: &str,
+) -> Result<(ApiKey, Option<i64>), StoreError> {
     let now = now_unix();
     if !store.list_api_keys(None).await?.iter().any(|k| k.id == id) {
         return Err(StoreError::NotFound(format!("no API key {id}")));
@@ -62,7 +68,7 @@ pub async fn revoke_api_key(store: &Store, cfg: &Config, id: &str, actor: &str) 
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("no API key {id}")))?;
     store.audit(actor, "api_key.revoked", &key.id, "", now).await?;
-    Ok(key)
+    Ok((key, Some(until)))
 }
 
 /// A new active signing key; the old ones stay in the JWKS for the grace.
@@ -95,15 +101,23 @@ pub async fn regenerate_generator(
     Ok((g, text))
 }
 
-pub async fn revoke_named(store: &Store, id: &str, actor: &str) -> Result<crate::store::NamedToken, StoreError> {
+/// Revoke a named token; returns it and the revocation entry's `until`
+/// (its expiry plus the leeway, as long as it could still verify).
+pub async fn revoke_named(
+    store: &Store,
+    cfg: &Config,
+    id: &str,
+    actor: &str,
+) -> Result<(crate::store::NamedToken, Option<i64>), StoreError> {
     let now = now_unix();
     let t = store
         .revoke_named_token(id, None, now)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("no named token {id}")))?;
-    store.add_revocation(&t.id, t.expires_at, now).await?;
+    let until = cfg.tokens.revoked_until(t.expires_at);
+    store.add_revocation(&t.id, until, now).await?;
     store.audit(actor, "named_token.revoked", &t.id, "", now).await?;
-    Ok(t)
+    Ok((t, until))
 }
 
 /// `90d`, `12h`, … for `--expires-in`.

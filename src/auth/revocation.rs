@@ -3,13 +3,16 @@
 //! every request without a lock (an `ArcSwap` snapshot); written only on the
 //! cold paths (a revocation, a notification, the periodic resync).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
 /// id -> unix time after which the entry may be forgotten (None: never).
-type Set = HashMap<Box<str>, Option<i64>>;
+/// A persistent hash trie: an insertion copies only the path to its leaf
+/// (O(log n)) and shares the rest with the previous version, so readers
+/// keep a lock-free snapshot and a burst of revocations never copies the
+/// whole set.
+type Set = rpds::HashTrieMapSync<Box<str>, Option<i64>>;
 
 #[derive(Debug, Default)]
 pub struct Revocations {
@@ -31,23 +34,27 @@ impl Revocations {
         jti.is_some_and(|j| set.contains_key(j)) || cid.is_some_and(|c| set.contains_key(c))
     }
 
-    /// Add one entry (a local revocation or a notification).
+    /// Add one entry (a local revocation or a notification); the later
+    /// `until` wins and None (forever) beats any time. O(log n).
     pub fn insert(&self, id: &str, until: Option<i64>) {
         self.set.rcu(|old| {
-            let mut s = Set::clone(old);
-            s.insert(id.into(), until);
-            s
+            let until = match old.get(id) {
+                Some(prev) => later(*prev, until),
+                None => until,
+            };
+            old.insert(id.into(), until)
         });
     }
 
     /// Replace the whole set (periodic resync from the store), dropping
     /// entries whose `until` has passed.
     pub fn replace(&self, entries: impl IntoIterator<Item = (String, Option<i64>)>, now: i64) {
-        let s: Set = entries
-            .into_iter()
-            .filter(|(_, u)| u.is_none_or(|u| u >= now))
-            .map(|(id, u)| (id.into_boxed_str(), u))
-            .collect();
+        let mut s = Set::new_sync();
+        for (id, u) in entries {
+            if u.is_none_or(|u| u >= now) {
+                s.insert_mut(id.into_boxed_str(), u);
+            }
+        }
         self.set.store(Arc::new(s));
     }
 
@@ -57,19 +64,19 @@ impl Revocations {
     /// the list was being read is never undone.
     pub fn merge(&self, entries: &[(String, Option<i64>)], now: i64) {
         self.set.rcu(|old| {
-            let mut s: Set = old
-                .iter()
-                .filter(|(_, u)| u.is_none_or(|u| u >= now))
-                .map(|(k, v)| (k.clone(), *v))
-                .collect();
+            let mut s = Set::clone(old);
+            for (k, v) in old.iter() {
+                if v.is_some_and(|u| u < now) {
+                    s.remove_mut(k);
+                }
+            }
             for (id, until) in entries {
                 if until.is_none_or(|u| u >= now) {
-                    let e = s.entry(id.as_str().into()).or_insert(*until);
-                    // The later `until` wins; None (forever) beats any time.
-                    *e = match (*e, *until) {
-                        (None, _) | (_, None) => None,
-                        (Some(a), Some(b)) => Some(a.max(b)),
+                    let u = match s.get(id.as_str()) {
+                        Some(prev) => later(*prev, *until),
+                        None => *until,
                     };
+                    s.insert_mut(id.as_str().into(), u);
                 }
             }
             s
@@ -77,11 +84,19 @@ impl Revocations {
     }
 
     pub fn len(&self) -> usize {
-        self.set.load().len()
+        self.set.load().size()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The later of two `until`s; None (forever) beats any time.
+fn later(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (None, _) | (_, None) => None,
+        (Some(a), Some(b)) => Some(a.max(b)),
     }
 }
 
@@ -100,6 +115,22 @@ mod tests {
         assert!(r.is_revoked(None, Some("c")));
         assert!(!r.is_revoked(Some("d"), None));
         assert!(!r.is_revoked(Some("a"), None));
+    }
+
+    #[test]
+    fn an_insert_keeps_the_later_expiry_and_earlier_snapshots() {
+        let r = Revocations::new();
+        r.insert("a", Some(10));
+        let before = r.set.load_full();
+        r.insert("a", Some(5));
+        r.insert("b", Some(7));
+        assert_eq!(r.set.load().get("a"), Some(&Some(10)));
+        r.insert("a", None);
+        assert_eq!(r.set.load().get("a"), Some(&None));
+        assert_eq!(before.size(), 1, "a reader's snapshot is never changed");
+        r.merge(&[], 8);
+        assert!(!r.is_revoked(Some("b"), None), "expired at 7");
+        assert!(r.is_revoked(Some("a"), None));
     }
 
     #[test]

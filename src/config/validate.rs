@@ -84,6 +84,14 @@ pub struct TokenConfig {
     pub rotation_grace: Duration,
 }
 
+impl TokenConfig {
+    /// Until when a revocation of a token expiring at `exp` must be kept:
+    /// the token verifies until `exp + leeway`, so the entry lives as long.
+    pub fn revoked_until(&self, exp: Option<i64>) -> Option<i64> {
+        exp.map(|e| e.saturating_add(self.leeway.as_secs() as i64))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
     pub max_entries: u64,
@@ -355,7 +363,16 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             keys_dir: t.keys_dir.clone().into(),
             default_ttl,
             max_ttl,
-            leeway: p.duration("tokens.leeway", &t.leeway),
+            leeway: {
+                let l = p.duration("tokens.leeway", &t.leeway);
+                // Single-use client-assertion ids are kept 5 minutes past
+                // their `exp` (store::JTI_RETENTION_SECS): a longer leeway
+                // would accept a replay after its id was purged.
+                if l > Duration::from_secs(300) {
+                    p.push("tokens.leeway", "must be at most 5m (clock skew, not token lifetime)");
+                }
+                l
+            },
             login_ttl: p.duration("tokens.login_ttl", &t.login_ttl),
             password_grant: t.password_grant,
             max_token_bytes: t.max_token_bytes,

@@ -64,12 +64,25 @@ pub async fn collection(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incomi
 pub async fn item(ctx: &Ctx<'_>, parts: &http::request::Parts, id: &str) -> Result<Resp, IssueError> {
     ctx.require(parts, &[Method::DELETE])?;
     let (_, uid) = ctx.login_user(parts).await?;
+    // Only the owner's own client is revoked (never another user's id).
+    let owned = ctx
+        .gw
+        .store
+        .list_clients(Some(&uid))
+        .await?
+        .iter()
+        .any(|c| c.client_id == id);
+    if !owned {
+        return Err(IssueError::NotFound("no such client"));
+    }
+    // Tokens minted by the client die with it. The revocation is written
+    // first: should the deletion fail, the client's tokens are already dead
+    // everywhere and a retry finds the client to delete.
+    let until = now_unix() + ctx.cfg.tokens.max_ttl.as_secs() as i64 + ctx.cfg.tokens.leeway.as_secs() as i64;
+    super::revoke_id(ctx.gw, id, Some(until), &uid, "client.deleted").await?;
     if !ctx.gw.store.delete_client(id, Some(&uid)).await? {
         return Err(IssueError::NotFound("no such client"));
     }
-    // Tokens minted by the client die with it.
-    let until = now_unix() + ctx.cfg.tokens.max_ttl.as_secs() as i64 + ctx.cfg.tokens.leeway.as_secs() as i64;
-    super::revoke_id(ctx.gw, id, Some(until), &uid, "client.deleted").await?;
     Ok(crate::http::empty(StatusCode::NO_CONTENT))
 }
 

@@ -199,7 +199,8 @@ pub async fn item(ctx: &Ctx<'_>, parts: &http::request::Parts, id: &str) -> Resu
     let Some(t) = ctx.gw.store.revoke_named_token(id, Some(&uid), now_unix()).await? else {
         return Err(IssueError::NotFound("no such named token"));
     };
-    super::revoke_id(ctx.gw, &t.id, t.expires_at, &uid, "named_token.revoked").await?;
+    let until = ctx.cfg.tokens.revoked_until(t.expires_at);
+    super::revoke_id(ctx.gw, &t.id, until, &uid, "named_token.revoked").await?;
     Ok(crate::http::empty(StatusCode::NO_CONTENT))
 }
 

@@ -406,7 +406,8 @@ pub async fn revoke(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incoming) 
                 if v.token_type.as_ref() == "named" {
                     ctx.gw.store.revoke_named_token(jti, None, now_unix()).await?;
                 }
-                super::revoke_id(ctx.gw, jti, v.exp, &caller_uid, "token.revoked").await?;
+                let until = ctx.cfg.tokens.revoked_until(v.exp);
+                super::revoke_id(ctx.gw, jti, until, &caller_uid, "token.revoked").await?;
             }
         }
     }

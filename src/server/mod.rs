@@ -268,11 +268,11 @@ impl Gateway {
                     }
                 }
                 r = next_revocation(&mut listener) => match r {
-                    // Kept without expiry (the safe side) until a resync
-                    // that prunes the set takes the store's `until`; no
-                    // reload per notification, so that a burst of
-                    // revocations is applied without a full reload each.
-                    Ok(id) => self.verifier.revocations.insert(&id, None),
+                    // The notification carries the entry's `until`, so it
+                    // expires here when it does in the store; no reload per
+                    // notification, so that a burst of revocations is
+                    // applied without a full reload each.
+                    Ok((id, until)) => self.verifier.revocations.insert(&id, until),
                     Err(e) => {
                         tracing::warn!(error = %e, "revocation listener lost; reconnecting");
                         listener = None;
@@ -316,7 +316,7 @@ const LISTEN_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const LISTEN_RETRY: Duration = Duration::from_millis(250);
 
 /// The next revoked id from the listener; never resolves without one.
-async fn next_revocation(listener: &mut Option<RevocationListener>) -> Result<String, StoreError> {
+async fn next_revocation(listener: &mut Option<RevocationListener>) -> Result<(String, Option<i64>), StoreError> {
     match listener {
         Some(l) => l.recv().await,
         None => std::future::pending().await,

@@ -277,9 +277,12 @@ impl RevocationListener {
     /// reloads the full list with [`Store::list_revocations`].
     /// sqlx does not document cancel safety: run it in its own task rather
     /// than racing it in `tokio::select!`.
-    pub async fn recv(&mut self) -> Result<String, StoreError> {
+    pub async fn recv(&mut self) -> Result<(String, Option<i64>), StoreError> {
         match self.inner.try_recv().await {
-            Ok(Some(notification)) => Ok(notification.payload().to_string()),
+            Ok(Some(n)) => {
+                let (id, until) = parse_notification(n.payload());
+                Ok((id.to_owned(), until))
+            }
             Ok(None) => {
                 tracing::warn!("revocation listener lost its database connection");
                 Err(StoreError::Unavailable(
@@ -292,6 +295,39 @@ impl RevocationListener {
             }),
         }
     }
+}
+
+/// The NOTIFY payload of a revocation: the id and, when the entry expires,
+/// its `until`, so other replicas forget it when the revoking one does.
+fn notification(id: &str, until: Option<i64>) -> String {
+    match until {
+        Some(u) => format!("{id} {u}"),
+        None => id.to_owned(),
+    }
+}
+
+/// Parse [`notification`]'s payload. A bare id (from an older replica)
+/// is kept forever, the safe side, until a resync takes the store's
+/// `until`.
+fn parse_notification(payload: &str) -> (&str, Option<i64>) {
+    match payload.rsplit_once(' ') {
+        Some((id, u)) => match u.parse() {
+            Ok(u) => (id, Some(u)),
+            Err(_) => (payload, None),
+        },
+        None => (payload, None),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn revocation_notifications_carry_the_expiry() {
+    assert_eq!(
+        parse_notification(&notification("jti-1", Some(42))),
+        ("jti-1", Some(42))
+    );
+    assert_eq!(parse_notification(&notification("key_x", None)), ("key_x", None));
+    assert_eq!(parse_notification("old-format"), ("old-format", None));
 }
 
 impl std::fmt::Debug for RevocationListener {
@@ -1226,7 +1262,7 @@ impl Store {
         if self.inner.backend == Backend::Postgres {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(REVOCATION_CHANNEL)
-                .bind(id)
+                .bind(notification(id, until))
                 .execute(&mut **tx)
                 .await
                 .map_err(db)?;

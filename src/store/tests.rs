@@ -775,7 +775,11 @@ async fn listen_notify(s: Store, ctx: Ctx) {
         .await
         .expect("notification within a second")
         .unwrap();
-    assert_eq!(got, "jti-notify-1");
+    assert_eq!(
+        got,
+        ("jti-notify-1".to_string(), Some(now + 60)),
+        "the notification carries the expiry"
+    );
 
     // Revoking a named token notifies too.
     let (org, alice) = org_and_user(&s, "alice").await;
@@ -790,7 +794,7 @@ async fn listen_notify(s: Store, ctx: Ctx) {
         .await
         .expect("notification within a second")
         .unwrap();
-    assert_eq!(got, "jti-named");
+    assert_eq!(got.0, "jti-named");
 
     // A rolled-back change sends nothing.
     let _ = s.add_revocation("", None, now).await;
@@ -819,7 +823,7 @@ async fn listen_notify(s: Store, ctx: Ctx) {
         .await
         .expect("notification after reconnect")
         .unwrap();
-    assert_eq!(got, "jti-after-reconnect");
+    assert_eq!(got, ("jti-after-reconnect".to_string(), None));
     drop(listener);
     replica.close().await;
 }
