@@ -267,7 +267,7 @@ fn external_token(f: &TokenFixture, claims: &Value) {
     assert_eq!(claims["iss"], EXT_ISSUER, "{claims}");
     assert!(!v.own, "{claims}");
     assert_eq!(v.issuer_id, crate::routing::IssuerSet::id_of(EXT_NAME));
-    assert_eq!(&*v.issuer_name, EXT_NAME);
+    assert_eq!(v.issuer_name(), EXT_NAME);
     assert_eq!(
         Some(&*v.sub),
         claims["sub"].as_str().map(|s| format!("{EXT_NAME}|{s}")).as_deref(),

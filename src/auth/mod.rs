@@ -137,8 +137,6 @@ pub struct Verified {
     pub own: bool,
     /// [`IssuerSet::SELF`] or the external issuer's id (routes check it).
     pub issuer_id: u64,
-    /// `self` or the external issuer's configured name.
-    pub issuer_name: Arc<str>,
     pub identity: IdentityValues,
     cache_for: Duration,
     /// The external issuer and its epoch when this verdict was made: a
@@ -153,6 +151,13 @@ impl Verified {
     }
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.scope.split(' ').filter(|s| !s.is_empty())
+    }
+    /// `self` or the external issuer's configured name.
+    pub fn issuer_name(&self) -> &str {
+        match &self.source {
+            None => crate::config::SELF_ISSUER,
+            Some((issuer, _)) => &issuer.name,
+        }
     }
     /// Whether a cached verdict still stands: always for the gateway's own
     /// tokens (key retirement clears the cache), for an external token
@@ -303,8 +308,6 @@ pub struct Verifier {
     store: Option<Arc<Store>>,
     grace_secs: i64,
     last_key_reload: AtomicI64,
-    /// `"self"`, shared by every verdict on the gateway's own tokens.
-    self_name: Arc<str>,
     /// Signalled by a reload so the JWKS refresh loop fetches new issuers
     /// at once.
     pub(crate) issuers_changed: tokio::sync::Notify,
@@ -346,7 +349,6 @@ impl Verifier {
             store,
             grace_secs: cfg.tokens.rotation_grace.as_secs() as i64,
             last_key_reload: AtomicI64::new(0),
-            self_name: Arc::from(crate::config::SELF_ISSUER),
             issuers_changed: tokio::sync::Notify::new(),
         }
     }
@@ -569,7 +571,6 @@ impl Verifier {
             issuer,
             own,
             issuer_id: IssuerSet::SELF,
-            issuer_name: self.self_name.clone(),
             identity,
             cache_for,
             source: None,
@@ -629,7 +630,6 @@ fn finish_foreign(c: ForeignClaims, issuer: Arc<issuers::IssuerKeys>, epoch: u64
         issuer: issuer.issuer.clone(),
         own: false,
         issuer_id: issuer.id,
-        issuer_name: issuer.name.clone(),
         identity,
         cache_for,
         source: Some((issuer, epoch)),

@@ -22,7 +22,7 @@ pub async fn me(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp, Iss
                 "scope": &*v.scope,
                 "token_type": &*v.token_type,
                 "exp": v.exp,
-                "issuer": &*v.issuer_name,
+                "issuer": v.issuer_name(),
                 "external": true,
             }),
         ));
@@ -37,7 +37,7 @@ pub async fn me(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp, Iss
             "scope": &*v.scope,
             "token_type": &*v.token_type,
             "exp": v.exp,
-            "issuer": &*v.issuer_name,
+            "issuer": v.issuer_name(),
             "external": false,
         }),
     ))

@@ -391,7 +391,7 @@ pub async fn introspect(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incomi
                 "exp": v.exp,
                 "iat": v.iat,
                 "iss": &*v.issuer,
-                "issuer": &*v.issuer_name,
+                "issuer": v.issuer_name(),
                 "external": true,
             }),
         ));
@@ -411,7 +411,7 @@ pub async fn introspect(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incomi
             "iss": &*v.issuer,
             "jti": v.jti.as_deref(),
             "client_id": v.cid.as_deref().filter(|c| c.starts_with("tgc_")),
-            "issuer": &*v.issuer_name,
+            "issuer": v.issuer_name(),
             "external": false,
         }),
     ))
