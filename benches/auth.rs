@@ -53,6 +53,7 @@ fn bench(c: &mut Criterion) {
     let policy = Policy::Token {
         scopes: vec![Box::from("tiles:read")].into_boxed_slice(),
         read_only: false,
+        issuers: tilegate::routing::IssuerSet::self_only(),
     };
 
     // Cache hit: SHA-256 of the token, moka lookup, revocation check, scope rule.

@@ -37,10 +37,12 @@ audience = "tilegate"
 [cache]
 max_entries = $bound
 [[issuers]]
+name = "bench"
 issuer = "https://bench.issuer"
 audiences = ["bench"]
 algorithms = ["HS256"]
 hmac_secret_env = "BENCH_HMAC"
+scopes = ["tiles:read"]
 [[upstreams]]
 name = "none"
 backends = ["http://127.0.0.1:9"]
@@ -49,6 +51,7 @@ name = "probe"
 path = "/probe"
 upstream = "none"
 scopes = ["tiles:read"]
+issuers = ["self", "bench"]
 CFG
     RUST_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c 1 "$bin" serve --config "$dir/t.toml" 2>"$dir/log" &
     pid=$!

@@ -29,11 +29,13 @@ max_entries = 1000000
 "tiles:read" = "Read tiles"
 "datasets:stream" = "Stream datasets"
 [[issuers]]
+name = "bench"
 issuer = "$BENCH_JWT_ISS"
 audiences = ["$BENCH_JWT_AUD"]
 algorithms = ["ES256"]
 pem_file = "$BENCH_KEYS_DIR/es256-public.pem"
 kid = "$BENCH_JWT_KID"
+scopes = ["tiles:read", "datasets:stream"]
 [[upstreams]]
 name = "backend"
 backends = ["$BENCH_BACKEND_URL"]
@@ -44,12 +46,14 @@ path = "/small"
 methods = ["GET"]
 upstream = "backend"
 scopes = ["tiles:read"]
+issuers = ["self", "bench"]
 [[routes]]
 name = "tiles"
 path = "/tiles/{z}/{x}/{y}.pbf"
 methods = ["GET"]
 upstream = "backend"
 scopes = ["tiles:read"]
+issuers = ["self", "bench"]
 CFG
 export TOKIO_WORKER_THREADS=${BENCH_WORKERS:-1}
 export RUST_LOG=${RUST_LOG:-warn}

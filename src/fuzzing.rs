@@ -21,17 +21,51 @@ use crate::store::SigningKeyRecord;
 const ISSUER: &str = "http://fuzz.test";
 const AUDIENCE: &str = "tilegate";
 const LEEWAY: i64 = 30;
+/// The external issuer of the fuzz config: may grant `tiles:read`, maps its
+/// `fz.stream` to `datasets:stream`, tokens live at most an hour.
+const EXT_ISSUER: &str = "https://ext.fuzz.test";
+const EXT_NAME: &str = "fz";
+const EXT_KID: &str = "fuzz-ext";
+const EXT_MAX_LIFETIME: i64 = 3600;
+
+/// The external issuer's signing key, the temporary JWKS file the fuzz
+/// config names, and its text (the file exists only while the verifier
+/// loads it).
+struct ExtKey {
+    encoding: jsonwebtoken::EncodingKey,
+    path: std::path::PathBuf,
+    jwks: String,
+}
+
+fn ext_key() -> &'static ExtKey {
+    static K: OnceLock<ExtKey> = OnceLock::new();
+    K.get_or_init(|| {
+        let k = keys::generate(jsonwebtoken::Algorithm::ES256, now_unix()).expect("key");
+        let mut jwk: Value = serde_json::from_str(&k.public_jwk).expect("jwk");
+        jwk["kid"] = EXT_KID.into();
+        ExtKey {
+            encoding: jsonwebtoken::EncodingKey::from_ec_der(&k.private_pkcs8_der),
+            path: std::env::temp_dir().join(format!("tilegate-fuzz-{}.jwks", std::process::id())),
+            jwks: serde_json::json!({ "keys": [jwk] }).to_string(),
+        }
+    })
+}
 
 fn config() -> &'static Config {
     static CFG: OnceLock<Config> = OnceLock::new();
     CFG.get_or_init(|| {
+        let jwks = ext_key().path.display().to_string();
         let mut toml = format!(
             "[tokens]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\nleeway = \"{LEEWAY}s\"\n\
-             [scopes]\n\"tiles:read\" = \"r\"\n\"datasets:stream\" = \"s\"\n\
+             [scopes]\n\"tiles:read\" = \"r\"\n\"datasets:stream\" = \"s\"\n\"clients:manage\" = \"m\"\n\
+             [[issuers]]\nname = \"{EXT_NAME}\"\nissuer = \"{EXT_ISSUER}\"\naudiences = [\"{AUDIENCE}\"]\n\
+             algorithms = [\"ES256\"]\njwks_file = {jwks:?}\nscopes = [\"tiles:read\"]\n\
+             scope_map = {{ \"fz.stream\" = [\"datasets:stream\"] }}\nmax_lifetime = \"{EXT_MAX_LIFETIME}s\"\n\
              [[upstreams]]\nname = \"t\"\nbackends = [\"http://127.0.0.1:1\"]\n"
         );
         toml.push_str(
             "[[routes]]\npath = \"/tiles/{z}/{x}/{y}.pbf\"\nmethods = [\"GET\"]\nupstream = \"t\"\nscopes = [\"tiles:read\"]\n\
+             [[routes]]\nprefix = \"/ext/\"\nupstream = \"t\"\nissuers = [\"self\", \"fz\"]\n\
              [[routes]]\nprefix = \"/stream/\"\nupstream = \"t\"\nscopes = [\"datasets:stream\"]\n\
              [[routes]]\nhost = \"maps.example\"\nprefix = \"/private/\"\nupstream = \"t\"\nscopes = [\"tiles:read\"]\n\
              [[routes]]\nprefix = \"/public/\"\nupstream = \"t\"\npublic = true\n\
@@ -205,7 +239,10 @@ fn token_fixture() -> &'static TokenFixture {
             .enable_all()
             .build()
             .expect("runtime");
+        let ext = ext_key();
+        std::fs::write(&ext.path, &ext.jwks).expect("jwks file");
         let verifier = Verifier::new(config(), keyset(), None, Arc::new(Revocations::new()));
+        let _ = std::fs::remove_file(&ext.path);
         TokenFixture {
             rt,
             verifier,
@@ -220,11 +257,17 @@ fn token_fixture() -> &'static TokenFixture {
 ///   a query string). Nothing random can carry a valid signature of a key
 ///   the fuzzer does not have: verification must fail, and a token found in
 ///   the query is cut out of the query that would be forwarded.
-/// - odd: the rest is a JSON claims set that the harness signs with the
-///   gateway's own key (under the verifier's kid), so claim validation
+/// - 1 (mod 4): the rest is a JSON claims set that the harness signs with
+///   the gateway's own key (under the verifier's kid), so claim validation
 ///   itself is fuzzed: whatever verifies has the right `iss` and `aud`, an
 ///   `exp` not past the leeway (or is a named token with a `jti`), and an
 ///   `nbf` not in the future.
+/// - 3 (mod 4): the claims (integer `exp`, `iat`, `nbf` as seconds from
+///   now) are signed by the external issuer `fz`:
+///   whatever verifies is `fz`'s, under the subject `fz|<sub>`, with no
+///   local identity or credential semantics whatever it claims, only scopes
+///   `fz` may grant (never `clients:manage`), a lifetime within its
+///   `max_lifetime`, and is refused by a route that does not list `fz`.
 pub fn token(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
@@ -255,6 +298,9 @@ pub fn token(data: &[u8]) {
     let Ok(claims) = serde_json::from_slice::<Value>(rest) else {
         return;
     };
+    if mode % 4 == 3 {
+        return external_token(f, &claims);
+    }
     let key = f.keys.active.as_ref().expect("active key");
     let mut h = jsonwebtoken::Header::new(key.alg);
     h.kid = Some("fuzz-key".into());
@@ -288,6 +334,62 @@ pub fn token(data: &[u8]) {
     }
 }
 
+fn external_token(f: &TokenFixture, claims: &Value) {
+    // Integer `exp`, `iat` and `nbf` count from now (so a kept input stays
+    // within `max_lifetime` of the present in every later run).
+    let mut claims = claims.clone();
+    let now = now_unix();
+    for k in ["exp", "iat", "nbf"] {
+        if let Some(off) = claims.get(k).and_then(Value::as_i64) {
+            claims[k] = off.saturating_add(now).into();
+        }
+    }
+    let claims = &claims;
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    h.kid = Some(EXT_KID.into());
+    let Ok(token) = jsonwebtoken::encode(&h, claims, &ext_key().encoding) else {
+        return;
+    };
+    let Ok(v) = f.rt.block_on(f.verifier.verify_uncached(&token)) else {
+        return;
+    };
+    assert_eq!(claims["iss"], EXT_ISSUER, "{claims}");
+    assert!(!v.own, "{claims}");
+    assert_eq!(v.issuer_id, crate::routing::IssuerSet::id_of(EXT_NAME));
+    assert_eq!(v.issuer_name(), EXT_NAME);
+    assert_eq!(
+        Some(&*v.sub),
+        claims["sub"].as_str().map(|s| format!("{EXT_NAME}|{s}")).as_deref(),
+        "{claims}"
+    );
+    assert!(
+        v.uid.is_none() && v.org_id.is_none() && v.username.is_none() && v.jti.is_none() && v.cid.is_none(),
+        "a claimed local identity or credential reached the verdict: {claims}"
+    );
+    assert!(!v.read_only && &*v.token_type == "external", "{claims}");
+    assert!(v.identity.uid.is_none() && v.identity.org.is_none(), "{claims}");
+    for s in v.scopes() {
+        assert!(
+            s == "tiles:read" || s == "datasets:stream",
+            "scope {s} granted: {claims}"
+        );
+    }
+    let (exp, iat) = (v.exp.expect("exp"), v.iat.expect("iat under max_lifetime"));
+    assert!(exp - iat <= EXT_MAX_LIFETIME, "lives too long: {claims}");
+    assert!(exp >= now_unix() - LEEWAY - 5, "expired token verified: {claims}");
+    let routes = &config().routes;
+    let own_only = routes.find(None, &Method::GET, "/tiles/1/2/3.pbf").expect("route");
+    assert!(
+        crate::auth::check_rule(&own_only.policy, &Method::GET, &v).is_err(),
+        "a self-only route took an external token: {claims}"
+    );
+    let ext = routes.find(None, &Method::GET, "/ext/x").expect("route");
+    assert!(
+        crate::auth::check_rule(&ext.policy, &Method::GET, &v).is_ok(),
+        "{claims}"
+    );
+}
+
 /// Config parsing and validation: any text is either a typed `Config` or
 /// a list of problems, each naming something; never a panic.
 pub fn config_text(data: &[u8]) {
@@ -296,6 +398,22 @@ pub fn config_text(data: &[u8]) {
         Ok(cfg) => {
             for r in cfg.routes.routes() {
                 assert!(r.upstream < cfg.upstreams.len(), "route upstream index out of range");
+                if let crate::routing::Policy::Token { issuers, .. } = &r.policy {
+                    for id in issuers.ids() {
+                        assert!(
+                            *id == crate::routing::IssuerSet::SELF || cfg.issuers.iter().any(|i| i.id == *id),
+                            "route {} accepts an issuer that is not configured",
+                            r.name
+                        );
+                    }
+                }
+            }
+            for i in &cfg.issuers {
+                let grants = i.scopes.iter().chain(i.scope_map.values().flatten());
+                for s in grants {
+                    assert!(cfg.scopes.contains_key(s), "issuer {} grants undeclared {s}", i.name);
+                    assert!(!crate::config::credential_scope(s), "issuer {} grants {s}", i.name);
+                }
             }
         }
         Err(e) => {

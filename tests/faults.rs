@@ -6,8 +6,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use std::sync::{Arc, Mutex};
-
 use common::*;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -225,64 +223,14 @@ async fn sqlite_store_unreadable_proxying_goes_on_token_endpoints_answer_503_the
     assert!(!logs.contains(&key) && !logs.contains(&unused));
 }
 
-/// A JWKS endpoint on loopback whose answer the test changes: `Some(jwks)`
-/// serves it, `None` answers 503. Counts requests.
-struct JwksServer {
-    addr: std::net::SocketAddr,
-    body: Arc<Mutex<Option<String>>>,
-    hits: Arc<std::sync::atomic::AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn jwks_server(addr: &str, body: Option<String>) -> JwksServer {
-    let l = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let body = Arc::new(Mutex::new(body));
-    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (b, h) = (body.clone(), hits.clone());
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
-            let (b, h) = (b.clone(), h.clone());
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let current = b.lock().unwrap().clone();
-                let resp = match current {
-                    Some(j) => format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{j}",
-                        j.len()
-                    ),
-                    None => "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into(),
-                };
-                let _ = s.write_all(resp.as_bytes()).await;
-                let _ = s.shutdown().await;
-            });
-        }
-    });
-    JwksServer { addr, body, hits, task }
-}
-
 fn sign_kid(issuer: &Issuer, kid: &str) -> String {
-    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-    h.kid = Some(kid.into());
-    jsonwebtoken::encode(
-        &h,
-        &Issuer::claims("tiles:read", 300),
-        &jsonwebtoken::EncodingKey::from_ec_der(&issuer.pkcs8),
-    )
-    .unwrap()
-}
-
-fn jwk(issuer: &Issuer, kid: &str) -> Value {
-    json!({"kty": "EC", "crv": "P-256", "x": issuer.x, "y": issuer.y, "kid": kid, "alg": "ES256", "use": "sig"})
+    issuer.sign_kid(&Issuer::claims("tiles:read", 300), kid)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jwks_endpoint_going_down_keeps_the_last_good_keys() {
     let (k1, k2) = (Issuer::new(), Issuer::new());
-    let server = jwks_server("127.0.0.1:0", Some(json!({"keys": [jwk(&k1, "k1")]}).to_string())).await;
+    let server = jwks_server("127.0.0.1:0", Some(json!({"keys": [k1.jwk_kid("k1")]}).to_string())).await;
     let up = start_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let unused = dir.path().join("unused.json");
@@ -321,7 +269,7 @@ async fn a_jwks_endpoint_going_down_keeps_the_last_good_keys() {
     // Back with a rotated set: the new key is learnt, the old one dropped.
     let server = jwks_server(
         &server.addr.to_string(),
-        Some(json!({"keys": [jwk(&k2, "k2")]}).to_string()),
+        Some(json!({"keys": [k2.jwk_kid("k2")]}).to_string()),
     )
     .await;
     let start = Instant::now();

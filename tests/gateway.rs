@@ -139,24 +139,28 @@ async fn bad_tokens_are_401_and_never_reach_the_upstream() {
 
 #[tokio::test]
 async fn missing_scope_is_403_and_read_only_refuses_post() {
-    let e = env().await;
+    // A read-only route. (An external issuer's `ro` claim means nothing to
+    // the gateway, so the read-only side is the route's here; read-only
+    // named tokens are tests/named.rs's.)
+    let e = env_with(
+        "[[routes]]\nprefix = \"/ro/\"\nupstream = \"tiles\"\nscopes = [\"datasets:stream\"]\nread_only = true\nissuers = [\"self\", \"idp\"]\n",
+    )
+    .await;
     let r = get(&e.gw.url("/tiles/1/2/3.pbf"), Some(&e.issuer.token("datasets:stream"))).await;
     assert_eq!(r.status(), 403);
     assert!(www(&r).contains("error=\"insufficient_scope\""));
 
-    let mut ro = Issuer::claims("datasets:stream", 300);
-    ro["ro"] = json!(true);
-    let ro = e.issuer.sign(&ro);
+    let tok = e.issuer.token("datasets:stream");
     let r = http()
-        .post(e.gw.url("/stream/x"))
-        .bearer_auth(&ro)
+        .post(e.gw.url("/ro/x"))
+        .bearer_auth(&tok)
         .body("x")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
     assert!(www(&r).contains("insufficient_scope"));
-    let r = get(&e.gw.url("/stream/x"), Some(&ro)).await;
+    let r = get(&e.gw.url("/ro/x"), Some(&tok)).await;
     assert_eq!(r.status(), 200);
     // A read-write token may POST.
     let rw = e.issuer.token("datasets:stream");
@@ -186,9 +190,11 @@ async fn query_token_is_stripped_and_identity_headers_replace_spoofed_ones() {
     let seen = e.up.seen.last();
     assert_eq!(seen.uri, "/tiles/1/2/3.pbf?style=dark&v=2");
     assert!(!seen.uri.contains("access_token"));
-    assert_eq!(seen.header("x-tilegate-subject"), Some("user-42"));
+    // The test issuer's subject, in its namespace; its configured org.
+    assert_eq!(seen.header("x-tilegate-subject"), Some("idp|user-42"));
     assert_eq!(seen.header("x-tilegate-org"), Some("org-7"));
     assert_eq!(seen.header("x-tilegate-scope"), Some("tiles:read"));
+    assert_eq!(seen.header("x-tilegate-issuer"), Some("idp"));
     assert!(seen.header("x-forwarded-for").is_some());
     assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
     assert!(seen.header("authorization").is_none());
@@ -355,8 +361,8 @@ async fn no_spelling_of_a_nested_prefix_reaches_it_under_the_outer_rule() {
     let files = StaticServer::start(&[("x/premium/secret.pbf", "PREMIUM-SECRET"), ("x/open.pbf", "OPEN-TILE")]);
     let e = env_with(&format!(
         "[[upstreams]]\nname = \"files\"\nbackends = [\"{}\"]\n\
-         [[routes]]\nname = \"x\"\nprefix = \"/x/\"\nupstream = \"files\"\nscopes = [\"tiles:read\"]\n\
-         [[routes]]\nname = \"premium\"\nprefix = \"/x/premium/\"\nupstream = \"files\"\nscopes = [\"datasets:stream\"]\n",
+         [[routes]]\nname = \"x\"\nprefix = \"/x/\"\nupstream = \"files\"\nscopes = [\"tiles:read\"]\nissuers = [\"{IDP}\"]\n\
+         [[routes]]\nname = \"premium\"\nprefix = \"/x/premium/\"\nupstream = \"files\"\nscopes = [\"datasets:stream\"]\nissuers = [\"{IDP}\"]\n",
         files.url()
     ))
     .await;
@@ -584,7 +590,7 @@ async fn raw_status(addr: std::net::SocketAddr, target: &str, token: Option<&str
 
 #[tokio::test]
 async fn per_subject_rate_limit_answers_429_with_retry_after() {
-    let e = env_with("[[routes]]\nprefix = \"/limited/\"\nupstream = \"tiles\"\nscopes = [\"datasets:stream\"]\nrate_limit_per_subject = 2\n").await;
+    let e = env_with("[[routes]]\nprefix = \"/limited/\"\nupstream = \"tiles\"\nscopes = [\"datasets:stream\"]\nissuers = [\"self\", \"idp\"]\nrate_limit_per_subject = 2\n").await;
     let tok = e.issuer.token("datasets:stream");
     let mut statuses = Vec::new();
     for _ in 0..3 {
@@ -698,15 +704,15 @@ async fn external_issuer_keys_from_a_jwks_url() {
     let other = Issuer::new();
     let (jwks_addr, hits) = json_server(other.jwks()).await;
     let e = env_with(&format!(
-        "[[issuers]]\nissuer = \"https://partner.test\"\naudiences = [\"{AUD}\"]\nalgorithms = [\"ES256\"]\njwks_url = \"http://{jwks_addr}/jwks.json\"\njwks_refresh = \"1h\"\n"
+        "[[issuers]]\nname = \"partner\"\nissuer = \"https://partner.test\"\naudiences = [\"{AUD}\"]\nalgorithms = [\"ES256\"]\njwks_url = \"http://{jwks_addr}/jwks.json\"\njwks_refresh = \"1h\"\nscopes = [\"tiles:read\"]\n[[routes]]\nprefix = \"/partner/\"\nupstream = \"tiles\"\nscopes = [\"tiles:read\"]\nissuers = [\"partner\"]\n"
     ))
     .await;
     let mut claims = Issuer::claims("tiles:read", 300);
     claims["iss"] = json!("https://partner.test");
-    let r = get(&e.gw.url("/tiles/1/2/3.pbf"), Some(&other.sign(&claims))).await;
+    let r = get(&e.gw.url("/partner/x"), Some(&other.sign(&claims))).await;
     assert_eq!(r.status(), 200, "{}", e.gw.logs());
     assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     // A key of that issuer that the JWKS does not list is refused.
-    let r = get(&e.gw.url("/tiles/1/2/3.pbf"), Some(&Issuer::new().sign(&claims))).await;
+    let r = get(&e.gw.url("/partner/x"), Some(&Issuer::new().sign(&claims))).await;
     assert_eq!(r.status(), 401);
 }

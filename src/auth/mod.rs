@@ -21,7 +21,7 @@ use moka::sync::Cache;
 use serde::Deserialize;
 
 use crate::config::Config;
-use crate::routing::Policy;
+use crate::routing::{IssuerSet, Policy};
 use crate::store::Store;
 use issuers::ExternalIssuers;
 use keys::KeySet;
@@ -44,6 +44,10 @@ pub enum Reason {
     MissingClaim,
     Revoked,
     CriticalHeader,
+    /// An external token lives longer than its issuer's `max_lifetime`.
+    LifetimeTooLong,
+    /// The route does not accept tokens of this issuer.
+    NotAccepted,
 }
 
 impl Reason {
@@ -63,13 +67,19 @@ impl Reason {
             Reason::MissingClaim => "the token lacks a required claim",
             Reason::Revoked => "the token has been revoked",
             Reason::CriticalHeader => "the token has critical header extensions",
+            Reason::LifetimeTooLong => "the token lives longer than its issuer may grant",
+            // Says nothing of which issuers the route accepts.
+            Reason::NotAccepted => "the token is not accepted here",
         }
     }
 
     /// Whether a rejection for this reason may be remembered in the negative
     /// cache: not for reasons that time or a key refresh can change.
     fn cacheable(self) -> bool {
-        !matches!(self, Reason::NotYetValid | Reason::UnknownKey | Reason::UnknownIssuer)
+        !matches!(
+            self,
+            Reason::NotYetValid | Reason::UnknownKey | Reason::UnknownIssuer | Reason::NotAccepted
+        )
     }
 }
 
@@ -97,9 +107,17 @@ pub struct IdentityValues {
     pub org: Option<HeaderValue>,
     pub scopes: HeaderValue,
     pub uid: Option<HeaderValue>,
+    /// `self`, or the name of the external issuer that vouched.
+    pub issuer: HeaderValue,
 }
 
 /// A verified token: what the rest of the request path knows of it.
+///
+/// For an external issuer's token (`own == false`) only `sub` (namespaced
+/// `<issuer name>|<sub>`), `scope` (what the issuer may grant), `exp` and
+/// `iat` come from the token; `org_id`, `uid`, `username`, `jti`, `cid` are
+/// `None`, `read_only` is false and `token_type` is `external`, whatever
+/// the token claims.
 #[derive(Debug)]
 pub struct Verified {
     pub sub: Box<str>,
@@ -117,8 +135,13 @@ pub struct Verified {
     pub issuer: Arc<str>,
     /// Signed by the gateway itself.
     pub own: bool,
+    /// [`IssuerSet::SELF`] or the external issuer's id (routes check it).
+    pub issuer_id: u64,
     pub identity: IdentityValues,
     cache_for: Duration,
+    /// The external issuer and its epoch when this verdict was made: a
+    /// cached verdict whose issuer moved on is verified again.
+    source: Option<(Arc<issuers::IssuerKeys>, u64)>,
 }
 
 impl Verified {
@@ -129,14 +152,41 @@ impl Verified {
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.scope.split(' ').filter(|s| !s.is_empty())
     }
+    /// `self` or the external issuer's configured name.
+    pub fn issuer_name(&self) -> &str {
+        match &self.source {
+            None => crate::config::SELF_ISSUER,
+            Some((issuer, _)) => &issuer.name,
+        }
+    }
+    /// Whether a cached verdict still stands: always for the gateway's own
+    /// tokens (key retirement clears the cache), for an external token
+    /// while its issuer's epoch is unchanged.
+    #[inline]
+    fn current(&self) -> bool {
+        match &self.source {
+            None => true,
+            Some((issuer, epoch)) => issuer.epoch() == *epoch,
+        }
+    }
 }
 
 /// Check the route's rule against a verified token.
 #[inline]
 pub fn check_rule(policy: &Policy, method: &Method, v: &Verified) -> Result<(), AuthError> {
-    let Policy::Token { scopes, read_only } = policy else {
+    let Policy::Token {
+        scopes,
+        read_only,
+        issuers,
+    } = policy
+    else {
         return Ok(());
     };
+    // First: a route that does not accept the issuer learns nothing else of
+    // the token (not its scopes, not read-only).
+    if !issuers.contains(v.issuer_id) {
+        return Err(AuthError::Invalid(Reason::NotAccepted));
+    }
     if (v.read_only || *read_only) && !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Err(AuthError::ReadOnly);
     }
@@ -167,6 +217,38 @@ struct Claims {
     cid: Option<String>,
     #[serde(default)]
     ro: bool,
+}
+
+/// Claims read from an external issuer's token: nothing else is parsed, so
+/// no claim of tilegate's own (`org_id`, `uid`, `username`, `token_type`,
+/// `jti`, `cid`, `ro`) can reach the identity. Types are strict as above.
+#[derive(Debug, Deserialize)]
+struct ForeignClaims {
+    sub: String,
+    #[allow(dead_code)]
+    iss: String,
+    exp: i64,
+    iat: Option<i64>,
+    scope: Option<ScopeClaim>,
+    scp: Option<ScopeClaim>,
+}
+
+/// `scope` or `scp`: a space-separated string (RFC 8693 §4.2) or an array
+/// of strings (as some identity providers send `scp`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ScopeClaim {
+    Text(String),
+    List(Vec<String>),
+}
+
+impl ScopeClaim {
+    fn values(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match self {
+            ScopeClaim::Text(s) => Box::new(s.split(' ').filter(|s| !s.is_empty())),
+            ScopeClaim::List(l) => Box::new(l.iter().map(String::as_str)),
+        }
+    }
 }
 
 /// Cache key hasher: the key is already a SHA-256, so its first 8 bytes are
@@ -226,6 +308,9 @@ pub struct Verifier {
     store: Option<Arc<Store>>,
     grace_secs: i64,
     last_key_reload: AtomicI64,
+    /// Signalled by a reload so the JWKS refresh loop fetches new issuers
+    /// at once.
+    pub(crate) issuers_changed: tokio::sync::Notify,
 }
 
 pub fn now_unix() -> i64 {
@@ -264,15 +349,23 @@ impl Verifier {
             store,
             grace_secs: cfg.tokens.rotation_grace.as_secs() as i64,
             last_key_reload: AtomicI64::new(0),
+            issuers_changed: tokio::sync::Notify::new(),
         }
     }
 
     /// Apply a reloaded config's issuers (cache settings need a restart).
+    /// The old issuers retire, so a verdict made with their keys or rules
+    /// is never served again, even one stored while the reload ran.
     pub fn reconfigure(&self, cfg: &Config) {
-        self.external
-            .store(Arc::new(ExternalIssuers::from_config(&cfg.issuers, cfg.tokens.leeway)));
+        let old = self
+            .external
+            .swap(Arc::new(ExternalIssuers::from_config(&cfg.issuers, cfg.tokens.leeway)));
+        for i in &old.list {
+            i.retire();
+        }
         self.cache.invalidate_all();
         self.negative.invalidate_all();
+        self.issuers_changed.notify_one();
     }
 
     pub fn external(&self) -> arc_swap::Guard<Arc<ExternalIssuers>> {
@@ -345,11 +438,15 @@ impl Verifier {
     #[inline]
     fn cached_by_key(&self, key: &Key) -> Result<Option<Arc<Verified>>, AuthError> {
         if let Some(v) = self.cache.get(key) {
-            crate::admin::metrics::cache_hit();
-            if self.revocations.is_revoked(v.jti.as_deref(), v.cid.as_deref()) {
-                return Err(AuthError::Invalid(Reason::Revoked));
+            if v.current() {
+                crate::admin::metrics::cache_hit();
+                if self.revocations.is_revoked(v.jti.as_deref(), v.cid.as_deref()) {
+                    return Err(AuthError::Invalid(Reason::Revoked));
+                }
+                return Ok(Some(v));
             }
-            return Ok(Some(v));
+            // Its issuer dropped a key or was replaced since: verify again.
+            self.cache.invalidate(key);
         }
         if let Some(reason) = self.negative.get(key) {
             crate::admin::metrics::cache_negative_hit();
@@ -421,11 +518,13 @@ impl Verifier {
             }
             return Err(Reason::UnknownKey);
         }
-        let external = self.external.load();
-        let issuer = external.find(&iss).ok_or(Reason::UnknownIssuer)?;
+        let issuer = self.external.load().find(&iss).cloned().ok_or(Reason::UnknownIssuer)?;
+        // The epoch before the key: a key dropped from here on makes this
+        // verdict stale.
+        let epoch = issuer.epoch();
         let (key, validation) = issuer.key_for(header.kid.as_deref(), header.alg).await?;
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(map_jwt_error)?;
-        self.finish(data.claims, issuer.issuer.clone(), false)
+        let data = jsonwebtoken::decode::<ForeignClaims>(token, &key, &validation).map_err(map_jwt_error)?;
+        finish_foreign(data.claims, issuer, epoch)
     }
 
     fn decode_own(&self, token: &str, key: &jsonwebtoken::DecodingKey, alg: Algorithm) -> Result<Verified, Reason> {
@@ -455,6 +554,7 @@ impl Verifier {
             org: c.org_id.as_deref().map(hv).transpose()?,
             scopes: hv(&scope)?,
             uid: c.uid.as_deref().map(hv).transpose()?,
+            issuer: HeaderValue::from_static(crate::config::SELF_ISSUER),
         };
         Ok(Verified {
             sub: c.sub.into(),
@@ -470,10 +570,70 @@ impl Verifier {
             iat: c.iat,
             issuer,
             own,
+            issuer_id: IssuerSet::SELF,
             identity,
             cache_for,
+            source: None,
         })
     }
+}
+
+/// The verdict on an external issuer's token, whose signature, `iss`,
+/// `aud`, `exp` and `nbf` were checked: the issuer's rules decide the rest.
+fn finish_foreign(c: ForeignClaims, issuer: Arc<issuers::IssuerKeys>, epoch: u64) -> Result<Verified, Reason> {
+    let now = now_unix();
+    if c.sub.is_empty() {
+        return Err(Reason::MissingClaim);
+    }
+    if let Some(max) = issuer.max_lifetime {
+        let iat = c.iat.ok_or(Reason::MissingClaim)?;
+        // A future `iat` would let `exp - iat` hide a longer life.
+        if iat > now.saturating_add(issuer.leeway as i64) {
+            return Err(Reason::NotYetValid);
+        }
+        if c.exp.saturating_sub(iat) > max {
+            return Err(Reason::LifetimeTooLong);
+        }
+    }
+    let cache_for = if c.exp > now {
+        Duration::from_secs((c.exp - now) as u64).min(issuer.cache_ttl)
+    } else {
+        Duration::ZERO
+    };
+    let scope = issuer.grant(
+        c.scope
+            .iter()
+            .flat_map(ScopeClaim::values)
+            .chain(c.scp.iter().flat_map(ScopeClaim::values)),
+    );
+    let sub = format!("{}|{}", issuer.name, c.sub);
+    let hv = |s: &str| HeaderValue::from_str(s).map_err(|_| Reason::Malformed);
+    let identity = IdentityValues {
+        subject: hv(&sub)?,
+        org: issuer.org.clone(),
+        scopes: hv(&scope)?,
+        uid: None,
+        issuer: issuer.header.clone(),
+    };
+    Ok(Verified {
+        sub: sub.into(),
+        org_id: None,
+        uid: None,
+        username: None,
+        scope: scope.into(),
+        token_type: "external".into(),
+        jti: None,
+        cid: None,
+        read_only: false,
+        exp: Some(c.exp),
+        iat: c.iat,
+        issuer: issuer.issuer.clone(),
+        own: false,
+        issuer_id: issuer.id,
+        identity,
+        cache_for,
+        source: Some((issuer, epoch)),
+    })
 }
 
 /// Read `iss` from the payload without trusting it (to pick the issuer

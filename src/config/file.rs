@@ -350,6 +350,9 @@ pub struct FileIdentityHeaders {
     pub scopes: String,
     #[serde(default = "d_h_uid")]
     pub uid: String,
+    /// Which issuer vouched for the token: `self` or an `[[issuers]]` name.
+    #[serde(default = "d_h_issuer")]
+    pub issuer: String,
 }
 
 impl Default for FileIdentityHeaders {
@@ -359,6 +362,7 @@ impl Default for FileIdentityHeaders {
             org: d_h_org(),
             scopes: d_h_scope(),
             uid: d_h_uid(),
+            issuer: d_h_issuer(),
         }
     }
 }
@@ -384,6 +388,27 @@ pub struct FileIssuer {
     pub hmac_secret_env: Option<String>,
     #[serde(default = "d_jwks_refresh")]
     pub jwks_refresh: String,
+    /// Short name routes use to accept this issuer (`issuers = ["self",
+    /// "<name>"]`), the subject namespace (`<name>|<sub>`) and the value of
+    /// the issuer identity header. Required.
+    pub name: Option<String>,
+    /// Tilegate scopes this issuer may grant: a token gets those of its
+    /// `scope`/`scp` values that are in this list. Default none.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The issuer's own scope values mapped to tilegate scopes
+    /// (`{ "partner.read" = ["tiles:read"] }`). Default none.
+    #[serde(default)]
+    pub scope_map: BTreeMap<String, Vec<String>>,
+    /// Organization sent upstream for every token of this issuer. Default
+    /// none (no organization header). A token's own `org_id` is never used.
+    pub org: Option<String>,
+    /// Longest `exp - iat` accepted (`iat` then required). Default none.
+    pub max_lifetime: Option<String>,
+    /// Longest time a verdict on one of this issuer's tokens is cached
+    /// before its signature is checked again. Default 5m.
+    #[serde(default = "d_issuer_cache_ttl")]
+    pub cache_ttl: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -444,6 +469,9 @@ pub struct FileRoute {
     /// Requests per second per token subject (0 = unlimited).
     #[serde(default)]
     pub rate_limit_per_subject: u32,
+    /// Issuers whose tokens this route accepts: `"self"` (the gateway's own
+    /// tokens) and `[[issuers]]` names. Default `["self"]`.
+    pub issuers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -603,8 +631,15 @@ fn d_h_scope() -> String {
 fn d_h_uid() -> String {
     "x-tilegate-uid".into()
 }
+fn d_h_issuer() -> String {
+    "x-tilegate-issuer".into()
+}
 fn d_jwks_refresh() -> String {
     "5m".into()
+}
+pub const DEFAULT_ISSUER_CACHE_TTL: &str = "5m";
+fn d_issuer_cache_ttl() -> String {
+    DEFAULT_ISSUER_CACHE_TTL.into()
 }
 fn d_connect_timeout() -> String {
     "2s".into()

@@ -156,6 +156,14 @@ pub struct IdentityHeaders {
     pub org: HeaderName,
     pub scopes: HeaderName,
     pub uid: HeaderName,
+    pub issuer: HeaderName,
+}
+
+impl IdentityHeaders {
+    /// The five names, for the spoofing check.
+    pub fn all(&self) -> [&HeaderName; 5] {
+        [&self.subject, &self.org, &self.scopes, &self.uid, &self.issuer]
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +173,40 @@ pub struct ExternalIssuer {
     pub algorithms: Vec<Algorithm>,
     pub source: IssuerKeySource,
     pub jwks_refresh: Duration,
+    /// Short name (routes, subject namespace, issuer header).
+    pub name: String,
+    /// [`crate::routing::IssuerSet::id_of`] of `name`.
+    pub id: u64,
+    /// Tilegate scopes a token of this issuer may carry when it names them.
+    pub scopes: Vec<String>,
+    /// The issuer's scope values mapped to tilegate scopes.
+    pub scope_map: BTreeMap<String, Vec<String>>,
+    /// Fixed organization sent upstream for this issuer's tokens.
+    pub org: Option<String>,
+    /// Longest `exp - iat` accepted.
+    pub max_lifetime: Option<Duration>,
+    /// Upper bound on how long a verdict stays cached.
+    pub cache_ttl: Duration,
+}
+
+/// The name routes use for the gateway's own tokens.
+pub const SELF_ISSUER: &str = "self";
+
+/// Whether `name` is usable as an `[[issuers]]` name: 1-64 characters of
+/// `A-Z a-z 0-9 . _ -` (so `<name>|<sub>` is unambiguous and the name is a
+/// plain header value), and not `self` in any casing.
+pub fn valid_issuer_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !name.eq_ignore_ascii_case(SELF_ISSUER)
+}
+
+/// Scopes no external issuer may ever grant: those that manage tilegate
+/// credentials.
+pub fn credential_scope(s: &str) -> bool {
+    s == crate::issue::MANAGE_SCOPE
 }
 
 #[derive(Debug, Clone)]
@@ -486,14 +528,103 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
         org: p.header("identity_headers.org", &raw.identity_headers.org),
         scopes: p.header("identity_headers.scopes", &raw.identity_headers.scopes),
         uid: p.header("identity_headers.uid", &raw.identity_headers.uid),
+        issuer: p.header("identity_headers.issuer", &raw.identity_headers.issuer),
     };
+    // Backends behind CGI-style stacks read `-` and `_` as the same
+    // character: two identity headers must differ in that reading too.
+    {
+        let names = identity.all();
+        let fold = |n: &HeaderName| n.as_str().replace('_', "-");
+        for (i, a) in names.iter().enumerate() {
+            if names[..i].iter().any(|b| fold(a) == fold(b)) {
+                p.push(
+                    "identity_headers",
+                    format!("\"{a}\" is used twice (- and _ count as the same)"),
+                );
+            }
+        }
+    }
 
     let mut issuers = Vec::new();
+    // Names of every issuer entry, even one with other problems, so routes
+    // naming it are not reported as well.
+    let mut issuer_names: Vec<(String, u64)> = Vec::new();
     for (i, f) in raw.issuers.iter().enumerate() {
         let key = format!("issuers[{i}]");
         if f.issuer == tokens.issuer.as_ref() {
             p.push(format!("{key}.issuer"), "is the gateway's own issuer");
         }
+        if raw.issuers[..i].iter().any(|o| o.issuer == f.issuer) {
+            p.push(format!("{key}.issuer"), format!("\"{}\" is listed twice", f.issuer));
+        }
+        let name = match &f.name {
+            None => {
+                p.push(
+                    format!("{key}.name"),
+                    "is required: routes accept an issuer by name (issuers = [\"self\", \"<name>\"])",
+                );
+                String::new()
+            }
+            Some(n) if !valid_issuer_name(n) => {
+                p.push(
+                    format!("{key}.name"),
+                    format!("\"{n}\" must be 1-64 of A-Z a-z 0-9 . _ - and not \"self\""),
+                );
+                n.clone()
+            }
+            Some(n) => n.clone(),
+        };
+        let id = crate::routing::IssuerSet::id_of(&name);
+        if !name.is_empty() {
+            if issuer_names.iter().any(|(n, _)| *n == name) {
+                p.push(format!("{key}.name"), format!("\"{name}\" is used twice"));
+            } else if issuer_names.iter().any(|(_, x)| *x == id) {
+                p.push(
+                    format!("{key}.name"),
+                    format!("\"{name}\": pick another name (id collision)"),
+                );
+            }
+            issuer_names.push((name.clone(), id));
+        }
+        // What the issuer may grant: declared scopes, never a
+        // credential-management one.
+        let grantable = |p: &mut Problems, k: String, list: &[String]| {
+            check_scopes(p, &k, list);
+            for s in list.iter().filter(|s| credential_scope(s)) {
+                p.push(&k, format!("\"{s}\" is never granted by an external issuer"));
+            }
+        };
+        grantable(&mut p, format!("{key}.scopes"), &f.scopes);
+        for (from, to) in &f.scope_map {
+            if from.is_empty() || from.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                p.push(
+                    format!("{key}.scope_map"),
+                    format!("\"{from}\": a claim value has no spaces or control characters"),
+                );
+            }
+            grantable(&mut p, format!("{key}.scope_map.\"{from}\""), to);
+        }
+        if let Some(o) = &f.org {
+            if o.is_empty()
+                || o.len() > 128
+                || !o
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+            {
+                p.push(
+                    format!("{key}.org"),
+                    format!("\"{o}\" must be an organization id (1-128 of A-Z a-z 0-9 . _ - :)"),
+                );
+            }
+        }
+        let max_lifetime = f.max_lifetime.as_ref().map(|m| {
+            let d = p.duration(&format!("{key}.max_lifetime"), m);
+            if d < Duration::from_secs(1) {
+                p.push(format!("{key}.max_lifetime"), "must be at least 1s");
+            }
+            d
+        });
+        let cache_ttl = p.duration(&format!("{key}.cache_ttl"), &f.cache_ttl);
         if f.audiences.is_empty() {
             p.push(format!("{key}.audiences"), "needs at least one audience");
         }
@@ -560,6 +691,13 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             algorithms,
             source,
             jwks_refresh: p.duration(&format!("{key}.jwks_refresh"), &f.jwks_refresh),
+            name,
+            id,
+            scopes: f.scopes.clone(),
+            scope_map: f.scope_map.clone(),
+            org: f.org.clone(),
+            max_lifetime,
+            cache_ttl,
         });
     }
 
@@ -660,12 +798,43 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             if !r.scopes.is_empty() {
                 p.push(format!("{key}.scopes"), "a public route requires no scopes");
             }
+            if r.issuers.is_some() {
+                p.push(format!("{key}.issuers"), "a public route reads no token");
+            }
             Policy::Public
         } else {
             check_scopes(&mut p, &format!("{key}.scopes"), &r.scopes);
+            // Default: the gateway's own tokens only, so adding an issuer
+            // never opens an existing route to it.
+            let issuers = match &r.issuers {
+                None => crate::routing::IssuerSet::self_only(),
+                Some(list) => {
+                    if list.is_empty() {
+                        p.push(
+                            format!("{key}.issuers"),
+                            "must name at least one issuer (\"self\" for the gateway's own tokens)",
+                        );
+                    }
+                    let mut ids = Vec::new();
+                    for n in list {
+                        if n == SELF_ISSUER {
+                            ids.push(crate::routing::IssuerSet::SELF);
+                        } else if let Some((_, id)) = issuer_names.iter().find(|(x, _)| x == n) {
+                            ids.push(*id);
+                        } else {
+                            p.push(
+                                format!("{key}.issuers"),
+                                format!("no issuer named \"{n}\" (\"self\" or an [[issuers]] name)"),
+                            );
+                        }
+                    }
+                    crate::routing::IssuerSet::new(ids)
+                }
+            };
             Policy::Token {
                 scopes: r.scopes.iter().map(|s| Box::<str>::from(s.as_str())).collect(),
                 read_only: r.read_only,
+                issuers,
             }
         };
         let cors = r.cors.as_ref().map(Cors::new).transpose();
@@ -816,6 +985,66 @@ mod tests {
         let c = cfg("").unwrap();
         assert!(c.named_tokens.read_only_dataset_streaming.is_empty());
         assert!(!c.named_tokens.read_write_all.iter().any(|s| s == "clients:manage"));
+    }
+
+    const PARTNER: &str = "[[issuers]]\nname = \"partner\"\nissuer = \"https://partner.example\"\naudiences = [\"tilegate\"]\nalgorithms = [\"HS256\"]\nhmac_secret_env = \"PARTNER_SECRET\"\n";
+
+    #[test]
+    fn routes_accept_self_only_unless_they_name_issuers() {
+        let c = cfg(&format!(
+            "{PARTNER}scopes = [\"tiles:read\"]\n[[routes]]\nprefix = \"/a/\"\nupstream = \"tiles\"\n[[routes]]\nprefix = \"/b/\"\nupstream = \"tiles\"\nissuers = [\"partner\"]\n[[routes]]\nprefix = \"/c/\"\nupstream = \"tiles\"\nissuers = [\"self\", \"partner\", \"self\"]\n"
+        ))
+        .unwrap();
+        let partner = c.issuers[0].id;
+        assert_eq!(partner, crate::routing::IssuerSet::id_of("partner"));
+        assert_ne!(partner, crate::routing::IssuerSet::SELF);
+        let sets: Vec<Vec<u64>> = c
+            .routes
+            .routes()
+            .iter()
+            .map(|r| match &r.policy {
+                Policy::Token { issuers, .. } => issuers.ids().to_vec(),
+                Policy::Public => panic!("token routes"),
+            })
+            .collect();
+        assert_eq!(sets[0], vec![crate::routing::IssuerSet::SELF], "default: self only");
+        assert_eq!(sets[1], vec![partner]);
+        assert_eq!(sets[2], vec![crate::routing::IssuerSet::SELF, partner]);
+    }
+
+    #[test]
+    fn issuer_policy_problems_are_reported() {
+        let text = format!(
+            "[scopes]\n\"tiles:read\" = \"r\"\n\"clients:manage\" = \"m\"\n[[upstreams]]\nname = \"tiles\"\nbackends = [\"http://127.0.0.1:3000\"]\n\
+             {PARTNER}scopes = [\"tiles:premium\", \"clients:manage\"]\nscope_map = {{ \"partner.read\" = [\"tiles:read\"], \"partner.admin\" = [\"clients:manage\"], \"two words\" = [\"tiles:read\"] }}\norg = \"org 1\"\nmax_lifetime = \"0s\"\ncache_ttl = \"soon\"\n\
+             [[issuers]]\nissuer = \"https://other.example\"\naudiences = [\"a\"]\nalgorithms = [\"ES256\"]\njwks_file = \"x\"\n\
+             [[issuers]]\nname = \"SELF\"\nissuer = \"https://third.example\"\naudiences = [\"a\"]\nalgorithms = [\"ES256\"]\njwks_file = \"x\"\n\
+             [[issuers]]\nname = \"partner\"\nissuer = \"https://fourth.example\"\naudiences = [\"a\"]\nalgorithms = [\"ES256\"]\njwks_file = \"x\"\n\
+             [[routes]]\nprefix = \"/a/\"\nupstream = \"tiles\"\nissuers = [\"self\", \"nobody\"]\n\
+             [[routes]]\nprefix = \"/b/\"\nupstream = \"tiles\"\nissuers = []\n\
+             [[routes]]\nprefix = \"/c/\"\nupstream = \"tiles\"\npublic = true\nissuers = [\"partner\"]\n\
+             [identity_headers]\nissuer = \"x_tilegate_org\"\n"
+        );
+        let all = validate(toml::from_str(&text).unwrap()).unwrap_err().join("\n");
+        for want in [
+            "issuers[0].scopes: scope \"tiles:premium\" is not declared",
+            "issuers[0].scopes: \"clients:manage\" is never granted by an external issuer",
+            "issuers[0].scope_map.\"partner.admin\": \"clients:manage\" is never granted",
+            "issuers[0].scope_map: \"two words\": a claim value has no spaces",
+            "issuers[0].org: \"org 1\" must be an organization id",
+            "issuers[0].max_lifetime: must be at least 1s",
+            "issuers[0].cache_ttl: \"soon\" is not a duration",
+            "issuers[1].name: is required",
+            "issuers[2].name: \"SELF\" must be",
+            "issuers[3].name: \"partner\" is used twice",
+            "routes[0].issuers: no issuer named \"nobody\"",
+            "routes[1].issuers: must name at least one issuer",
+            "routes[2].issuers: a public route reads no token",
+            "identity_headers: \"x_tilegate_org\" is used twice",
+        ] {
+            assert!(all.contains(want), "missing {want:?} in:\n{all}");
+        }
+        assert!(!all.contains("partner.read"), "a valid mapping is no problem:\n{all}");
     }
 
     #[test]

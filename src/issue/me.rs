@@ -8,6 +8,25 @@ use crate::http::{json, Resp};
 pub async fn me(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp, IssueError> {
     ctx.require(parts, &[Method::GET, Method::HEAD])?;
     let v = ctx.bearer_token(parts).await?;
+    if !v.own {
+        // An external issuer's token is no local user: its namespaced
+        // subject and issuer, what tilegate grants it, and null for every
+        // local identity field.
+        return Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "uid": null,
+                "username": null,
+                "org_id": null,
+                "sub": &*v.sub,
+                "scope": &*v.scope,
+                "token_type": &*v.token_type,
+                "exp": v.exp,
+                "issuer": v.issuer_name(),
+                "external": true,
+            }),
+        ));
+    }
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({
@@ -18,6 +37,8 @@ pub async fn me(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp, Iss
             "scope": &*v.scope,
             "token_type": &*v.token_type,
             "exp": v.exp,
+            "issuer": v.issuer_name(),
+            "external": false,
         }),
     ))
 }

@@ -351,6 +351,13 @@ async fn caller(
         .bearer_token(parts)
         .await
         .map_err(|_| IssueError::InvalidClient("client authentication or a bearer token is required"))?;
+    // Only the gateway's own tokens name a tilegate user; an external
+    // issuer's token is no caller here.
+    if !v.own {
+        return Err(IssueError::InvalidClient(
+            "client authentication or a bearer token is required",
+        ));
+    }
     Ok((v.uid.as_deref().unwrap_or(&v.sub).to_owned(), None))
 }
 
@@ -368,6 +375,27 @@ pub async fn introspect(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incomi
     let Ok(v) = ctx.gw.verifier.verify(token).await else {
         return Ok(json(StatusCode::OK, &serde_json::json!({ "active": false })));
     };
+    if !v.own {
+        // An external issuer's token: what tilegate grants it, under its
+        // namespaced subject; no local user, organization or credential.
+        return Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "active": true,
+                "scope": &*v.scope,
+                "sub": &*v.sub,
+                "uid": null,
+                "username": null,
+                "org_id": null,
+                "token_type": &*v.token_type,
+                "exp": v.exp,
+                "iat": v.iat,
+                "iss": &*v.issuer,
+                "issuer": v.issuer_name(),
+                "external": true,
+            }),
+        ));
+    }
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({
@@ -383,6 +411,8 @@ pub async fn introspect(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incomi
             "iss": &*v.issuer,
             "jti": v.jti.as_deref(),
             "client_id": v.cid.as_deref().filter(|c| c.starts_with("tgc_")),
+            "issuer": v.issuer_name(),
+            "external": false,
         }),
     ))
 }

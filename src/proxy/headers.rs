@@ -72,15 +72,32 @@ fn is_hop_by_hop(k: &HeaderName) -> bool {
         || k == UPGRADE
 }
 
+/// Whether a client header is an identity header in another spelling:
+/// CGI, WSGI, Rack and PHP-FPM turn `-` into `_`, so `x_tilegate_org` (or
+/// `x-tilegate_org`) reaches a backend as the same variable as
+/// `x-tilegate-org`. Header names are lower case already.
+#[inline]
+fn same_identity_name(client: &HeaderName, identity: &HeaderName) -> bool {
+    let (a, b) = (client.as_str().as_bytes(), identity.as_str().as_bytes());
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x == y || (matches!(x, b'-' | b'_') && matches!(y, b'-' | b'_')))
+}
+
+fn is_identity(k: &HeaderName, names: &IdentityHeaders) -> bool {
+    names.all().iter().any(|n| same_identity_name(k, n))
+}
+
 /// One pass over the request's header names (a handful, usually): is there
-/// a hop-by-hop header, and did the client send an identity header? Most
-/// requests have neither, and then the eleven removals (a hash and a probe
-/// each) are skipped.
+/// a hop-by-hop header, and did the client send an identity header (in any
+/// spelling)? Most requests have neither, and then the removals (a hash and
+/// a probe each) are skipped.
 fn scan(h: &HeaderMap, names: &IdentityHeaders) -> (bool, bool) {
     let (mut hop, mut spoofed) = (false, false);
     for k in h.keys() {
         hop |= is_hop_by_hop(k);
-        spoofed |= k == names.subject || k == names.org || k == names.scopes || k == names.uid;
+        spoofed |= is_identity(k, names);
     }
     (hop, spoofed)
 }
@@ -99,14 +116,15 @@ pub fn prepare_request_headers(h: &mut HeaderMap, ctx: &ForwardCtx<'_>) {
     // Identity headers come from the gateway only: whatever a client sent
     // under those names is dropped first.
     if spoofed {
-        h.remove(&ctx.names.subject);
-        h.remove(&ctx.names.org);
-        h.remove(&ctx.names.scopes);
-        h.remove(&ctx.names.uid);
+        let gone: Vec<HeaderName> = h.keys().filter(|k| is_identity(k, ctx.names)).cloned().collect();
+        for n in gone {
+            h.remove(n);
+        }
     }
     if let Some(id) = ctx.identity {
         h.insert(ctx.names.subject.clone(), id.subject.clone());
         h.insert(ctx.names.scopes.clone(), id.scopes.clone());
+        h.insert(ctx.names.issuer.clone(), id.issuer.clone());
         if let Some(o) = &id.org {
             h.insert(ctx.names.org.clone(), o.clone());
         }
@@ -157,6 +175,7 @@ mod tests {
             org: HeaderName::from_static("x-org"),
             scopes: HeaderName::from_static("x-scope"),
             uid: HeaderName::from_static("x-uid"),
+            issuer: HeaderName::from_static("x-issuer"),
         }
     }
 
@@ -178,6 +197,7 @@ mod tests {
             org: Some("org-1".parse().unwrap()),
             scopes: "tiles:read".parse().unwrap(),
             uid: None,
+            issuer: "partner".parse().unwrap(),
         };
         let ctx = ForwardCtx {
             client_ip: &ip,
@@ -194,6 +214,7 @@ mod tests {
         assert!(h.get(AUTHORIZATION).is_none());
         assert_eq!(h["x-sub"], "user-1");
         assert_eq!(h["x-org"], "org-1");
+        assert_eq!(h["x-issuer"], "partner");
         assert!(h.get("x-uid").is_none());
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
         assert_eq!(h[&X_FORWARDED_HOST], "maps.example");
@@ -205,6 +226,11 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-uid", "42".parse().unwrap());
         h.insert("x-org", "org-9".parse().unwrap());
+        h.insert("x_uid", "43".parse().unwrap());
+        h.insert("x_issuer", "self".parse().unwrap());
+        h.insert("x-issuer", "self".parse().unwrap());
+        h.insert("x_sub", "admin".parse().unwrap());
+        h.insert("x-subx", "kept".parse().unwrap());
         h.insert(TE, "trailers".parse().unwrap());
         h.insert("proxy-connection", "keep-alive".parse().unwrap());
         h.insert("accept", "*/*".parse().unwrap());
@@ -219,9 +245,19 @@ mod tests {
             upgrade: false,
         };
         prepare_request_headers(&mut h, &ctx);
-        for gone in ["x-uid", "x-org", "te", "proxy-connection"] {
+        for gone in [
+            "x-uid",
+            "x-org",
+            "x_uid",
+            "x_issuer",
+            "x-issuer",
+            "x_sub",
+            "te",
+            "proxy-connection",
+        ] {
             assert!(h.get(gone).is_none(), "{gone} must not reach the upstream");
         }
+        assert_eq!(h["x-subx"], "kept", "only identity names in another spelling go");
         assert_eq!(h["accept"], "*/*");
         assert_eq!(h[&X_FORWARDED_FOR], "127.0.0.1");
     }

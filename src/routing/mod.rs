@@ -18,9 +18,64 @@ use crate::config::file::FileCors;
 pub enum Policy {
     /// No token needed.
     Public,
-    /// A valid token carrying every scope listed; `read_only` routes pass
-    /// only GET/HEAD/OPTIONS.
-    Token { scopes: Box<[Box<str>]>, read_only: bool },
+    /// A valid token from one of `issuers`, carrying every scope listed;
+    /// `read_only` routes pass only GET/HEAD/OPTIONS.
+    Token {
+        scopes: Box<[Box<str>]>,
+        read_only: bool,
+        issuers: IssuerSet,
+    },
+}
+
+/// The issuers a route accepts, as issuer ids (see [`IssuerSet::id_of`]):
+/// checking a verified token against it is a compare of a few integers, no
+/// string work. Ids are derived from the issuer's configured name, so they
+/// mean the same before and after a reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerSet(Box<[u64]>);
+
+impl IssuerSet {
+    /// The id of the gateway's own tokens (`"self"`).
+    pub const SELF: u64 = 0;
+
+    /// Only the gateway's own tokens: the default of every route.
+    pub fn self_only() -> IssuerSet {
+        IssuerSet(Box::new([Self::SELF]))
+    }
+
+    pub fn new(ids: impl IntoIterator<Item = u64>) -> IssuerSet {
+        let mut v: Vec<u64> = Vec::new();
+        for id in ids {
+            if !v.contains(&id) {
+                v.push(id);
+            }
+        }
+        IssuerSet(v.into_boxed_slice())
+    }
+
+    /// The id of an `[[issuers]]` name: FNV-1a 64 of the name, never
+    /// [`Self::SELF`]. Configuration refuses two names with the same id.
+    pub fn id_of(name: &str) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in name.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        if h == Self::SELF {
+            1
+        } else {
+            h
+        }
+    }
+
+    #[inline]
+    pub fn contains(&self, id: u64) -> bool {
+        self.0.contains(&id)
+    }
+
+    pub fn ids(&self) -> &[u64] {
+        &self.0
+    }
 }
 
 #[derive(Debug, Clone)]

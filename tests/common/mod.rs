@@ -23,6 +23,10 @@ use tokio::net::TcpListener;
 pub const ISS: &str = "https://idp.test";
 pub const AUD: &str = "tiles-api";
 pub const KID: &str = "test-key-1";
+/// The test issuer's `[[issuers]]` name; the routes of [`config`] accept it
+/// (`issuers = ["self", "idp"]`), it may grant every scope of the config but
+/// `clients:manage`, and its tokens go upstream with organization `org-7`.
+pub const IDP: &str = "idp";
 
 /// A running gateway process; killed on drop.
 pub struct Gateway {
@@ -170,16 +174,24 @@ impl Issuer {
         }
     }
     pub fn jwks(&self) -> String {
-        serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "x": self.x, "y": self.y, "kid": KID, "alg": "ES256", "use": "sig"}]}).to_string()
+        serde_json::json!({"keys": [self.jwk_kid(KID)]}).to_string()
+    }
+    /// The public key as a JWK named `kid`.
+    pub fn jwk_kid(&self, kid: &str) -> serde_json::Value {
+        serde_json::json!({"kty": "EC", "crv": "P-256", "x": self.x, "y": self.y, "kid": kid, "alg": "ES256", "use": "sig"})
+    }
+    /// `claims` signed with this key under `kid`.
+    pub fn sign_kid(&self, claims: &serde_json::Value, kid: &str) -> String {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        h.kid = Some(kid.into());
+        jsonwebtoken::encode(&h, claims, &jsonwebtoken::EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
     }
     /// The public key as a JWK JSON (for HS256-with-public-key attacks).
     pub fn public_bytes(&self) -> Vec<u8> {
         self.jwks().into_bytes()
     }
     pub fn sign(&self, claims: &serde_json::Value) -> String {
-        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        h.kid = Some(KID.into());
-        jsonwebtoken::encode(&h, claims, &jsonwebtoken::EncodingKey::from_ec_der(&self.pkcs8)).unwrap()
+        self.sign_kid(claims, KID)
     }
     /// Valid claims for `scope`, living `ttl` seconds.
     pub fn claims(scope: &str, ttl: i64) -> serde_json::Value {
@@ -373,7 +385,8 @@ fn tokio_stream_from<T: Send + 'static>(
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// A gateway config trusting the test issuer (JWKS file) in front of `upstream`.
+/// A gateway config trusting the test issuer (JWKS file, named [`IDP`]) in
+/// front of `upstream`.
 pub fn config(upstream: &str, jwks_path: &Path, extra: &str) -> String {
     format!(
         r#"
@@ -397,10 +410,13 @@ negative_ttl = "1s"
 "projects:embed" = "e"
 "clients:manage" = "m"
 [[issuers]]
+name = "{IDP}"
 issuer = "{ISS}"
 audiences = ["{AUD}"]
 algorithms = ["ES256"]
 jwks_file = "{jwks}"
+scopes = ["tiles:read", "datasets:stream", "datasets:refresh", "projects:embed"]
+org = "org-7"
 [[upstreams]]
 name = "tiles"
 backends = ["{upstream}"]
@@ -412,12 +428,14 @@ path = "/tiles/{{z}}/{{x}}/{{y}}.pbf"
 methods = ["GET"]
 upstream = "tiles"
 scopes = ["tiles:read"]
+issuers = ["self", "{IDP}"]
 cors = {{ origins = ["https://app.example"] }}
 [[routes]]
 name = "stream"
 prefix = "/stream/"
 upstream = "tiles"
 scopes = ["datasets:stream"]
+issuers = ["self", "{IDP}"]
 [[routes]]
 name = "public"
 prefix = "/public/"
@@ -636,4 +654,43 @@ impl Drop for StaticServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A JWKS endpoint on loopback whose answer the test changes: `Some(jwks)`
+/// serves it, `None` answers 503. Counts requests.
+pub struct JwksServer {
+    pub addr: std::net::SocketAddr,
+    pub body: Arc<Mutex<Option<String>>>,
+    pub hits: Arc<std::sync::atomic::AtomicUsize>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+pub async fn jwks_server(addr: &str, body: Option<String>) -> JwksServer {
+    let l = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let body = Arc::new(Mutex::new(body));
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (b, h) = (body.clone(), hits.clone());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else { return };
+            let (b, h) = (b.clone(), h.clone());
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let current = b.lock().unwrap().clone();
+                let resp = match current {
+                    Some(j) => format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{j}",
+                        j.len()
+                    ),
+                    None => "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into(),
+                };
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut s, resp.as_bytes()).await;
+                let _ = tokio::io::AsyncWriteExt::shutdown(&mut s).await;
+            });
+        }
+    });
+    JwksServer { addr, body, hits, task }
 }
