@@ -200,6 +200,71 @@ async fn a_trickled_upload_aborts_the_upstream_request_and_gets_408() {
     assert_eq!(bodies.0.lock().unwrap().last(), Some(&Ok(data.len())));
 }
 
+/// A raw upstream that answers at once, before reading the request body:
+/// a chunked `hello` and then nothing, while it keeps reading; it reports
+/// when the gateway closes the connection.
+async fn early_answering_upstream() -> (String, tokio::sync::mpsc::Receiver<usize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else { return };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let mut read = 0;
+                let mut answered = false;
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => read += n,
+                    }
+                    if !answered {
+                        answered = true;
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
+                            .await;
+                    }
+                }
+                let _ = tx.send(read).await;
+            });
+        }
+    });
+    (format!("http://{addr}"), rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_upload_whose_response_has_started_drops_the_connection() {
+    let (upstream, mut closed) = early_answering_upstream().await;
+    let gw = start_gateway_with(&upstream, &Issuer::new(), "body_read_timeout = \"1s\"\n", "").await;
+    let head = "POST /public/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n";
+    let raw = trickle(
+        gw.addr,
+        head,
+        b"abcdefgh",
+        Duration::from_secs(2),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("the gateway closed the connection");
+    // The response had begun: it is cut off (no last chunk), not replaced.
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(raw.contains("hello"), "{raw}");
+    assert!(
+        !raw.ends_with("0\r\n\r\n"),
+        "the response must not look complete: {raw:?}"
+    );
+    // And the upstream request was aborted.
+    tokio::time::timeout(Duration::from_secs(10), closed.recv())
+        .await
+        .expect("the gateway closed the upstream connection")
+        .unwrap();
+    assert!(metrics_text(&gw)
+        .await
+        .contains("tilegate_request_body_timeouts_total 1"));
+}
+
 /// A raw upstream: `/stall` sends a head announcing 1,000 bytes and 10 of
 /// them, then nothing (it reports when the gateway closes that connection);
 /// `/drip` sends 10 bytes one every 300 ms; anything else gets `ok`.
