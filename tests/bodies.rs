@@ -712,3 +712,42 @@ async fn early_answers_reach_a_client_that_keeps_sending() {
         .lines()
         .any(|l| l.starts_with("tilegate_request_bodies_lingered_total ")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_http2_an_early_answer_resets_only_its_stream() {
+    let up = start_upstream().await;
+    let issuer = Issuer::new();
+    let gw = start_gateway_with(&up.url(), &issuer, "max_body_bytes = 262144\n", "").await;
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    // A body that keeps coming (3 MiB in 64 KiB chunks, no length).
+    let endless = || {
+        let chunks = (0..48).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 64 * 1024])));
+        reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
+    };
+    for (path, auth, want) in [
+        ("/oauth/token", None, 413),
+        ("/stream/upload", None, 401),
+        ("/stream/upload", Some(issuer.token("datasets:stream")), 413),
+    ] {
+        let mut req = h2
+            .post(gw.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(endless());
+        if let Some(t) = auth {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap_or_else(|e| panic!("{path}: {e:?}"));
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(r.status(), want, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert!(v["error"].is_string(), "{v}");
+    }
+    // The same connection goes on serving.
+    let r = h2.get(gw.url("/public/x")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
