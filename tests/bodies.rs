@@ -751,3 +751,47 @@ async fn on_http2_an_early_answer_resets_only_its_stream() {
     let r = h2.get(gw.url("/public/x")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_upstream_gets_the_same_413_and_408() {
+    // start_upstream serves h2c too; this upstream is spoken to in HTTP/2.
+    let up = start_upstream().await;
+    let extra = format!(
+        "[[upstreams]]\nname = \"h2\"\nbackends = [\"{}\"]\nhttp2 = true\n[[routes]]\nprefix = \"/h2up/\"\nupstream = \"h2\"\npublic = true\n",
+        up.url()
+    );
+    let gw = start_gateway_with(
+        &up.url(),
+        &Issuer::new(),
+        "max_body_bytes = 262144\nbody_read_timeout = \"1s\"\n",
+        &extra,
+    )
+    .await;
+    let r = http().post(gw.url("/h2up/small")).body("hello").send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "upstream:/h2up/small:5");
+    assert_eq!(up.seen.last().version, "HTTP/2.0");
+    // Streamed past max_body_bytes: 413, not a 502.
+    let chunks = (0..48).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 64 * 1024])));
+    let r = http()
+        .post(gw.url("/h2up/big"))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "body_too_large");
+    // Trickled: 408, not a 504 or 502.
+    let head = "POST /h2up/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n";
+    let raw = trickle(
+        gw.addr,
+        head,
+        b"abcdefgh",
+        Duration::from_secs(2),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("answered and closed");
+    let (status, body, _) = parse_answer(&raw);
+    assert_eq!(status, 408, "{raw}");
+    assert_eq!(body["error"], "request_timeout", "{raw}");
+}
