@@ -51,9 +51,12 @@ impl From<&'static str> for Body {
 
 impl HttpBody for Body {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = crate::proxy::UpstreamBodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, crate::proxy::UpstreamBodyError>>> {
         match self.get_mut() {
             Body::Upstream(b) => Pin::new(b).poll_frame(cx),
             Body::Full(b) => Pin::new(b).poll_frame(cx).map_err(|e: Infallible| match e {}),
@@ -136,6 +139,8 @@ impl IntoResponse for ProxyError {
             ProxyError::UpstreamFailed => (StatusCode::BAD_GATEWAY, "upstream_failed"),
             ProxyError::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
             ProxyError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ProxyError::RequestBodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ProxyError::BodyUnreadable => (StatusCode::BAD_REQUEST, "invalid_request"),
             ProxyError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             ProxyError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
         };

@@ -21,6 +21,9 @@ pub const CONNECTIONS_REFUSED: &str = "tilegate_connections_refused_total";
 pub const RELOADS: &str = "tilegate_config_reloads_total";
 pub const TOKENS_ISSUED: &str = "tilegate_tokens_issued_total";
 pub const AUTH_FAILURES_THROTTLED: &str = "tilegate_auth_throttled_total";
+pub const REQUEST_BODY_TIMEOUTS: &str = "tilegate_request_body_timeouts_total";
+pub const REQUEST_BODIES_LINGERED: &str = "tilegate_request_bodies_lingered_total";
+pub const UPSTREAM_BODY_TIMEOUTS: &str = "tilegate_upstream_body_timeouts_total";
 
 const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -226,6 +229,21 @@ pub fn token_issued(grant: &'static str) {
 
 pub fn auth_throttled() {
     counter!(AUTH_FAILURES_THROTTLED).increment(1);
+}
+
+/// A client's request body went `server.body_read_timeout` without a byte.
+pub fn request_body_timeout() {
+    counter!(REQUEST_BODY_TIMEOUTS).increment(1);
+}
+
+/// The rest of a request body is being drained after an early answer.
+pub fn request_body_lingered() {
+    counter!(REQUEST_BODIES_LINGERED).increment(1);
+}
+
+/// An upstream's response body went its `body_read_timeout` without a byte.
+pub fn upstream_body_timeout(upstream: &str) {
+    counter!(UPSTREAM_BODY_TIMEOUTS, "upstream" => upstream.to_owned()).increment(1);
 }
 
 /// Drain the exporter's histogram buffers every few seconds: without it

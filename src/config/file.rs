@@ -46,6 +46,10 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
+pub const DEFAULT_BODY_READ_TIMEOUT: &str = "30s";
+pub const DEFAULT_LINGERING_TIME: &str = "5s";
+pub const DEFAULT_LINGERING_BYTES: u64 = 4 * 1024 * 1024;
+pub const DEFAULT_UPSTREAM_BODY_READ_TIMEOUT: &str = "60s";
 pub const DEFAULT_SHUTDOWN_GRACE: &str = "30s";
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +72,20 @@ pub struct FileServer {
     /// Default 10 MiB.
     #[serde(default = "d_max_body")]
     pub max_body_bytes: u64,
+    /// Longest a request body may go without a byte arriving (token
+    /// endpoints and proxied uploads); a slow but moving body is fine.
+    /// Default 30s.
+    #[serde(default = "d_body_read_timeout")]
+    pub body_read_timeout: String,
+    /// After an early answer to a client still sending its body (401, 413,
+    /// ...), how long the rest is read and discarded before the connection
+    /// closes, so that the answer reaches the client. `0s` closes at once.
+    /// Default 5s.
+    #[serde(default = "d_lingering_time")]
+    pub lingering_time: String,
+    /// At most this much of such a body is read and discarded. Default 4 MiB.
+    #[serde(default = "d_lingering_bytes")]
+    pub lingering_bytes: u64,
     /// Open client connections at most; more are refused at accept.
     #[serde(default = "d_max_conns")]
     pub max_connections: usize,
@@ -94,6 +112,9 @@ impl Default for FileServer {
             h2c: true,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT.into(),
+            lingering_time: DEFAULT_LINGERING_TIME.into(),
+            lingering_bytes: DEFAULT_LINGERING_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT.into(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE.into(),
@@ -424,6 +445,11 @@ pub struct FileUpstream {
     pub request_timeout: String,
     #[serde(default = "d_idle_timeout")]
     pub idle_timeout: String,
+    /// Longest the upstream's response body may go without a byte once
+    /// its head has arrived; then the client's response is cut off and the
+    /// upstream connection discarded. Default 60s.
+    #[serde(default = "d_upstream_body_read_timeout")]
+    pub body_read_timeout: String,
     /// Extra CA bundle (PEM) trusted for https backends, on top of the
     /// system roots.
     pub ca_file: Option<String>,
@@ -510,6 +536,18 @@ fn d_max_conns() -> usize {
 }
 fn d_header_timeout() -> String {
     DEFAULT_HEADER_READ_TIMEOUT.into()
+}
+fn d_body_read_timeout() -> String {
+    DEFAULT_BODY_READ_TIMEOUT.into()
+}
+fn d_lingering_time() -> String {
+    DEFAULT_LINGERING_TIME.into()
+}
+fn d_lingering_bytes() -> u64 {
+    DEFAULT_LINGERING_BYTES
+}
+fn d_upstream_body_read_timeout() -> String {
+    DEFAULT_UPSTREAM_BODY_READ_TIMEOUT.into()
 }
 fn d_grace() -> String {
     DEFAULT_SHUTDOWN_GRACE.into()

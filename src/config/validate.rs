@@ -40,6 +40,9 @@ pub struct ServerConfig {
     pub h2c: bool,
     pub max_header_bytes: usize,
     pub max_body_bytes: u64,
+    pub body_read_timeout: Duration,
+    pub lingering_time: Duration,
+    pub lingering_bytes: u64,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub shutdown_grace: Duration,
@@ -224,6 +227,7 @@ pub struct UpstreamConfig {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
+    pub body_read_timeout: Duration,
     pub ca_file: Option<PathBuf>,
     pub http2: bool,
     pub pool_max_idle: usize,
@@ -280,6 +284,18 @@ impl Problems {
             Duration::ZERO
         })
     }
+    /// A duration that must not be zero (a zero inactivity timeout would
+    /// fire at once on every body).
+    fn positive_duration(&mut self, key: &str, v: &str) -> Duration {
+        let d = self.duration(key, v);
+        if d.is_zero() && parse_duration(v).is_ok() {
+            self.push(
+                key,
+                "must be more than 0 (use a long duration such as 1h for bodies that may stay silent)",
+            );
+        }
+        d
+    }
     fn addr(&mut self, key: &str, v: &str) -> SocketAddr {
         v.parse().unwrap_or_else(|_| {
             self.push(key, format!("\"{v}\" is not an address like 127.0.0.1:8080"));
@@ -332,6 +348,9 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             h2c: s.h2c,
             max_header_bytes: s.max_header_bytes,
             max_body_bytes: s.max_body_bytes,
+            body_read_timeout: p.positive_duration("server.body_read_timeout", &s.body_read_timeout),
+            lingering_time: p.duration("server.lingering_time", &s.lingering_time),
+            lingering_bytes: s.lingering_bytes,
             max_connections: s.max_connections,
             header_read_timeout: p.duration("server.header_read_timeout", &s.header_read_timeout),
             shutdown_grace: p.duration("server.shutdown_grace", &s.shutdown_grace),
@@ -733,6 +752,7 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             connect_timeout: p.duration(&format!("{key}.connect_timeout"), &u.connect_timeout),
             request_timeout: p.duration(&format!("{key}.request_timeout"), &u.request_timeout),
             idle_timeout: p.duration(&format!("{key}.idle_timeout"), &u.idle_timeout),
+            body_read_timeout: p.positive_duration(&format!("{key}.body_read_timeout"), &u.body_read_timeout),
             ca_file: u.ca_file.as_ref().map(PathBuf::from),
             http2: u.http2,
             pool_max_idle: u.pool_max_idle,
@@ -961,6 +981,24 @@ mod tests {
             "{all}"
         );
         assert!(all.contains("server.listen"), "{all}");
+    }
+
+    #[test]
+    fn body_timeouts_have_defaults_and_cannot_be_zero() {
+        let c = cfg("").unwrap();
+        assert_eq!(c.server.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(c.server.lingering_time, Duration::from_secs(5));
+        assert_eq!(c.server.lingering_bytes, 4 * 1024 * 1024);
+        assert_eq!(c.upstreams[0].body_read_timeout, Duration::from_secs(60));
+        let all = cfg("body_read_timeout = \"0s\"\n[server]\nbody_read_timeout = \"0\"\nlingering_time = \"0s\"\n")
+            .unwrap_err()
+            .join("\n");
+        assert!(all.contains("server.body_read_timeout: must be more than 0"), "{all}");
+        assert!(
+            all.contains("upstreams[0].body_read_timeout: must be more than 0"),
+            "{all}"
+        );
+        assert!(!all.contains("lingering_time"), "0s turns lingering off: {all}");
     }
 
     #[test]

@@ -4,11 +4,11 @@
 
 use super::{optional_str, read_body, subset, Ctx, IssueError};
 use crate::auth::now_unix;
+use crate::body::ClientBody;
 use crate::http::{json, Resp};
 use http::{Method, StatusCode};
-use hyper::body::Incoming;
 
-pub async fn collection(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incoming) -> Result<Resp, IssueError> {
+pub async fn collection(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut ClientBody) -> Result<Resp, IssueError> {
     ctx.require(&parts, &[Method::GET, Method::POST])?;
     let (_, uid) = ctx.login_user(&parts).await?;
     if parts.method == Method::GET {

@@ -1,8 +1,8 @@
 //! `POST /v1/auth/token` (seed 004): a long-lived API key in
 //! `Authorization: Bearer` for a short-lived token, `{ttl, scope}` JSON.
 
+use crate::body::ClientBody;
 use http::StatusCode;
-use hyper::body::Incoming;
 use serde_json::Value;
 
 use super::signer::{rfc3339, sign, TokenClaims};
@@ -11,11 +11,15 @@ use crate::auth::now_unix;
 use crate::http::{json, Resp};
 use crate::store::{random_token, Principal};
 
-pub async fn api_key_exchange(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incoming) -> Result<Resp, IssueError> {
+pub async fn api_key_exchange(
+    ctx: &Ctx<'_>,
+    parts: http::request::Parts,
+    body: &mut ClientBody,
+) -> Result<Resp, IssueError> {
     ctx.require(&parts, &[http::Method::POST])?;
     ctx.gw.issuer.check_blocked(ctx.ip())?;
     let key_text = crate::auth::extract::bearer(&parts.headers)
-        .map_err(|_| IssueError::Unauthorized("malformed Authorization header"))?
+        .map_err(|_| ctx.failed(IssueError::Unauthorized("malformed Authorization header")))?
         .ok_or(IssueError::Unauthorized("an API key is required as a bearer token"))?
         .to_owned();
     let body = read_body(body, ctx.cfg.limits.token_body_bytes).await?;

@@ -21,10 +21,10 @@ use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Method, StatusCode};
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use http_body_util::BodyExt;
 use moka::sync::Cache;
 
+use crate::body::{ClientBody, ClientBodyError};
 use crate::config::{Config, Endpoints};
 use crate::http::{IntoResponse, Resp};
 use crate::server::{ConnInfo, Gateway, Runtime};
@@ -64,6 +64,9 @@ pub enum IssueError {
     MethodNotAllowed,
     #[error("the request body is too large")]
     PayloadTooLarge,
+    /// The client stopped sending its body (`server.body_read_timeout`).
+    #[error("the request body was not received in time")]
+    RequestTimeout,
     #[error("too many failed attempts; retry later")]
     TooManyRequests(u64),
     #[error(transparent)]
@@ -114,6 +117,7 @@ pub fn error_response(e: IssueError) -> Resp {
         IssueError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", &msg),
         IssueError::MethodNotAllowed => error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &msg),
         IssueError::PayloadTooLarge => error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", &msg),
+        IssueError::RequestTimeout => error(StatusCode::REQUEST_TIMEOUT, "request_timeout", &msg),
         IssueError::TooManyRequests(secs) => {
             let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", &msg);
             r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
@@ -258,17 +262,35 @@ fn item(path: &str, base: &str) -> Option<String> {
 }
 
 /// Read a request body up to `limit` bytes (413 beyond). A declared
-/// `Content-Length` over the limit is refused before anything is read.
-pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, IssueError> {
-    if http_body::Body::size_hint(&body).lower() > limit as u64 {
+/// `Content-Length` over the limit is refused before anything is read. A
+/// body that goes `server.body_read_timeout` without a byte is a 408. What
+/// is left unread after a 413 is drained by the caller's [`ClientBody`]
+/// (lingering close), so the answer reaches a client still sending.
+pub async fn read_body(body: &mut ClientBody, limit: usize) -> Result<Bytes, IssueError> {
+    if http_body::Body::size_hint(body).lower() > limit as u64 {
         return Err(IssueError::PayloadTooLarge);
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(IssueError::PayloadTooLarge),
-        Err(_) => Err(IssueError::InvalidRequest("the request body could not be read".into())),
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| match e {
+            ClientBodyError::TimedOut => IssueError::RequestTimeout,
+            ClientBodyError::Read(_) => IssueError::InvalidRequest("the request body could not be read".into()),
+        })?;
+        if let Ok(d) = frame.into_data() {
+            if buf.len() + d.len() > limit {
+                return Err(IssueError::PayloadTooLarge);
+            }
+            buf.extend_from_slice(&d);
+        }
     }
+    Ok(buf.freeze())
 }
+
+/// Most parameters a form body or query string, and most members a JSON
+/// body, may have on a token endpoint. The endpoints read at most eight;
+/// beyond this the request is refused (400) before anything else is done
+/// with it, so no request costs more than a few dozen parameters' work.
+pub const MAX_PARAMS: usize = 64;
 
 /// A JSON request body: `None` when empty (defaults apply), else a JSON
 /// object. A body needs `Content-Type: application/json` (or `…+json`), and
@@ -308,10 +330,16 @@ pub fn optional_str<'a>(
 
 /// A JSON object with unique top-level keys.
 pub fn parse_object(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, IssueError> {
-    serde_json::from_slice::<UniqueKeys>(body)
-        .map(|o| o.0)
-        .map_err(|_| IssueError::InvalidRequest("request body must be one JSON object with unique keys".into()))
+    serde_json::from_slice::<UniqueKeys>(body).map(|o| o.0).map_err(|e| {
+        if e.to_string().starts_with(TOO_MANY_MEMBERS) {
+            IssueError::InvalidRequest(format!("the request body has more than {MAX_PARAMS} members"))
+        } else {
+            IssueError::InvalidRequest("request body must be one JSON object with unique keys".into())
+        }
+    })
 }
+
+const TOO_MANY_MEMBERS: &str = "too many members";
 
 struct UniqueKeys(serde_json::Map<String, serde_json::Value>);
 
@@ -326,6 +354,9 @@ impl<'de> serde::Deserialize<'de> for UniqueKeys {
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<UniqueKeys, A::Error> {
                 let mut m = serde_json::Map::new();
                 while let Some(k) = a.next_key::<String>()? {
+                    if m.len() == MAX_PARAMS {
+                        return Err(serde::de::Error::custom(TOO_MANY_MEMBERS));
+                    }
                     if m.contains_key(&k) {
                         return Err(serde::de::Error::custom("repeated key"));
                     }
@@ -342,24 +373,26 @@ impl<'de> serde::Deserialize<'de> for UniqueKeys {
 /// `application/x-www-form-urlencoded` pairs (a form body or a query
 /// string), strictly: a percent-escape that decodes to invalid UTF-8 is
 /// refused instead of turning into U+FFFD. Malformed escapes such as `%ZZ`
-/// stay literal, as in every URL parser.
+/// stay literal, as in every URL parser. More than [`MAX_PARAMS`] pairs are
+/// refused before the extra ones are decoded. Linear in the input.
 pub fn form_pairs(input: &[u8]) -> Result<Vec<(String, String)>, IssueError> {
     let decode = |part: &[u8]| -> Result<String, IssueError> {
         let plus: Vec<u8> = part.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
         let bytes: Vec<u8> = percent_encoding::percent_decode(&plus).collect();
         String::from_utf8(bytes).map_err(|_| IssueError::InvalidRequest("parameters must be UTF-8".into()))
     };
-    input
-        .split(|&b| b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = match p.iter().position(|&b| b == b'=') {
-                Some(i) => (&p[..i], &p[i + 1..]),
-                None => (p, &b""[..]),
-            };
-            Ok((decode(k)?, decode(v)?))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for p in input.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        if out.len() == MAX_PARAMS {
+            return Err(IssueError::InvalidRequest(format!("more than {MAX_PARAMS} parameters")));
+        }
+        let (k, v) = match p.iter().position(|&b| b == b'=') {
+            Some(i) => (&p[..i], &p[i + 1..]),
+            None => (p, &b""[..]),
+        };
+        out.push((decode(k)?, decode(v)?));
+    }
+    Ok(out)
 }
 
 /// The media type of a request, lower-cased, without parameters.
@@ -377,7 +410,7 @@ pub async fn serve(
     rt: &Runtime,
     ep: Endpoint,
     parts: http::request::Parts,
-    body: Incoming,
+    body: &mut ClientBody,
     conn: &ConnInfo,
 ) -> Resp {
     let cfg = &rt.config;
@@ -429,7 +462,7 @@ async fn dispatch(
     ctx: &Ctx<'_>,
     ep: Endpoint,
     parts: http::request::Parts,
-    body: Incoming,
+    body: &mut ClientBody,
 ) -> Result<Resp, IssueError> {
     match ep {
         Endpoint::ApiKeyExchange => exchange::api_key_exchange(ctx, parts, body).await,
@@ -462,14 +495,26 @@ impl Ctx<'_> {
 
     /// A bearer JWT of ours or a trusted issuer, verified through the cache
     /// and the revocation set.
+    ///
+    /// A token that was sent and fails counts toward the failure throttle,
+    /// as every other credential on these endpoints does; an address over
+    /// it is refused before its token is looked at.
     async fn bearer_token(&self, parts: &http::request::Parts) -> Result<Arc<crate::auth::Verified>, IssueError> {
+        self.gw.issuer.check_blocked(self.ip())?;
         let tok = crate::auth::extract::bearer(&parts.headers)
-            .map_err(|_| IssueError::InvalidToken("malformed Authorization header"))?
+            .map_err(|_| self.failed(IssueError::InvalidToken("malformed Authorization header")))?
             .ok_or(IssueError::InvalidToken("a bearer token is required"))?;
-        self.gw.verifier.verify(tok).await.map_err(|e| match e {
-            crate::auth::AuthError::Invalid(r) => IssueError::InvalidToken(r.description()),
-            _ => IssueError::InvalidToken("the token is not valid"),
+        self.gw.verifier.verify(tok).await.map_err(|e| {
+            self.failed(match e {
+                crate::auth::AuthError::Invalid(r) => IssueError::InvalidToken(r.description()),
+                _ => IssueError::InvalidToken("the token is not valid"),
+            })
         })
+    }
+
+    /// Count a failed authentication of this client (429 past the quota).
+    fn failed(&self, e: IssueError) -> IssueError {
+        self.gw.issuer.record_failure(self.ip(), e)
     }
 
     /// A verified token of a user carrying the manage scope (login tokens).
@@ -611,6 +656,26 @@ mod tests {
         assert!(p("name=%FF").is_err());
         assert!(p("%C3=1").is_err());
         assert!(p("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn pairs_and_json_members_are_capped() {
+        let q = |n: usize| (0..n).map(|i| format!("p{i}=v")).collect::<Vec<_>>().join("&");
+        assert_eq!(form_pairs(q(MAX_PARAMS).as_bytes()).unwrap().len(), MAX_PARAMS);
+        assert!(form_pairs(q(MAX_PARAMS + 1).as_bytes()).is_err());
+        // The named-token query goes through the same parser.
+        let named = format!("name=t&validTime=1&action=read_only&resourceType=all&{}", q(61));
+        assert!(named::parse_query(Some(&named)).is_err());
+        let json = |n: usize| {
+            let m: serde_json::Map<String, serde_json::Value> = (0..n).map(|i| (format!("m{i}"), i.into())).collect();
+            serde_json::to_vec(&m).unwrap()
+        };
+        assert_eq!(parse_object(&json(MAX_PARAMS)).unwrap().len(), MAX_PARAMS);
+        let e = parse_object(&json(MAX_PARAMS + 1)).unwrap_err();
+        assert!(e.to_string().contains("members"), "{e}");
+        // A repeated key is still named as such, not as too many members.
+        let e = parse_object(br#"{"a":1,"a":2}"#).unwrap_err();
+        assert!(e.to_string().contains("unique"), "{e}");
     }
 
     #[test]

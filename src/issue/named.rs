@@ -83,17 +83,17 @@ async fn generator_from_bearer(
     ctx: &Ctx<'_>,
     parts: &http::request::Parts,
 ) -> Result<std::sync::Arc<crate::store::GeneratorToken>, IssueError> {
+    // Refused before the token is looked at when this address failed too
+    // often (list and delete reach here without another check).
+    ctx.gw.issuer.check_blocked(ctx.ip())?;
     let text = crate::auth::extract::bearer(&parts.headers)
-        .map_err(|_| IssueError::Unauthorized("malformed Authorization header"))?
+        .map_err(|_| ctx.failed(IssueError::Unauthorized("malformed Authorization header")))?
         .ok_or(IssueError::Unauthorized(
             "an access-generator token is required as a bearer token",
         ))?;
     match ctx.generator(text).await? {
         Some(g) if !ctx.gw.verifier.revocations.is_revoked(None, Some(&g.id)) => Ok(g),
-        _ => Err(ctx.gw.issuer.record_failure(
-            ctx.ip(),
-            IssueError::Unauthorized("the access-generator token is invalid"),
-        )),
+        _ => Err(ctx.failed(IssueError::Unauthorized("the access-generator token is invalid"))),
     }
 }
 

@@ -4,11 +4,11 @@
 //! 7523, and password for a temporary login token); RFC 7662 introspection
 //! and RFC 7009 revocation.
 
+use crate::body::ClientBody;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use http::header::AUTHORIZATION;
 use http::StatusCode;
-use hyper::body::Incoming;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
@@ -23,7 +23,7 @@ const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 /// Longest lifetime accepted for a client assertion.
 const MAX_ASSERTION_LIFETIME: i64 = 600;
 
-pub async fn token(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incoming) -> Result<Resp, IssueError> {
+pub async fn token(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut ClientBody) -> Result<Resp, IssueError> {
     ctx.require(&parts, &[http::Method::POST])?;
     ctx.gw.issuer.check_blocked(ctx.ip())?;
     let body = read_body(body, ctx.cfg.limits.token_body_bytes).await?;
@@ -44,14 +44,18 @@ pub async fn token(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incoming) -
     }
 }
 
-/// Form parameters; a repeated parameter is an error (RFC 6749 §3.1).
+/// Form parameters; a repeated parameter is an error (RFC 6749 §3.1), and
+/// so are more than [`super::MAX_PARAMS`] of them. Linear in the body: the
+/// repeat check is one hash-set insertion per parameter.
+#[derive(Debug)]
 pub struct Form(Vec<(String, String)>);
 
 impl Form {
     pub fn parse(body: &[u8]) -> Result<Form, IssueError> {
         let pairs = super::form_pairs(body)?;
-        for (i, (k, _)) in pairs.iter().enumerate() {
-            if pairs[..i].iter().any(|(k2, _)| k2 == k) {
+        let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+        for (k, _) in &pairs {
+            if !seen.insert(k.as_str()) {
                 return Err(IssueError::InvalidRequest(format!("parameter {k} is repeated")));
             }
         }
@@ -124,7 +128,11 @@ async fn json_grant(ctx: &Ctx<'_>, body: &[u8]) -> Result<Resp, IssueError> {
 
 /// Authenticate the client by exactly one method.
 async fn authenticate_client(ctx: &Ctx<'_>, parts: &http::request::Parts, form: &Form) -> Result<Client, IssueError> {
-    let basic = basic_credentials(parts)?;
+    let fail = |m| ctx.failed(IssueError::InvalidClient(m));
+    let basic = basic_credentials(parts).map_err(|e| match e {
+        IssueError::InvalidClient(m) => fail(m),
+        other => other,
+    })?;
     let post = form
         .get("client_secret")
         .map(|s| (form.get("client_id").unwrap_or(""), s));
@@ -135,7 +143,6 @@ async fn authenticate_client(ctx: &Ctx<'_>, parts: &http::request::Parts, form: 
             "use exactly one client authentication method".into(),
         ));
     }
-    let fail = |m| ctx.gw.issuer.record_failure(ctx.ip(), IssueError::InvalidClient(m));
     if let Some(a) = assertion {
         if form.get("client_assertion_type") != Some(ASSERTION_TYPE) {
             return Err(IssueError::InvalidRequest(format!(
@@ -340,17 +347,20 @@ async fn caller(
     parts: &http::request::Parts,
     form: &Form,
 ) -> Result<(String, Option<String>), IssueError> {
-    if basic_credentials(parts)?.is_some()
-        || form.get("client_secret").is_some()
-        || form.get("client_assertion").is_some()
-    {
+    let basic = basic_credentials(parts).map_err(|e| match e {
+        IssueError::InvalidClient(m) => ctx.failed(IssueError::InvalidClient(m)),
+        other => other,
+    })?;
+    if basic.is_some() || form.get("client_secret").is_some() || form.get("client_assertion").is_some() {
         let c = authenticate_client(ctx, parts, form).await?;
         return Ok((c.owner_uid, Some(c.client_id)));
     }
-    let v = ctx
-        .bearer_token(parts)
-        .await
-        .map_err(|_| IssueError::InvalidClient("client authentication or a bearer token is required"))?;
+    // A bearer token that was sent and fails is counted (in bearer_token);
+    // past the quota the answer stays a 429.
+    let v = ctx.bearer_token(parts).await.map_err(|e| match e {
+        e @ (IssueError::TooManyRequests(_) | IssueError::Store(_)) => e,
+        _ => IssueError::InvalidClient("client authentication or a bearer token is required"),
+    })?;
     // Only the gateway's own tokens name a tilegate user; an external
     // issuer's token is no caller here.
     if !v.own {
@@ -361,7 +371,7 @@ async fn caller(
     Ok((v.uid.as_deref().unwrap_or(&v.sub).to_owned(), None))
 }
 
-pub async fn introspect(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incoming) -> Result<Resp, IssueError> {
+pub async fn introspect(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut ClientBody) -> Result<Resp, IssueError> {
     ctx.require(&parts, &[http::Method::POST])?;
     // Client authentication happens here too: a blocked address is refused
     // before its credentials are checked, as on the token endpoint.
@@ -417,7 +427,7 @@ pub async fn introspect(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incomi
     ))
 }
 
-pub async fn revoke(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incoming) -> Result<Resp, IssueError> {
+pub async fn revoke(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut ClientBody) -> Result<Resp, IssueError> {
     ctx.require(&parts, &[http::Method::POST])?;
     // Client authentication happens here too: a blocked address is refused
     // before its credentials are checked, as on the token endpoint.
@@ -442,4 +452,65 @@ pub async fn revoke(ctx: &Ctx<'_>, parts: http::request::Parts, body: Incoming) 
         }
     }
     Ok(crate::http::empty(StatusCode::OK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issue::MAX_PARAMS;
+    use proptest::prelude::*;
+
+    fn encode(pairs: &[(String, String)]) -> String {
+        serde_urlencoded::to_string(pairs).unwrap()
+    }
+
+    #[test]
+    fn the_parameter_cap_is_exact() {
+        let pairs = |n: usize| (0..n).map(|i| (format!("k{i}"), "v".to_string())).collect::<Vec<_>>();
+        assert!(Form::parse(encode(&pairs(MAX_PARAMS)).as_bytes()).is_ok());
+        let e = Form::parse(encode(&pairs(MAX_PARAMS + 1)).as_bytes()).unwrap_err();
+        assert!(
+            matches!(&e, IssueError::InvalidRequest(m) if m.contains("parameters")),
+            "{e}"
+        );
+        // Empty segments are not parameters.
+        let padded = format!("{}{}", "&".repeat(60_000), encode(&pairs(MAX_PARAMS)));
+        assert!(Form::parse(padded.as_bytes()).is_ok());
+        // The audit's body: ~64 KiB of distinct keys, refused by the cap.
+        let big: String = (0..16_000).map(|i| format!("{i:x}=&")).collect();
+        assert!(Form::parse(big.as_bytes()).is_err());
+    }
+
+    proptest! {
+        /// Distinct names parse back to exactly what was encoded, in order.
+        #[test]
+        fn distinct_parameters_round_trip(
+            names in proptest::collection::btree_set("[a-z_]{1,6}|[^&=]{1,4}", 0..=MAX_PARAMS),
+            value in "\\PC{0,8}",
+        ) {
+            let pairs: Vec<(String, String)> = names.into_iter().map(|n| (n, value.clone())).collect();
+            let form = Form::parse(encode(&pairs).as_bytes()).unwrap();
+            prop_assert_eq!(&form.0, &pairs);
+            for (k, v) in &pairs {
+                prop_assert_eq!(form.get(k), Some(v.as_str()).filter(|v| !v.is_empty()));
+            }
+        }
+
+        /// A repeated name is found wherever the two copies are, whatever
+        /// their values.
+        #[test]
+        fn a_repeat_is_found_in_any_position(
+            names in proptest::collection::btree_set("[a-z]{1,5}", 1..MAX_PARAMS),
+            pick in any::<proptest::sample::Index>(),
+            at in any::<proptest::sample::Index>(),
+            value in "[a-z0-9]{0,5}",
+        ) {
+            let mut pairs: Vec<(String, String)> = names.into_iter().map(|n| (n, "x".to_string())).collect();
+            let dup = pairs[pick.index(pairs.len())].0.clone();
+            pairs.insert(at.index(pairs.len() + 1), (dup.clone(), value));
+            let e = Form::parse(encode(&pairs).as_bytes()).unwrap_err();
+            let repeated = matches!(&e, IssueError::InvalidRequest(m) if m == &format!("parameter {dup} is repeated"));
+            prop_assert!(repeated, "{}", e);
+        }
+    }
 }

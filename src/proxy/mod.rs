@@ -7,8 +7,9 @@
 mod headers;
 mod pool;
 
+use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -18,16 +19,16 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::Empty;
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 pub use headers::{prepare_request_headers, strip_response_hop_headers, ForwardCtx};
-pub use pool::PooledBody;
+pub use pool::{PooledBody, UpstreamBodyError};
 
 use crate::admin::metrics::UpstreamStats;
+use crate::body::{ClientBody, ClientBodyError};
 use crate::config::UpstreamConfig;
 use crate::http::{Body, Resp};
 
@@ -42,6 +43,10 @@ pub enum ProxyError {
     UpstreamTimeout,
     #[error("the request body is too large")]
     BodyTooLarge,
+    #[error("the request body was not received in time")]
+    RequestBodyTimeout,
+    #[error("the request body could not be read")]
+    BodyUnreadable,
     #[error("{0}")]
     BadRequest(&'static str),
     /// Over the route's per-subject rate; seconds to wait.
@@ -49,19 +54,98 @@ pub enum ProxyError {
     RateLimited(u64),
 }
 
-/// The body sent upstream: the client's, capped at the configured size, or
-/// nothing (a retry of a body-less request).
+/// The body sent upstream: the client's, capped at the configured size and
+/// under `server.body_read_timeout`, or nothing (a retry of a body-less
+/// request). A client body dropped before its end (the upstream answered
+/// or failed early, or the cap was hit) lingers: see [`crate::body`].
 pub enum ReqBody {
-    Client { inner: Incoming, left: u64 },
+    Client {
+        inner: ClientBody,
+        left: u64,
+        progress: Option<Arc<Progress>>,
+    },
     Empty,
+}
+
+impl ReqBody {
+    /// The client's body, at most `limit` bytes of it.
+    pub fn client(inner: ClientBody, limit: u64) -> ReqBody {
+        ReqBody::Client {
+            inner,
+            left: limit,
+            progress: None,
+        }
+    }
+
+    /// How the upload goes (for uploads only).
+    fn progress(&mut self) -> Option<Arc<Progress>> {
+        match self {
+            ReqBody::Client { progress, .. } => Some(progress.get_or_insert_with(|| Arc::new(Progress::new())).clone()),
+            ReqBody::Empty => None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReqBodyError {
     #[error("request body exceeds the limit")]
     TooLarge,
-    #[error(transparent)]
-    Hyper(#[from] hyper::Error),
+    #[error("the client stopped sending its request body")]
+    TimedOut,
+    #[error("the request body could not be read: {0}")]
+    Client(hyper::Error),
+}
+
+/// An upload as the upstream request sees it. `request_timeout` counts
+/// from the last frame handed upstream and not while the gateway waits on
+/// the client (that wait is `server.body_read_timeout`'s), so a slow but
+/// moving upload is not cut off and a stalled client gets 408, not 504.
+/// Also keeps why the body failed, which an HTTP/2 upstream connection does
+/// not pass back.
+pub struct Progress {
+    start: Instant,
+    /// Milliseconds after `start` of the last frame (or the end).
+    last_ms: AtomicU64,
+    waiting: AtomicBool,
+    /// 0 none, 1 too large, 2 timed out, 3 unreadable.
+    failure: AtomicU8,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            waiting: AtomicBool::new(false),
+            failure: AtomicU8::new(0),
+        }
+    }
+    fn moved(&self) {
+        self.last_ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.waiting.store(false, Ordering::Relaxed);
+    }
+    fn quiet_since(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+    fn failed(&self, e: &ReqBodyError) {
+        let code = match e {
+            ReqBodyError::TooLarge => 1,
+            ReqBodyError::TimedOut => 2,
+            ReqBodyError::Client(_) => 3,
+        };
+        self.failure.store(code, Ordering::Relaxed);
+    }
+    /// The client's error to answer with, when the body is why the request
+    /// failed.
+    fn failure(&self) -> Option<ProxyError> {
+        match self.failure.load(Ordering::Relaxed) {
+            1 => Some(ProxyError::BodyTooLarge),
+            2 => Some(ProxyError::RequestBodyTimeout),
+            3 => Some(ProxyError::BodyUnreadable),
+            _ => None,
+        }
+    }
 }
 
 impl HttpBody for ReqBody {
@@ -69,23 +153,39 @@ impl HttpBody for ReqBody {
     type Error = ReqBodyError;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, ReqBodyError>>> {
-        match self.get_mut() {
-            ReqBody::Empty => Poll::Ready(None),
-            ReqBody::Client { inner, left } => match Pin::new(inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(f))) => {
-                    if let Some(d) = f.data_ref() {
-                        let n = d.len() as u64;
-                        if n > *left {
-                            return Poll::Ready(Some(Err(ReqBodyError::TooLarge)));
-                        }
-                        *left -= n;
-                    }
+        let (inner, left, progress) = match self.get_mut() {
+            ReqBody::Empty => return Poll::Ready(None),
+            ReqBody::Client { inner, left, progress } => (inner, left, progress),
+        };
+        let r = match Pin::new(&mut *inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(f))) => {
+                let n = f.data_ref().map_or(0, |d| d.len() as u64);
+                if n > *left {
+                    // Not read further: dropping the body drains it, so
+                    // the 413 reaches a client that is still sending.
+                    Poll::Ready(Some(Err(ReqBodyError::TooLarge)))
+                } else {
+                    *left -= n;
                     Poll::Ready(Some(Ok(f)))
                 }
-                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-                other => other.map(|o| o.map(|r| r.map_err(Into::into))),
-            },
+            }
+            Poll::Ready(Some(Err(ClientBodyError::TimedOut))) => Poll::Ready(Some(Err(ReqBodyError::TimedOut))),
+            Poll::Ready(Some(Err(ClientBodyError::Read(e)))) => Poll::Ready(Some(Err(ReqBodyError::Client(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if let Some(p) = progress {
+                    p.waiting.store(inner.waiting(), Ordering::Relaxed);
+                }
+                return Poll::Pending;
+            }
+        };
+        if let Some(p) = progress {
+            match &r {
+                Poll::Ready(Some(Err(e))) => p.failed(e),
+                _ => p.moved(),
+            }
         }
+        r
     }
     fn is_end_stream(&self) -> bool {
         match self {
@@ -97,6 +197,30 @@ impl HttpBody for ReqBody {
         match self {
             ReqBody::Empty => SizeHint::with_exact(0),
             ReqBody::Client { inner, .. } => inner.size_hint(),
+        }
+    }
+}
+
+/// Run `fut` (an upload and the wait for the response head) under
+/// `limit` counted as [`Progress`] says; `Err` when it ran out.
+async fn upload_timeout<F: Future>(limit: Duration, p: &Progress, fut: F) -> Result<F::Output, ()> {
+    let mut fut = std::pin::pin!(fut);
+    let mut deadline = p.quiet_since() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline.into(), fut.as_mut()).await {
+            Ok(r) => return Ok(r),
+            Err(_) => {
+                let now = Instant::now();
+                let next = p.quiet_since() + limit;
+                if next > now {
+                    deadline = next;
+                } else if p.waiting.load(Ordering::Relaxed) {
+                    // Waiting on the client: its own timer decides; look again later.
+                    deadline = now + limit;
+                } else {
+                    return Err(());
+                }
+            }
         }
     }
 }
@@ -226,7 +350,7 @@ impl Upstream {
             };
             backends.push(Backend {
                 host: HeaderValue::try_from(host).map_err(|e| format!("upstream {}: {e}", cfg.name))?,
-                pool: pool::Pool::new(cfg.pool_max_idle, cfg.idle_timeout),
+                pool: pool::Pool::new(&cfg, authority.as_str()),
                 scheme,
                 authority,
                 base,
@@ -293,7 +417,7 @@ impl Upstream {
                     .build()
                     .map_err(|e| pool::SendError::Connect(e.into()))?;
                 match Box::pin(client.request(req)).await {
-                    Ok(r) => Ok(r.map(PooledBody::unpooled)),
+                    Ok(r) => Ok(r.map(|b| be.pool.unpooled(b))),
                     Err(e) if e.is_connect() => Err(pool::SendError::Connect(e.into())),
                     Err(e) => Err(pool::SendError::Other(e.into())),
                 }
@@ -306,6 +430,7 @@ impl Upstream {
     pub async fn send(&self, mut req: Request<ReqBody>, pq: PathAndQuery) -> Result<Response<PooledBody>, ProxyError> {
         let replayable = matches!(req.body(), ReqBody::Empty) || req.body().is_end_stream();
         let attempts = if replayable { self.backends.len() } else { 1 };
+        let upload = if replayable { None } else { req.body_mut().progress() };
         let started = Instant::now();
         for attempt in 0..attempts {
             let b = self.pick();
@@ -314,9 +439,17 @@ impl Upstream {
             } else {
                 None
             };
-            let left = self.cfg.request_timeout.saturating_sub(started.elapsed());
-            match tokio::time::timeout(left, self.send_to(b, req, &pq)).await {
-                Err(_) => return Err(ProxyError::UpstreamTimeout),
+            let sent = match &upload {
+                None => {
+                    let left = self.cfg.request_timeout.saturating_sub(started.elapsed());
+                    tokio::time::timeout(left, self.send_to(b, req, &pq))
+                        .await
+                        .map_err(|_| ())
+                }
+                Some(p) => upload_timeout(self.cfg.request_timeout, p, self.send_to(b, req, &pq)).await,
+            };
+            match sent {
+                Err(()) => return Err(ProxyError::UpstreamTimeout),
                 Ok(Ok(resp)) => {
                     self.stats.latency(started.elapsed());
                     return Ok(resp);
@@ -335,6 +468,12 @@ impl Upstream {
                     }
                 }
                 Ok(Err(e)) => {
+                    // The client's body, not the upstream, is why it failed:
+                    // the client's error (413, 408, 400), not a 502.
+                    if let Some(client) = upload.as_ref().and_then(|p| p.failure()) {
+                        tracing::debug!(upstream = %self.cfg.name, error = %e, "upstream request aborted: the client's body failed");
+                        return Err(client);
+                    }
                     tracing::warn!(upstream = %self.cfg.name, error = %e, "upstream request failed");
                     return Err(ProxyError::UpstreamFailed);
                 }

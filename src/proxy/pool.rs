@@ -16,6 +16,11 @@
 //! body is dropped before its end (the client went away) takes its
 //! connection with it. A request that a reused connection refused before
 //! sending anything (it was closing) is retried on the next connection.
+//!
+//! A response body that goes the upstream's `body_read_timeout` without a
+//! byte fails (the client's response is cut off, as when the upstream dies
+//! mid-response) and takes its connection with it. Its timer is armed only
+//! while the body is waited on (see [`crate::body::IdleTimer`]).
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -29,6 +34,8 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 
 use super::ReqBody;
+use crate::body::IdleTimer;
+use crate::config::UpstreamConfig;
 
 type Sender = http1::SendRequest<ReqBody>;
 
@@ -41,6 +48,11 @@ struct Inner {
     idle: Mutex<Vec<Idle>>,
     max_idle: usize,
     idle_timeout: Duration,
+    /// The upstream's `body_read_timeout`, its name and this backend's
+    /// address (for the log line and metric of a stalled body).
+    body_timeout: Duration,
+    upstream: Box<str>,
+    backend: Box<str>,
 }
 
 impl Inner {
@@ -118,11 +130,15 @@ impl std::fmt::Display for SendError {
 }
 
 impl Pool {
-    pub(super) fn new(max_idle: usize, idle_timeout: Duration) -> Pool {
+    pub(super) fn new(cfg: &UpstreamConfig, backend: &str) -> Pool {
+        let idle_timeout = cfg.idle_timeout;
         let inner = Arc::new(Inner {
             idle: Mutex::new(Vec::new()),
-            max_idle,
+            max_idle: cfg.pool_max_idle,
             idle_timeout,
+            body_timeout: cfg.body_read_timeout,
+            upstream: cfg.name.as_str().into(),
+            backend: backend.into(),
         });
         // The sweep holds a weak reference: it ends with the pool (a reload
         // replaces the upstreams).
@@ -194,56 +210,101 @@ impl Pool {
 
     fn wrap(&self, resp: Response<Incoming>, tx: Sender) -> Response<PooledBody> {
         // A 101 hands the connection to the upgrade: it never comes back.
-        let home = (resp.status() != http::StatusCode::SWITCHING_PROTOCOLS).then(|| (tx, self.0.clone()));
+        let tx = (resp.status() != http::StatusCode::SWITCHING_PROTOCOLS).then_some(tx);
         resp.map(|inner| {
-            let mut b = PooledBody { inner, home };
+            let mut b = PooledBody {
+                inner,
+                tx,
+                pool: self.0.clone(),
+                timer: IdleTimer::default(),
+            };
             b.release_if_done();
             b
         })
     }
+
+    /// A response body from a connection this pool does not own (HTTP/2),
+    /// under the same inactivity timeout.
+    pub(super) fn unpooled(&self, inner: Incoming) -> PooledBody {
+        PooledBody {
+            inner,
+            tx: None,
+            pool: self.0.clone(),
+            timer: IdleTimer::default(),
+        }
+    }
+}
+
+/// Why an upstream response body ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamBodyError {
+    #[error(transparent)]
+    Upstream(#[from] hyper::Error),
+    #[error("the upstream response body stalled longer than its body_read_timeout")]
+    Stalled,
 }
 
 /// An upstream response body that returns its connection to the pool once
-/// read to the end.
+/// read to the end, and fails when the upstream stalls in the middle.
 pub struct PooledBody {
     inner: Incoming,
-    home: Option<(Sender, Arc<Inner>)>,
+    /// The connection, until the body is read to its end.
+    tx: Option<Sender>,
+    pool: Arc<Inner>,
+    timer: IdleTimer,
 }
 
 impl PooledBody {
     fn release_if_done(&mut self) {
         if self.inner.is_end_stream() {
-            if let Some((tx, pool)) = self.home.take() {
-                pool.put(tx);
+            if let Some(tx) = self.tx.take() {
+                self.pool.put(tx);
             }
         }
-    }
-
-    /// For an upstream reached through another client (HTTP/2).
-    pub fn unpooled(inner: Incoming) -> PooledBody {
-        PooledBody { inner, home: None }
     }
 }
 
 impl HttpBody for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = UpstreamBodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, UpstreamBodyError>>> {
         let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_frame(cx);
-        match &r {
+        match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(None) => {
-                if let Some((tx, pool)) = this.home.take() {
-                    pool.put(tx);
+                this.timer.progress();
+                if let Some(tx) = this.tx.take() {
+                    this.pool.put(tx);
                 }
+                Poll::Ready(None)
             }
-            Poll::Ready(Some(Ok(_))) => this.release_if_done(),
+            Poll::Ready(Some(Ok(f))) => {
+                this.timer.progress();
+                this.release_if_done();
+                Poll::Ready(Some(Ok(f)))
+            }
             // An error: the connection is not reusable.
-            Poll::Ready(Some(Err(_))) => this.home = None,
-            Poll::Pending => {}
+            Poll::Ready(Some(Err(e))) => {
+                this.tx = None;
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Pending => {
+                if this.timer.poll_expired(cx, this.pool.body_timeout) {
+                    // Not reusable: dropped here, and closed by hyper once
+                    // this body is dropped before its end.
+                    this.tx = None;
+                    crate::admin::metrics::upstream_body_timeout(&this.pool.upstream);
+                    tracing::warn!(
+                        upstream = %this.pool.upstream,
+                        backend = %this.pool.backend,
+                        timeout = ?this.pool.body_timeout,
+                        "upstream response body stalled; response cut off and connection discarded"
+                    );
+                    return Poll::Ready(Some(Err(UpstreamBodyError::Stalled)));
+                }
+                Poll::Pending
+            }
         }
-        r
     }
     fn is_end_stream(&self) -> bool {
         self.inner.is_end_stream()

@@ -30,6 +30,7 @@ use tower::{Layer, Service};
 use super::{ConnInfo, Gateway, Runtime};
 use crate::admin::metrics::{InFlight, RouteStats};
 use crate::auth::{self, extract, AuthError};
+use crate::body::ClientBody;
 use crate::http::{IntoResponse, Resp};
 use crate::proxy::{self, ForwardCtx, ProxyError, ReqBody};
 use crate::routing::{normalize, Policy, Route, RouteMiss};
@@ -226,6 +227,22 @@ fn host_of(req: &http::request::Parts) -> Option<&str> {
 async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Served {
     let rt = gw.runtime.load_full();
     let (parts, body) = req.into_parts();
+    // The body under `server.body_read_timeout`; whatever is left of it when
+    // the response is ready (an early refusal) lingers (`crate::body`).
+    let version = parts.version;
+    let mut body = ClientBody::new(body, &parts, &rt.config.server);
+    let mut served = route_request(&gw, &rt, &conn, parts, &mut body).await;
+    crate::body::close_if_unfinished(version, &body, &mut served.resp);
+    served
+}
+
+async fn route_request(
+    gw: &Gateway,
+    rt: &Runtime,
+    conn: &ConnInfo,
+    parts: http::request::Parts,
+    body: &mut ClientBody,
+) -> Served {
     // A Uri clone shares its bytes: the normalised path may borrow from it
     // while `parts` moves on.
     let uri = parts.uri.clone();
@@ -237,7 +254,7 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
         drop(path);
         // Boxed: the token endpoints' future is large, and without the box
         // every proxied request would carry (and copy) its size.
-        let resp = Box::pin(crate::issue::serve(&gw, &rt, ep, parts, body, &conn)).await;
+        let resp = Box::pin(crate::issue::serve(gw, rt, ep, parts, body, conn)).await;
         return Served::new(resp).on(RouteStats::inline());
     }
     let cfg = &rt.config;
@@ -269,7 +286,7 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
         }
     };
     let origin = parts.headers.get(ORIGIN).cloned();
-    let mut served = authorize_and_forward(&gw, &rt, route, &conn, parts, body, &path)
+    let mut served = authorize_and_forward(gw, rt, route, conn, parts, body, &path)
         .await
         .on(&route.stats);
     if let (Some(cors), Some(o)) = (&route.cors, &origin) {
@@ -346,7 +363,7 @@ async fn authorize_and_forward(
     route: &Route,
     conn: &ConnInfo,
     mut parts: http::request::Parts,
-    body: Incoming,
+    body: &mut ClientBody,
     path: &str,
 ) -> Served {
     let cfg = &rt.config;
@@ -461,10 +478,7 @@ async fn authorize_and_forward(
     let body = if body.is_end_stream() {
         ReqBody::Empty
     } else {
-        ReqBody::Client {
-            inner: body,
-            left: max_body,
-        }
+        ReqBody::client(body.take(), max_body)
     };
     let req = Request::from_parts(parts, body);
 

@@ -694,3 +694,28 @@ pub async fn jwks_server(addr: &str, body: Option<String>) -> JwksServer {
     });
     JwksServer { addr, body, hits, task }
 }
+
+/// A gateway from [`config`] in front of `upstream`, trusting `issuer`,
+/// with `server_extra` added to `[server]` and `extra` appended (more
+/// tables, e.g. `[limits]`).
+pub async fn start_gateway_with(upstream: &str, issuer: &Issuer, server_extra: &str, extra: &str) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, issuer.jwks()).unwrap();
+    let toml = config(upstream, &jwks, extra).replacen("[server]\n", &format!("[server]\n{server_extra}"), 1);
+    tokio::task::spawn_blocking(move || start_gateway_in(dir, &toml, &[]))
+        .await
+        .unwrap()
+}
+
+/// The gateway's `/metrics` text.
+pub async fn metrics_text(gw: &Gateway) -> String {
+    http()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
