@@ -716,3 +716,157 @@ async fn external_issuer_keys_from_a_jwks_url() {
     let r = get(&e.gw.url("/partner/x"), Some(&Issuer::new().sign(&claims))).await;
     assert_eq!(r.status(), 401);
 }
+
+/// A raw request; the whole answer as text.
+async fn raw_exchange(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Every header a backend may trust for who and where comes from the
+/// gateway: a client's X-Forwarded-*, X-Real-IP, Forwarded and identity
+/// headers in any spelling are replaced or dropped, also when `Connection`
+/// names `Host` and over HTTP/2 (no Host header).
+#[tokio::test]
+async fn where_and_who_headers_reach_the_backend_only_from_the_gateway() {
+    let e = env().await;
+    let port = e.gw.addr.port();
+    let spoof = "X-Forwarded-Host: evil.example\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n\
+                 Forwarded: for=6.6.6.6;host=evil.example\r\nX-Forwarded-Proto: https\r\nx_tilegate_org: org_victim\r\n";
+    for conn in ["close", "host, close", "X-Forwarded-Host, close"] {
+        let r = raw_exchange(
+            e.gw.addr,
+            &format!("GET /public/h HTTP/1.1\r\nHost: localhost:{port}\r\n{spoof}Connection: {conn}\r\n\r\n"),
+        )
+        .await;
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        let seen = e.up.seen.last();
+        assert_eq!(
+            seen.header("x-forwarded-host"),
+            Some(format!("localhost:{port}").as_str()),
+            "{conn}"
+        );
+        assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+        assert_eq!(seen.header("x-real-ip"), Some("127.0.0.1"));
+        assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+        assert_eq!(seen.header("forwarded"), None);
+        assert_eq!(seen.header("x_tilegate_org"), None);
+    }
+    // HTTP/2 (h2c prior knowledge): the authority routed on.
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let r = h2
+        .get(e.gw.url("/public/h2"))
+        .header("x-forwarded-host", "evil.example")
+        .header("x_tilegate_uid", "usr_admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = e.up.seen.last();
+    assert_eq!(
+        seen.header("x-forwarded-host"),
+        Some(format!("127.0.0.1:{port}").as_str())
+    );
+    assert_eq!(seen.header("x_tilegate_uid"), None);
+    // A Host that differs from the request target is refused, not routed
+    // on one and forwarded as the other.
+    let r = raw_exchange(
+        e.gw.addr,
+        "GET http://other.example/public/h HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    let before = e.up.seen.count();
+    let r = raw_exchange(
+        e.gw.addr,
+        "GET /public/h HTTP/1.1\r\nHost: localhost\r\nHost: other.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    assert_eq!(e.up.seen.count(), before);
+}
+
+/// A token sent to a public route is not consumed and not forwarded
+/// either: no upstream log sees it. Other Authorization schemes pass.
+#[tokio::test]
+async fn tokens_sent_to_a_public_route_do_not_reach_the_backend() {
+    let e = env().await;
+    let r = http()
+        .get(e.gw.url("/public/p?access_token=secret-token&b=1&acc%65ss_token=other"))
+        .bearer_auth("another-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = e.up.seen.last();
+    assert_eq!(seen.uri, "/public/p?b=1");
+    assert_eq!(seen.header("authorization"), None);
+    let r = http()
+        .get(e.gw.url("/public/p"))
+        .basic_auth("backend-user", Some("pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(e.up.seen.last().header("authorization").unwrap().starts_with("Basic "));
+}
+
+/// Only a WebSocket upgrade becomes a tunnel: `Upgrade: h2c` is not passed
+/// on, and a backend that answers 101 to anything else gets the client a
+/// 502, never a raw connection to the backend.
+#[tokio::test]
+async fn only_websocket_upgrades_become_tunnels() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A backend that switches protocols whatever it is asked, and says
+    // what it was asked.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let a2 = asked.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let a2 = a2.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+                a2.lock().unwrap().push(req.clone());
+                let _ = s
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+                    .await;
+                let _ = s.write_all(b"RAW-BACKEND-BYTES").await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            });
+        }
+    });
+    let e = env_with(&format!(
+        "[[upstreams]]\nname = \"switcher\"\nbackends = [\"http://{addr}\"]\n[[routes]]\nprefix = \"/sw/\"\nupstream = \"switcher\"\npublic = true\n"
+    ))
+    .await;
+    // h2c upgrade request: forwarded as a plain request.
+    let r = raw_exchange(
+        e.gw.addr,
+        "GET /sw/x HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n",
+    )
+    .await;
+    let req = asked.lock().unwrap().last().cloned().unwrap();
+    assert!(!req.contains("upgrade:"), "the h2c upgrade reached the backend: {req}");
+    assert!(!req.contains("http2-settings"), "{req}");
+    assert!(
+        r.starts_with("HTTP/1.1 502"),
+        "a 101 nobody agreed to must not become a tunnel: {r}"
+    );
+    assert!(!r.contains("RAW-BACKEND-BYTES"), "{r}");
+    // A WebSocket request answered with a switch to another protocol.
+    let r = raw_exchange(
+        e.gw.addr,
+        "GET /sw/x HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 502"), "{r}");
+    assert!(!r.contains("RAW-BACKEND-BYTES"), "{r}");
+}

@@ -56,8 +56,7 @@ pub fn extract<'a>(
     let mut found: Option<&str> = None;
     let mut any = false;
     for pair in q.split('&') {
-        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
-        if params.iter().any(|p| p.as_bytes() == name.as_bytes()) {
+        if is_token_param(pair, params) {
             if found.is_some() || header.is_some() {
                 return Err(AuthError::Invalid(Reason::Ambiguous));
             }
@@ -71,13 +70,6 @@ pub fn extract<'a>(
             new_query: None,
         }));
     }
-    let kept: Vec<&str> = q
-        .split('&')
-        .filter(|pair| {
-            let name = pair.split_once('=').map_or(*pair, |(n, _)| n);
-            !params.iter().any(|p| p.as_bytes() == name.as_bytes())
-        })
-        .collect();
     let raw = found.unwrap_or("");
     let token = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
@@ -87,8 +79,37 @@ pub fn extract<'a>(
     }
     Ok(Some(Extracted {
         token,
-        new_query: Some(kept.join("&")),
+        new_query: Some(without_tokens(q, params)),
     }))
+}
+
+/// Whether a `name=value` pair names a token parameter. Names are compared
+/// percent-decoded (`acc%65ss_token` is `access_token` to the backend).
+fn is_token_param(pair: &str, params: &[Box<str>]) -> bool {
+    let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+    if name.contains('%') {
+        let decoded = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+        params.iter().any(|p| p.as_ref() == decoded)
+    } else {
+        params.iter().any(|p| p.as_bytes() == name.as_bytes())
+    }
+}
+
+/// The query without its token parameters.
+fn without_tokens(q: &str, params: &[Box<str>]) -> String {
+    let kept: Vec<&str> = q.split('&').filter(|pair| !is_token_param(pair, params)).collect();
+    kept.join("&")
+}
+
+/// For a public route: the query with any token parameter removed, or
+/// None when it has none (the common case: no allocation).
+pub fn strip_query_tokens(query: Option<&str>, params: &[Box<str>]) -> Option<String> {
+    let q = query.filter(|q| !q.is_empty() && !params.is_empty())?;
+    if q.split('&').any(|pair| is_token_param(pair, params)) {
+        Some(without_tokens(q, params))
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

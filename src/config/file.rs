@@ -498,6 +498,10 @@ pub struct FileRoute {
     /// Issuers whose tokens this route accepts: `"self"` (the gateway's own
     /// tokens) and `[[issuers]]` names. Default `["self"]`.
     pub issuers: Option<Vec<String>>,
+    /// Public routes: pass a client's `Authorization: Bearer` and token
+    /// query parameters on to the upstream (default: removed).
+    #[serde(default)]
+    pub forward_tokens: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

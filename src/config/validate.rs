@@ -872,6 +872,12 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
                 }
             }
         }
+        if r.forward_tokens && !r.public {
+            p.push(
+                format!("{key}.forward_tokens"),
+                "only public routes forward tokens (a consumed token is never forwarded)",
+            );
+        }
         routes.push(Route {
             stats: crate::admin::metrics::RouteStats::new(name.clone()),
             name,
@@ -892,6 +898,7 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             cors,
             rate_limit_per_subject: r.rate_limit_per_subject,
             limiter: crate::routing::SubjectLimiter::new(r.rate_limit_per_subject),
+            forward_tokens: r.forward_tokens,
         });
     }
     let routes = match RouteTable::build(routes) {

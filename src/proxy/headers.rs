@@ -2,7 +2,6 @@
 //! named in `Connection`) removed, identity headers replaced, the consumed
 //! bearer token removed, `X-Forwarded-*` set.
 
-use http::header::Entry;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, StatusCode};
 
@@ -14,6 +13,8 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// What the forwarder needs to know of the request beyond its headers.
 pub struct ForwardCtx<'a> {
@@ -26,6 +27,9 @@ pub struct ForwardCtx<'a> {
     pub strip_authorization: bool,
     /// `Connection: upgrade` request (WebSocket): keep the upgrade headers.
     pub upgrade: bool,
+    /// The request target's authority when there is no `Host` header
+    /// (HTTP/2): the host the request was routed on.
+    pub authority: Option<&'a HeaderValue>,
 }
 
 fn remove_hop_by_hop(h: &mut HeaderMap) {
@@ -102,9 +106,18 @@ fn scan(h: &HeaderMap, names: &IdentityHeaders) -> (bool, bool) {
     (hop, spoofed)
 }
 
-/// Rewrite the client's headers for the upstream.
+/// Rewrite the client's headers for the upstream. Every header the
+/// backend may trust for who and where is set here, never passed from the
+/// client: identity headers, `X-Forwarded-For`, `X-Real-IP`,
+/// `X-Forwarded-Proto`, `X-Forwarded-Host` (the host routed on, read before
+/// `Connection` can name `Host`); `Forwarded` is removed
+/// (`docs/config.md` lists them).
 pub fn prepare_request_headers(h: &mut HeaderMap, ctx: &ForwardCtx<'_>) {
     let (hop, spoofed) = scan(h, ctx.names);
+    let host = match h.remove(HOST) {
+        Some(v) => Some(v),
+        None => ctx.authority.cloned(),
+    };
     if hop {
         let upgrade = if ctx.upgrade { h.get(UPGRADE).cloned() } else { None };
         remove_hop_by_hop(h);
@@ -135,22 +148,21 @@ pub fn prepare_request_headers(h: &mut HeaderMap, ctx: &ForwardCtx<'_>) {
     if ctx.strip_authorization {
         h.remove(AUTHORIZATION);
     }
-    match h.entry(&X_FORWARDED_FOR) {
-        Entry::Occupied(mut e) => {
-            let prev = e.get();
-            let mut v = Vec::with_capacity(prev.len() + 2 + ctx.client_ip.len());
-            v.extend_from_slice(prev.as_bytes());
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(ctx.client_ip.as_bytes());
-            e.insert(HeaderValue::from_bytes(&v).unwrap_or_else(|_| ctx.client_ip.clone()));
-        }
-        Entry::Vacant(e) => {
-            e.insert(ctx.client_ip.clone());
-        }
+    // A client's own X-Forwarded-For, X-Real-IP or Forwarded is no fact the
+    // gateway can vouch for: replaced by the address it sees.
+    h.insert(X_FORWARDED_FOR.clone(), ctx.client_ip.clone());
+    h.insert(X_REAL_IP.clone(), ctx.client_ip.clone());
+    if h.contains_key(&FORWARDED) {
+        h.remove(&FORWARDED);
     }
     h.insert(X_FORWARDED_PROTO.clone(), ctx.proto.clone());
-    if let Some(host) = h.remove(HOST) {
-        h.insert(X_FORWARDED_HOST.clone(), host);
+    match host {
+        Some(host) => {
+            h.insert(X_FORWARDED_HOST.clone(), host);
+        }
+        None => {
+            h.remove(&X_FORWARDED_HOST);
+        }
     }
 }
 
@@ -206,6 +218,7 @@ mod tests {
             identity: Some(&id),
             strip_authorization: true,
             upgrade: false,
+            authority: None,
         };
         prepare_request_headers(&mut h, &ctx);
         assert!(h.get("x-secret").is_none());
@@ -216,7 +229,11 @@ mod tests {
         assert_eq!(h["x-org"], "org-1");
         assert_eq!(h["x-issuer"], "partner");
         assert!(h.get("x-uid").is_none());
-        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
+        assert_eq!(
+            h[&X_FORWARDED_FOR], "127.0.0.1",
+            "a client's own list is not vouched for"
+        );
+        assert_eq!(h[&X_REAL_IP], "127.0.0.1");
         assert_eq!(h[&X_FORWARDED_HOST], "maps.example");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
     }
@@ -243,6 +260,7 @@ mod tests {
             identity: None,
             strip_authorization: false,
             upgrade: false,
+            authority: None,
         };
         prepare_request_headers(&mut h, &ctx);
         for gone in [
@@ -276,9 +294,49 @@ mod tests {
             identity: None,
             strip_authorization: false,
             upgrade: true,
+            authority: None,
         };
         prepare_request_headers(&mut h, &ctx);
         assert_eq!(h[UPGRADE], "websocket");
         assert_eq!(h[CONNECTION], "upgrade");
+    }
+
+    #[test]
+    fn where_headers_come_from_the_gateway_whatever_connection_names() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, "host, x-forwarded-host".parse().unwrap());
+        h.insert(HOST, "maps.example".parse().unwrap());
+        h.insert(X_FORWARDED_HOST.clone(), "evil.example".parse().unwrap());
+        h.insert(FORWARDED.clone(), "for=6.6.6.6;host=evil.example".parse().unwrap());
+        h.insert(X_REAL_IP.clone(), "6.6.6.6".parse().unwrap());
+        h.insert(X_FORWARDED_PROTO.clone(), "https".parse().unwrap());
+        let ip = HeaderValue::from_static("127.0.0.1");
+        let proto = HeaderValue::from_static("http");
+        let n = names();
+        let ctx = ForwardCtx {
+            client_ip: &ip,
+            proto: &proto,
+            names: &n,
+            identity: None,
+            strip_authorization: false,
+            upgrade: false,
+            authority: None,
+        };
+        prepare_request_headers(&mut h, &ctx);
+        assert_eq!(h[&X_FORWARDED_HOST], "maps.example");
+        assert!(h.get(&FORWARDED).is_none());
+        assert_eq!(h[&X_REAL_IP], "127.0.0.1");
+        assert_eq!(h[&X_FORWARDED_PROTO], "http");
+        assert!(h.get(HOST).is_none());
+        // HTTP/2: no Host header, the authority routed on.
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_HOST.clone(), "evil.example".parse().unwrap());
+        let auth = HeaderValue::from_static("tiles.example:8443");
+        let ctx = ForwardCtx {
+            authority: Some(&auth),
+            ..ctx
+        };
+        prepare_request_headers(&mut h, &ctx);
+        assert_eq!(h[&X_FORWARDED_HOST], "tiles.example:8443");
     }
 }

@@ -220,6 +220,10 @@ pub struct Route {
     pub policy: Policy,
     /// Query parameter names that may carry a token (removed before forwarding).
     pub token_query: Box<[Box<str>]>,
+    /// Public route: a client's bearer token and token query parameters
+    /// reach the upstream (default: removed, so tokens never reach
+    /// upstream logs).
+    pub forward_tokens: bool,
     pub strip_prefix: Option<Box<str>>,
     pub add_prefix: Option<Box<str>>,
     pub cors: Option<Cors>,
@@ -544,6 +548,7 @@ mod tests {
             upstream: 0,
             policy: Policy::Public,
             token_query: Box::new([]),
+            forward_tokens: false,
             strip_prefix: None,
             add_prefix: None,
             cors: None,

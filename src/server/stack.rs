@@ -200,6 +200,24 @@ impl Service<Request<Incoming>> for GatewayService {
     }
 }
 
+/// One host per request: a single `Host` header, equal to the request
+/// target's authority when both are present (an HTTP/2 `host` that differs
+/// from `:authority`, or an absolute-form HTTP/1 target with another
+/// `Host`, would be routed on one and read by the backend as the other).
+fn one_host(req: &http::request::Parts) -> Result<(), ProxyError> {
+    let mut hosts = req.headers.get_all(HOST).iter();
+    let Some(h) = hosts.next() else { return Ok(()) };
+    if hosts.next().is_some() {
+        return Err(ProxyError::BadRequest("more than one Host header"));
+    }
+    match req.uri.authority() {
+        Some(a) if !a.as_str().as_bytes().eq_ignore_ascii_case(h.as_bytes()) => Err(ProxyError::BadRequest(
+            "the Host header differs from the request target",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The request's host, without port, from `Host` or the URI (HTTP/2).
 fn host_of(req: &http::request::Parts) -> Option<&str> {
     let h = req
@@ -258,6 +276,9 @@ async fn route_request(
         return Served::new(resp).on(RouteStats::inline());
     }
     let cfg = &rt.config;
+    if let Err(e) = one_host(&parts) {
+        return Served::new(e.into_response());
+    }
     let host = host_of(&parts);
 
     // CORS preflight: answered here, without a token, for the route the
@@ -346,9 +367,16 @@ fn refuse(e: AuthError) -> Served {
     }
 }
 
-/// Whether `Connection` asks for an upgrade.
+/// `Upgrade: websocket` (the only protocol the gateway tunnels).
+fn is_websocket(v: Option<&HeaderValue>) -> bool {
+    v.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+}
+
+/// Whether the request asks for a WebSocket upgrade. Any other `Upgrade`
+/// (`h2c`, TLS) is not passed on: the request is forwarded as a plain one
+/// (curl's opportunistic `--http2` upgrade still gets its answer).
 fn wants_upgrade(h: &http::HeaderMap) -> bool {
-    h.contains_key(UPGRADE)
+    is_websocket(h.get(UPGRADE))
         && h.get_all(CONNECTION).iter().any(|v| {
             v.to_str()
                 .unwrap_or("")
@@ -368,7 +396,15 @@ async fn authorize_and_forward(
 ) -> Served {
     let cfg = &rt.config;
     let (verified, new_query, outcome) = match &route.policy {
-        Policy::Public => (None, None, AuthOutcome::Public),
+        // A token a client sends to a public route is not consumed, and is
+        // not forwarded either (it would reach upstream logs), unless the
+        // route says so.
+        Policy::Public if route.forward_tokens => (None, None, AuthOutcome::Public),
+        Policy::Public => (
+            None,
+            extract::strip_query_tokens(parts.uri.query(), &route.token_query),
+            AuthOutcome::Public,
+        ),
         Policy::Token { .. } => {
             let ex = match extract::extract(&parts.headers, parts.uri.query(), &route.token_query) {
                 Ok(Some(ex)) => ex,
@@ -449,6 +485,16 @@ async fn authorize_and_forward(
     };
 
     let upgrade = wants_upgrade(&parts.headers);
+    // The host routed on, for X-Forwarded-Host when there is no Host header
+    // (HTTP/2 `:authority`); `handle` refused a Host that differs from it.
+    let authority = if parts.headers.contains_key(HOST) {
+        None
+    } else {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    };
     let client_upgrade = if upgrade {
         parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
     } else {
@@ -464,8 +510,13 @@ async fn authorize_and_forward(
         proto: &proto,
         names: &cfg.identity,
         identity: verified.as_ref().map(|v| &v.identity),
-        strip_authorization: verified.is_some() && new_query.is_none(),
+        strip_authorization: if verified.is_some() {
+            new_query.is_none()
+        } else {
+            !route.forward_tokens && !matches!(extract::bearer(&parts.headers), Ok(None))
+        },
         upgrade,
+        authority: authority.as_ref(),
     };
     proxy::prepare_request_headers(&mut parts.headers, &ctx);
     let upstream = &rt.upstreams[route.upstream];
@@ -493,6 +544,18 @@ async fn authorize_and_forward(
         }
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        // Only a WebSocket upgrade the client asked for becomes a tunnel; a
+        // 101 for anything else (h2c, or no request at all) would hand the
+        // client a raw connection to the backend, past every route rule.
+        let agreed = client_upgrade.is_some() && is_websocket(resp.headers().get(UPGRADE));
+        if !agreed {
+            tracing::warn!("upstream switched protocols without an agreed WebSocket upgrade");
+            return Served {
+                resp: ProxyError::UpstreamFailed.into_response(),
+                route: None,
+                auth: Some(outcome),
+            };
+        }
         if let Some(client) = client_upgrade {
             let up = hyper::upgrade::on(&mut resp);
             tokio::spawn(async move {
