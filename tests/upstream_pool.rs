@@ -112,8 +112,10 @@ async fn get(gw: &Gateway, path: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
+/// Polls for up to 15 s: generous, since the whole suite shares two cores
+/// in CI (5 s was once too short under load).
 async fn eventually(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..100 {
+    for _ in 0..300 {
         if f() {
             return;
         }
