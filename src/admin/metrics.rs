@@ -222,7 +222,8 @@ pub fn connection_refused_per_ip() {
     counter!(CONNECTIONS_REFUSED_PER_IP).increment(1);
 }
 /// A connection the gateway closed for missing the handshake deadline
-/// (`phase="handshake"`) or for idling (`phase="idle"`).
+/// (`phase="handshake"`), for idling (`phase="idle"`) or for a client that
+/// took none of its responses (`phase="send"`).
 pub fn connection_timed_out(phase: &'static str) {
     counter!(CONNECTIONS_TIMED_OUT, "phase" => phase).increment(1);
 }

@@ -49,6 +49,7 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
 pub const DEFAULT_SHUTDOWN_GRACE: &str = "30s";
 pub const DEFAULT_HANDSHAKE_TIMEOUT: &str = "10s";
 pub const DEFAULT_IDLE_TIMEOUT: &str = "75s";
+pub const DEFAULT_SEND_TIMEOUT: &str = "60s";
 pub const DEFAULT_H2_KEEP_ALIVE_INTERVAL: &str = "30s";
 pub const DEFAULT_H2_KEEP_ALIVE_TIMEOUT: &str = "20s";
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1024;
@@ -98,6 +99,10 @@ pub struct FileServer {
     /// on HTTP/2). Default 75s.
     #[serde(default = "d_server_idle_timeout")]
     pub idle_timeout: String,
+    /// A connection whose client takes none of the responses waiting for
+    /// it for this long is closed. Default 60s.
+    #[serde(default = "d_send_timeout")]
+    pub send_timeout: String,
     /// HTTP/2 PING interval. Default 30s.
     #[serde(default = "d_h2_ka_interval")]
     pub h2_keep_alive_interval: String,
@@ -126,6 +131,7 @@ impl Default for FileServer {
             access_log: true,
             handshake_timeout: d_handshake_timeout(),
             idle_timeout: d_server_idle_timeout(),
+            send_timeout: d_send_timeout(),
             h2_keep_alive_interval: d_h2_ka_interval(),
             h2_keep_alive_timeout: d_h2_ka_timeout(),
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -529,6 +535,9 @@ fn d_handshake_timeout() -> String {
 }
 fn d_server_idle_timeout() -> String {
     DEFAULT_IDLE_TIMEOUT.into()
+}
+fn d_send_timeout() -> String {
+    DEFAULT_SEND_TIMEOUT.into()
 }
 fn d_h2_ka_interval() -> String {
     DEFAULT_H2_KEEP_ALIVE_INTERVAL.into()

@@ -47,6 +47,7 @@ pub struct ServerConfig {
     pub access_log: bool,
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
+    pub send_timeout: Duration,
     pub h2_keep_alive_interval: Duration,
     pub h2_keep_alive_timeout: Duration,
     pub max_connections_per_ip: usize,
@@ -317,6 +318,7 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             access_log: s.access_log,
             handshake_timeout: p.positive_duration("server.handshake_timeout", &s.handshake_timeout),
             idle_timeout: p.positive_duration("server.idle_timeout", &s.idle_timeout),
+            send_timeout: p.positive_duration("server.send_timeout", &s.send_timeout),
             h2_keep_alive_interval: p.positive_duration("server.h2_keep_alive_interval", &s.h2_keep_alive_interval),
             h2_keep_alive_timeout: p.positive_duration("server.h2_keep_alive_timeout", &s.h2_keep_alive_timeout),
             max_connections_per_ip: p.at_least_one("server.max_connections_per_ip", s.max_connections_per_ip),
@@ -791,18 +793,20 @@ mod tests {
         let c = cfg("").unwrap();
         assert_eq!(c.server.handshake_timeout, Duration::from_secs(10));
         assert_eq!(c.server.idle_timeout, Duration::from_secs(75));
+        assert_eq!(c.server.send_timeout, Duration::from_secs(60));
         assert_eq!(c.server.h2_keep_alive_interval, Duration::from_secs(30));
         assert_eq!(c.server.h2_keep_alive_timeout, Duration::from_secs(20));
         assert_eq!(c.server.max_connections_per_ip, 1024);
         assert_eq!((c.admin.max_connections, c.admin.max_connections_per_ip), (128, 32));
         let all = cfg(
-            "[server]\nhandshake_timeout = \"0s\"\nidle_timeout = \"0\"\nh2_keep_alive_interval = \"0ms\"\nh2_keep_alive_timeout = \"soon\"\nmax_connections_per_ip = 0\n[admin]\nmax_connections = 0\nmax_connections_per_ip = 0\n",
+            "[server]\nhandshake_timeout = \"0s\"\nidle_timeout = \"0\"\nsend_timeout = \"0s\"\nh2_keep_alive_interval = \"0ms\"\nh2_keep_alive_timeout = \"soon\"\nmax_connections_per_ip = 0\n[admin]\nmax_connections = 0\nmax_connections_per_ip = 0\n",
         )
         .unwrap_err()
         .join("\n");
         for key in [
             "server.handshake_timeout: must be more than 0",
             "server.idle_timeout: must be more than 0",
+            "server.send_timeout: must be more than 0",
             "server.h2_keep_alive_interval: must be more than 0",
             "server.h2_keep_alive_timeout: \"soon\" is not a duration",
             "server.max_connections_per_ip: must be at least 1",

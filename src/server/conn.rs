@@ -8,10 +8,12 @@
 //!   until the first request head is complete: first bytes, TLS, protocol
 //!   sniffing, the HTTP/2 preface and SETTINGS) and an idle timeout (no
 //!   request in flight), closing it gracefully (GOAWAY on HTTP/2) and then,
-//!   if the peer does not finish, for good.
+//!   if the peer does not finish, for good; and a send timeout (responses
+//!   wait for a client that takes nothing), dropping it.
 //! - [`Tracked`]: the hyper service wrapper that counts a connection's
 //!   requests in flight, from the call until the response body is dropped,
-//!   with one atomic add at each end (and the `Arc` clone the guard holds).
+//!   with one atomic add at each end (and the `Arc` clone the guard holds),
+//!   and marks each poll of a response body with a plain store.
 //!
 //! One timer per connection, never one per request.
 
@@ -41,9 +43,10 @@ use crate::config::ServerConfig;
 /// acknowledges the GOAWAY), it is dropped.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// The idle check runs this many times per `idle_timeout`: a connection is
-/// closed after between 1 and 1.25 × `idle_timeout` without a request.
-const IDLE_CHECKS: u32 = 4;
+/// The connection's timer checks it this many times per `idle_timeout` or
+/// `send_timeout` (the shorter): a connection is closed between 1 and 1.25
+/// times the timeout after it went idle or stalled.
+const CHECKS: u32 = 4;
 
 /// Apply the listener settings shared by the proxy and admin listeners to
 /// a hyper-util auto builder.
@@ -67,6 +70,7 @@ pub fn configure(builder: &mut auto::Builder<TokioExecutor>, s: &ServerConfig) {
 pub struct Timeouts {
     pub handshake: Duration,
     pub idle: Duration,
+    pub send: Duration,
 }
 
 impl Timeouts {
@@ -74,6 +78,7 @@ impl Timeouts {
         Timeouts {
             handshake: s.handshake_timeout,
             idle: s.idle_timeout,
+            send: s.send_timeout,
         }
     }
 }
@@ -195,22 +200,46 @@ impl ConnLimits {
 
 // === requests in flight per connection ===
 
-/// A connection's request counter: the low 32 bits count requests in
-/// flight, the high 32 bits requests begun (wrapping). One `fetch_add` when
-/// a request begins, one `fetch_sub` when its response body is dropped.
+/// What a connection's requests are doing, as its timer samples it.
+///
+/// `count`: the low 32 bits count requests in flight, the high 32 bits
+/// requests begun (wrapping). One `fetch_add` when a request begins, one
+/// `fetch_sub` when its response body is dropped.
+///
+/// `progress`: a marker that changes at every poll of a response body
+/// (bits 1..) and says whether that poll handed data to hyper (bit 0), in
+/// which case it is the client's turn: hyper polls the body again only
+/// once the client has taken some of it (socket writable, HTTP/2 flow
+/// control window open). Written with a plain load and store, not a
+/// read-modify-write: two streams racing may lose a step of the marker,
+/// which only matters if it then reads the same as at the last check, and
+/// costs nothing like a locked instruction on every frame.
 #[derive(Default)]
-pub struct Activity(AtomicU64);
+pub struct Activity {
+    count: AtomicU64,
+    progress: AtomicU64,
+}
 
 const BEGUN: u64 = 1 << 32;
 const IN_FLIGHT: u64 = BEGUN - 1;
 
 impl Activity {
     fn load(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.count.load(Ordering::Relaxed)
     }
     fn begin(self: &Arc<Self>) -> InFlightGuard {
-        self.0.fetch_add(BEGUN + 1, Ordering::Relaxed);
+        self.count.fetch_add(BEGUN + 1, Ordering::Relaxed);
         InFlightGuard(self.clone())
+    }
+    /// A response head or frame was handed to hyper (`to_client`), or the
+    /// body is waiting for its source or done.
+    fn mark(&self, to_client: bool) {
+        let p = self.progress.load(Ordering::Relaxed);
+        self.progress
+            .store((p.wrapping_add(2) & !1) | to_client as u64, Ordering::Relaxed);
+    }
+    fn progress(&self) -> u64 {
+        self.progress.load(Ordering::Relaxed)
     }
 }
 
@@ -227,7 +256,7 @@ pub struct InFlightGuard(Arc<Activity>);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.0 .0.fetch_sub(1, Ordering::Relaxed);
+        self.0.count.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -278,6 +307,10 @@ where
         let this = self.get_mut();
         let r = std::task::ready!(Pin::new(&mut this.inner).poll(cx));
         let guard = this.guard.take();
+        if let Some(g) = &guard {
+            // The head is the client's to take now.
+            g.0.mark(true);
+        }
         Poll::Ready(r.map(|resp| resp.map(|inner| TrackedBody { inner, _guard: guard })))
     }
 }
@@ -294,7 +327,12 @@ impl<B: Body + Unpin> Body for TrackedBody<B> {
     type Error = B::Error;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Some(g) = &this._guard {
+            g.0.mark(matches!(r, Poll::Ready(Some(Ok(_)))));
+        }
+        r
     }
 
     fn is_end_stream(&self) -> bool {
@@ -317,6 +355,8 @@ pub enum Closed {
     Handshake,
     /// No request in flight for `idle_timeout`.
     Idle,
+    /// Responses waited for the client to take them for `send_timeout`.
+    Send,
     /// The listener is shutting down.
     Shutdown,
 }
@@ -345,30 +385,36 @@ where
 {
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
-    let check = (t.idle / IDLE_CHECKS).max(Duration::from_millis(1));
+    let check = (t.idle.min(t.send) / CHECKS).max(Duration::from_millis(1));
     let handshake = tokio::time::sleep_until(deadline);
     tokio::pin!(handshake);
     let mut awaiting_first = true;
     let timer = tokio::time::sleep(check);
     tokio::pin!(timer);
-    // Idle bookkeeping: the counter at the last check and how many checks
-    // in a row found nothing begun, nothing ended and nothing in flight.
+    // What the last check saw, and since when the connection has been idle
+    // (nothing begun, nothing ended, nothing in flight) or stalled (a
+    // response handed to hyper and no body polled since: the client takes
+    // nothing), as far as the checks can tell.
+    let mut last_check = Instant::now();
     let mut last = activity.load();
-    let mut quiet = 0u32;
-    // Set once the gateway has begun to close the connection, and why.
-    let mut closing: Option<Closed> = None;
+    let mut last_progress = activity.progress();
+    let mut idle_since: Option<Instant> = None;
+    let mut stalled_since: Option<Instant> = None;
+    // Set once the gateway has begun to close the connection: why, and
+    // when to drop it if it is still open with nothing in flight.
+    let mut closing: Option<(Closed, Instant)> = None;
     if *shutdown.borrow() {
         conn.as_mut().graceful_shutdown();
-        closing = Some(Closed::Shutdown);
+        closing = Some((Closed::Shutdown, Instant::now() + CLOSE_GRACE));
         timer.as_mut().reset(Instant::now() + CLOSE_GRACE);
     }
     loop {
         tokio::select! {
-            _ = conn.as_mut() => return closing.unwrap_or(Closed::Normally),
+            _ = conn.as_mut() => return closing.map_or(Closed::Normally, |(why, _)| why),
             r = shutdown.changed(), if closing.is_none() => {
                 if r.is_err() || *shutdown.borrow() {
                     conn.as_mut().graceful_shutdown();
-                    closing = Some(Closed::Shutdown);
+                    closing = Some((Closed::Shutdown, Instant::now() + CLOSE_GRACE));
                     timer.as_mut().reset(Instant::now() + CLOSE_GRACE);
                 }
             }
@@ -376,34 +422,46 @@ where
                 awaiting_first = false;
                 if begun(activity.load()) == 0 {
                     conn.as_mut().graceful_shutdown();
-                    closing = Some(Closed::Handshake);
+                    closing = Some((Closed::Handshake, Instant::now() + CLOSE_GRACE));
                     timer.as_mut().reset(Instant::now() + CLOSE_GRACE);
                 }
             }
             _ = &mut timer => {
-                let now = activity.load();
-                if let Some(why) = closing {
-                    // Closing and still open: drop it unless a request
-                    // (one that raced the GOAWAY) is still being served.
-                    if in_flight(now) == 0 {
-                        return why;
+                let now = Instant::now();
+                let count = activity.load();
+                let progress = activity.progress();
+                if in_flight(count) > 0 && progress == last_progress && progress & 1 == 1 {
+                    stalled_since.get_or_insert(last_check);
+                } else {
+                    stalled_since = None;
+                }
+                if count == last && in_flight(count) == 0 {
+                    idle_since.get_or_insert(last_check);
+                } else {
+                    idle_since = None;
+                }
+                (last_check, last, last_progress) = (now, count, progress);
+                // A client that takes nothing would not take a GOAWAY
+                // either, and its responses never finish: drop it.
+                if stalled_since.is_some_and(|t0| now - t0 >= t.send) {
+                    return Closed::Send;
+                }
+                match closing {
+                    // Closing and still open: drop it once nothing is in
+                    // flight (a request may have raced the GOAWAY).
+                    Some((why, drop_at)) if now >= drop_at && in_flight(count) == 0 => return why,
+                    Some(_) => {}
+                    None if idle_since.is_some_and(|t0| now - t0 >= t.idle) => {
+                        conn.as_mut().graceful_shutdown();
+                        closing = Some((Closed::Idle, now + CLOSE_GRACE));
                     }
-                    timer.as_mut().reset(Instant::now() + CLOSE_GRACE);
-                    continue;
+                    None => {}
                 }
-                if now == last && in_flight(now) == 0 {
-                    quiet += 1;
-                } else {
-                    quiet = 0;
-                }
-                last = now;
-                if quiet >= IDLE_CHECKS {
-                    conn.as_mut().graceful_shutdown();
-                    closing = Some(Closed::Idle);
-                    timer.as_mut().reset(Instant::now() + CLOSE_GRACE);
-                } else {
-                    timer.as_mut().reset(Instant::now() + check);
-                }
+                let next = match closing {
+                    Some((_, drop_at)) if drop_at > now => drop_at.min(now + check),
+                    _ => now + check,
+                };
+                timer.as_mut().reset(next);
             }
         }
     }

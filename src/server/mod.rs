@@ -483,6 +483,7 @@ async fn accept_loop(
             match closed {
                 conn::Closed::Handshake => crate::admin::metrics::connection_timed_out("handshake"),
                 conn::Closed::Idle => crate::admin::metrics::connection_timed_out("idle"),
+                conn::Closed::Send => crate::admin::metrics::connection_timed_out("send"),
                 conn::Closed::Normally | conn::Closed::Shutdown => {}
             }
             crate::admin::metrics::connection_closed();
