@@ -1,7 +1,7 @@
 //! Connection-level limits through the real binary: the handshake
 //! deadline (silent sockets, an HTTP/2 preface alone, h2c off, TLS), the
-//! HTTP/2 idle timeout, the per-address cap, and the admin listener's
-//! timeouts and caps. Each test uses small limits and asserts what happens
+//! HTTP/2 idle timeout, the send timeout (a client that takes nothing), the
+//! per-address cap, and the admin listener's timeouts and caps. Each test uses small limits and asserts what happens
 //! (closed, refused, served), waiting at most a generous bound for
 //! "eventually closed".
 
@@ -96,6 +96,20 @@ async fn hold(n: usize, from: &str, to: SocketAddr, bytes: &[u8]) -> Vec<TcpStre
     held
 }
 
+/// The metric `series` once it reads `want` (counters of closed
+/// connections are bumped just after the socket is closed); the last value
+/// read if it never does within the bound.
+async fn metric_reaches(gw: &Gateway, series: &str, want: f64) -> f64 {
+    let until = tokio::time::Instant::now() + EVENTUALLY;
+    loop {
+        let v = metric(gw, series).await;
+        if v == want || tokio::time::Instant::now() >= until {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The frame types in a sequence of HTTP/2 frames (the server's side).
 fn h2_frame_types(mut bytes: &[u8]) -> Vec<u8> {
     let mut types = Vec::new();
@@ -137,7 +151,7 @@ async fn idle_connections_are_closed(server: &str, bytes: &[u8]) -> Vec<Vec<u8>>
     }
     assert!(served_eventually("127.0.0.1", gw.addr, "/public/x").await);
     assert_eq!(
-        metric(&gw, "tilegate_connections_timed_out_total{phase=\"handshake\"}").await,
+        metric_reaches(&gw, "tilegate_connections_timed_out_total{phase=\"handshake\"}", 2.0).await,
         2.0
     );
     assert_eq!(up.seen.count(), 1, "only the served request reached the upstream");
@@ -221,7 +235,7 @@ async fn tls_sockets_that_never_finish_the_handshake_are_closed() {
         assert!(closed_by_peer(s, EVENTUALLY).await.is_some(), "closed by the gateway");
     }
     assert_eq!(
-        metric(&gw, "tilegate_connections_timed_out_total{phase=\"handshake\"}").await,
+        metric_reaches(&gw, "tilegate_connections_timed_out_total{phase=\"handshake\"}", 3.0).await,
         3.0
     );
     let ca = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
@@ -282,7 +296,7 @@ async fn an_idle_h2_connection_is_closed_with_goaway_after_the_idle_timeout() {
     assert!(ended.unwrap().is_ok(), "closed gracefully");
     assert!(send.send_request(get("/public/b")).await.is_err());
     assert_eq!(
-        metric(&gw, "tilegate_connections_timed_out_total{phase=\"idle\"}").await,
+        metric_reaches(&gw, "tilegate_connections_timed_out_total{phase=\"idle\"}", 1.0).await,
         1.0
     );
 }
@@ -290,7 +304,13 @@ async fn an_idle_h2_connection_is_closed_with_goaway_after_the_idle_timeout() {
 #[tokio::test]
 async fn a_response_still_streaming_keeps_its_h2_connection_open() {
     let up = start_upstream().await;
-    let gw = start_gateway_with_sections(&up.url(), "idle_timeout = \"1s\"\nhandshake_timeout = \"60s\"\n", "").await;
+    // Waiting for the upstream is neither idle nor a stalled client.
+    let gw = start_gateway_with_sections(
+        &up.url(),
+        "idle_timeout = \"1s\"\nsend_timeout = \"1s\"\nhandshake_timeout = \"60s\"\n",
+        "",
+    )
+    .await;
     let (mut send, conn) = h2c(gw.addr).await;
     let r = send.send_request(get("/public/s/chunked")).await.unwrap();
     assert_eq!(r.status(), 200);
@@ -311,6 +331,39 @@ async fn a_response_still_streaming_keeps_its_h2_connection_open() {
     drop(r);
     let ended = tokio::time::timeout(EVENTUALLY, conn).await;
     assert!(ended.is_ok(), "closed once idle");
+}
+
+#[tokio::test]
+async fn a_client_that_takes_no_response_data_is_dropped_after_the_send_timeout() {
+    let up = start_upstream().await;
+    let gw = start_gateway_with_sections(
+        &up.url(),
+        "send_timeout = \"1s\"\nidle_timeout = \"60s\"\nhandshake_timeout = \"60s\"\n",
+        "",
+    )
+    .await;
+    // An HTTP/2 client that grants no flow-control window: the response
+    // head reaches it, no DATA can, and it keeps answering PINGs.
+    let tcp = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(0)
+        .handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let r = send.send_request(get("/public/a")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let ended = tokio::time::timeout(EVENTUALLY, conn).await;
+    assert!(
+        ended.is_ok(),
+        "the gateway drops a connection whose client takes nothing"
+    );
+    drop(r);
+    assert_eq!(
+        metric_reaches(&gw, "tilegate_connections_timed_out_total{phase=\"send\"}", 1.0).await,
+        1.0
+    );
+    assert!(served_eventually("127.0.0.1", gw.addr, "/public/x").await);
 }
 
 #[tokio::test]
