@@ -364,7 +364,8 @@ pub enum Closed {
 /// Serve one connection until it ends, closing it when it misses the
 /// handshake `deadline` (counted from accept, so a TLS handshake before
 /// this call has used part of it), idles for `t.idle`, or `shutdown` turns
-/// true; says which.
+/// true, and dropping it when its client takes no response data for
+/// `t.send`; says which.
 pub async fn drive<I, S, B>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
