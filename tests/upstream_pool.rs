@@ -37,7 +37,8 @@ struct Behaviour {
 }
 
 /// A keep-alive HTTP/1.1 upstream written against the socket: answers
-/// `GET /public/big` with 4 MiB and anything else with `ok:<n>`, where n
+/// `GET /public/big` with 64 MiB (more than loopback's socket buffers can
+/// hold, so a gateway that keeps the connection blocks the write) and anything else with `ok:<n>`, where n
 /// counts the requests on that connection.
 async fn raw_upstream(b: Behaviour) -> (String, Conns) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -71,8 +72,8 @@ async fn raw_upstream(b: Behaviour) -> (String, Conns) {
                     n += 1;
                     tokio::time::sleep(b.delay).await;
                     let resp = if head.starts_with("GET /public/big ") {
-                        let mut r = b"HTTP/1.1 200 OK\r\ncontent-length: 4194304\r\n\r\n".to_vec();
-                        r.resize(r.len() + 4 * 1024 * 1024, b'x');
+                        let mut r = b"HTTP/1.1 200 OK\r\ncontent-length: 67108864\r\n\r\n".to_vec();
+                        r.resize(r.len() + 64 * 1024 * 1024, b'x');
                         r
                     } else {
                         let body = format!("ok:{n}");
@@ -206,14 +207,14 @@ async fn a_response_the_client_abandons_takes_its_connection_with_it() {
     .await;
     let gw = gateway(&url, "").await;
     assert_eq!(get(&gw, "/public/a").await, (200, "ok:1".to_string()));
-    // Read the head and a little of 4 MiB, then hang up.
+    // Read the head and a little of 64 MiB, then hang up.
     let mut r = http().get(gw.url("/public/big")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let first = r.chunk().await.unwrap().unwrap();
     assert!(!first.is_empty());
     drop(r);
     eventually("the half-read connection closed", || conns.closed_by_peer() == 1).await;
-    // The next request gets its own answer, not the rest of the 4 MiB.
+    // The next request gets its own answer, not the rest of the 64 MiB.
     let (status, body) = get(&gw, "/public/a").await;
     assert_eq!(status, 200);
     assert_eq!(body, "ok:1");

@@ -18,6 +18,8 @@ pub const CACHE_ENTRIES: &str = "tilegate_auth_cache_entries";
 pub const REVOCATIONS: &str = "tilegate_revocations";
 pub const CONNECTIONS: &str = "tilegate_connections_open";
 pub const CONNECTIONS_REFUSED: &str = "tilegate_connections_refused_total";
+pub const CONNECTIONS_REFUSED_PER_IP: &str = "tilegate_connections_refused_per_ip_total";
+pub const CONNECTIONS_TIMED_OUT: &str = "tilegate_connections_timed_out_total";
 pub const RELOADS: &str = "tilegate_config_reloads_total";
 pub const TOKENS_ISSUED: &str = "tilegate_tokens_issued_total";
 pub const AUTH_FAILURES_THROTTLED: &str = "tilegate_auth_throttled_total";
@@ -217,6 +219,16 @@ pub fn connection_closed() {
 }
 pub fn connection_refused() {
     counter!(CONNECTIONS_REFUSED).increment(1);
+}
+/// A connection refused because its address had `max_connections_per_ip`.
+pub fn connection_refused_per_ip() {
+    counter!(CONNECTIONS_REFUSED_PER_IP).increment(1);
+}
+/// A connection the gateway closed for missing the handshake deadline
+/// (`phase="handshake"`), for idling (`phase="idle"`) or for a client that
+/// took none of its responses (`phase="send"`).
+pub fn connection_timed_out(phase: &'static str) {
+    counter!(CONNECTIONS_TIMED_OUT, "phase" => phase).increment(1);
 }
 
 pub fn reload(ok: bool) {

@@ -12,16 +12,19 @@ mod api;
 pub mod metrics;
 pub mod ops;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::http::Resp;
+use crate::server::conn::{self, ConnLimits};
 use crate::server::Gateway;
 
 pub struct Admin {
@@ -54,21 +57,57 @@ impl Admin {
     }
 }
 
+/// Serve the admin listener with the proxy listener's connection timeouts
+/// (`[server]`: handshake, header read, idle, HTTP/2 keep-alive) and its
+/// own caps (`admin.max_connections`, `admin.max_connections_per_ip`).
 pub async fn serve(admin: Arc<Admin>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let (limits, timeouts, builder) = {
+        let cfg = admin.gw.runtime.load().config.clone();
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        conn::configure(&mut builder, &cfg.server);
+        (
+            ConnLimits::new(cfg.admin.max_connections, cfg.admin.max_connections_per_ip),
+            conn::Timeouts::from_config(&cfg.server),
+            Arc::new(builder),
+        )
+    };
     loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+        let (stream, remote) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(crate::server::ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
             _ = shutdown.changed() => return,
+        };
+        let accepted = tokio::time::Instant::now();
+        let admission = match limits.admit(remote.ip()) {
+            Ok(a) => a,
+            Err(why) => {
+                tracing::debug!(client.ip = %remote.ip(), reason = ?why, "admin connection refused");
+                continue;
+            }
         };
         let admin = admin.clone();
         let builder = builder.clone();
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let _admission = admission;
+            let activity = Arc::new(conn::Activity::default());
             let svc = hyper::service::service_fn(move |req| {
                 let admin = admin.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&admin, req).await) }
+                // Boxed: `Tracked` wants an `Unpin` future (the admin
+                // listener is not a hot path).
+                Box::pin(async move { Ok::<_, std::convert::Infallible>(handle(&admin, req).await) })
+                    as Pin<Box<dyn Future<Output = Result<Resp, std::convert::Infallible>> + Send>>
             });
-            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+            let svc = conn::Tracked::new(svc, activity.clone());
+            let deadline = accepted + timeouts.handshake;
+            conn::drive(&builder, stream, svc, &activity, timeouts, deadline, shutdown).await;
         });
     }
 }

@@ -51,6 +51,14 @@ pub const DEFAULT_LINGERING_TIME: &str = "5s";
 pub const DEFAULT_LINGERING_BYTES: u64 = 4 * 1024 * 1024;
 pub const DEFAULT_UPSTREAM_BODY_READ_TIMEOUT: &str = "60s";
 pub const DEFAULT_SHUTDOWN_GRACE: &str = "30s";
+pub const DEFAULT_HANDSHAKE_TIMEOUT: &str = "10s";
+pub const DEFAULT_IDLE_TIMEOUT: &str = "75s";
+pub const DEFAULT_SEND_TIMEOUT: &str = "60s";
+pub const DEFAULT_H2_KEEP_ALIVE_INTERVAL: &str = "30s";
+pub const DEFAULT_H2_KEEP_ALIVE_TIMEOUT: &str = "20s";
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1024;
+pub const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 128;
+pub const DEFAULT_ADMIN_MAX_CONNECTIONS_PER_IP: usize = 32;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,6 +109,28 @@ pub struct FileServer {
     /// Emit one JSON access-log line per request. Default true.
     #[serde(default = "d_true")]
     pub access_log: bool,
+    /// From accept until the first request head is complete (first bytes,
+    /// TLS handshake, protocol detection, HTTP/2 preface). Default 10s.
+    #[serde(default = "d_handshake_timeout")]
+    pub handshake_timeout: String,
+    /// A connection with no request in flight this long is closed (GOAWAY
+    /// on HTTP/2). Default 75s.
+    #[serde(default = "d_server_idle_timeout")]
+    pub idle_timeout: String,
+    /// A connection whose client takes none of the responses waiting for
+    /// it for this long is closed. Default 60s.
+    #[serde(default = "d_send_timeout")]
+    pub send_timeout: String,
+    /// HTTP/2 PING interval. Default 30s.
+    #[serde(default = "d_h2_ka_interval")]
+    pub h2_keep_alive_interval: String,
+    /// An unanswered HTTP/2 PING closes the connection after this. Default 20s.
+    #[serde(default = "d_h2_ka_timeout")]
+    pub h2_keep_alive_timeout: String,
+    /// Open connections per client address (IPv4 address or IPv6 /64).
+    /// Default 1024.
+    #[serde(default = "d_max_conns_per_ip")]
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for FileServer {
@@ -120,6 +150,12 @@ impl Default for FileServer {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE.into(),
             watch_config: true,
             access_log: true,
+            handshake_timeout: d_handshake_timeout(),
+            idle_timeout: d_server_idle_timeout(),
+            send_timeout: d_send_timeout(),
+            h2_keep_alive_interval: d_h2_ka_interval(),
+            h2_keep_alive_timeout: d_h2_ka_timeout(),
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
         }
     }
 }
@@ -137,6 +173,12 @@ pub struct FileAdmin {
     pub token_env: String,
     /// File holding the admin credential (used when the env var is unset).
     pub token_file: Option<String>,
+    /// Open admin connections at most. Default 128.
+    #[serde(default = "d_admin_max_conns")]
+    pub max_connections: usize,
+    /// Open admin connections per client address. Default 32.
+    #[serde(default = "d_admin_max_conns_per_ip")]
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for FileAdmin {
@@ -145,6 +187,8 @@ impl Default for FileAdmin {
             listen: d_admin_listen(),
             token_env: d_admin_env(),
             token_file: None,
+            max_connections: DEFAULT_ADMIN_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_ADMIN_MAX_CONNECTIONS_PER_IP,
         }
     }
 }
@@ -555,6 +599,30 @@ fn d_upstream_body_read_timeout() -> String {
 }
 fn d_grace() -> String {
     DEFAULT_SHUTDOWN_GRACE.into()
+}
+fn d_handshake_timeout() -> String {
+    DEFAULT_HANDSHAKE_TIMEOUT.into()
+}
+fn d_server_idle_timeout() -> String {
+    DEFAULT_IDLE_TIMEOUT.into()
+}
+fn d_send_timeout() -> String {
+    DEFAULT_SEND_TIMEOUT.into()
+}
+fn d_h2_ka_interval() -> String {
+    DEFAULT_H2_KEEP_ALIVE_INTERVAL.into()
+}
+fn d_h2_ka_timeout() -> String {
+    DEFAULT_H2_KEEP_ALIVE_TIMEOUT.into()
+}
+fn d_max_conns_per_ip() -> usize {
+    DEFAULT_MAX_CONNECTIONS_PER_IP
+}
+fn d_admin_max_conns() -> usize {
+    DEFAULT_ADMIN_MAX_CONNECTIONS
+}
+fn d_admin_max_conns_per_ip() -> usize {
+    DEFAULT_ADMIN_MAX_CONNECTIONS_PER_IP
 }
 fn d_admin_env() -> String {
     "TILEGATE_ADMIN_TOKEN".into()

@@ -48,6 +48,12 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     pub watch_config: bool,
     pub access_log: bool,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub send_timeout: Duration,
+    pub h2_keep_alive_interval: Duration,
+    pub h2_keep_alive_timeout: Duration,
+    pub max_connections_per_ip: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +67,8 @@ pub struct AdminConfig {
     pub listen: Option<SocketAddr>,
     pub token_env: String,
     pub token_file: Option<PathBuf>,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -284,17 +292,26 @@ impl Problems {
             Duration::ZERO
         })
     }
-    /// A duration that must not be zero (a zero inactivity timeout would
-    /// fire at once on every body).
+    /// A duration that must be more than zero.
     fn positive_duration(&mut self, key: &str, v: &str) -> Duration {
-        let d = self.duration(key, v);
-        if d.is_zero() && parse_duration(v).is_ok() {
-            self.push(
-                key,
-                "must be more than 0 (use a long duration such as 1h for bodies that may stay silent)",
-            );
+        match parse_duration(v) {
+            Ok(d) if d.is_zero() => {
+                self.push(key, "must be more than 0");
+                d
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.push(key, e);
+                Duration::ZERO
+            }
         }
-        d
+    }
+    /// A count that must be at least 1.
+    fn at_least_one(&mut self, key: &str, v: usize) -> usize {
+        if v == 0 {
+            self.push(key, "must be at least 1");
+        }
+        v
     }
     fn addr(&mut self, key: &str, v: &str) -> SocketAddr {
         v.parse().unwrap_or_else(|_| {
@@ -356,6 +373,12 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             shutdown_grace: p.duration("server.shutdown_grace", &s.shutdown_grace),
             watch_config: s.watch_config,
             access_log: s.access_log,
+            handshake_timeout: p.positive_duration("server.handshake_timeout", &s.handshake_timeout),
+            idle_timeout: p.positive_duration("server.idle_timeout", &s.idle_timeout),
+            send_timeout: p.positive_duration("server.send_timeout", &s.send_timeout),
+            h2_keep_alive_interval: p.positive_duration("server.h2_keep_alive_interval", &s.h2_keep_alive_interval),
+            h2_keep_alive_timeout: p.positive_duration("server.h2_keep_alive_timeout", &s.h2_keep_alive_timeout),
+            max_connections_per_ip: p.at_least_one("server.max_connections_per_ip", s.max_connections_per_ip),
         }
     };
 
@@ -363,6 +386,8 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
         listen: (!raw.admin.listen.is_empty()).then(|| p.addr("admin.listen", &raw.admin.listen)),
         token_env: raw.admin.token_env.clone(),
         token_file: raw.admin.token_file.as_ref().map(PathBuf::from),
+        max_connections: p.at_least_one("admin.max_connections", raw.admin.max_connections),
+        max_connections_per_ip: p.at_least_one("admin.max_connections_per_ip", raw.admin.max_connections_per_ip),
     };
 
     let store = {
@@ -1006,6 +1031,35 @@ mod tests {
             "{all}"
         );
         assert!(!all.contains("lingering_time"), "0s turns lingering off: {all}");
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_refuse_zero() {
+        let c = cfg("").unwrap();
+        assert_eq!(c.server.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(c.server.idle_timeout, Duration::from_secs(75));
+        assert_eq!(c.server.send_timeout, Duration::from_secs(60));
+        assert_eq!(c.server.h2_keep_alive_interval, Duration::from_secs(30));
+        assert_eq!(c.server.h2_keep_alive_timeout, Duration::from_secs(20));
+        assert_eq!(c.server.max_connections_per_ip, 1024);
+        assert_eq!((c.admin.max_connections, c.admin.max_connections_per_ip), (128, 32));
+        let all = cfg(
+            "[server]\nhandshake_timeout = \"0s\"\nidle_timeout = \"0\"\nsend_timeout = \"0s\"\nh2_keep_alive_interval = \"0ms\"\nh2_keep_alive_timeout = \"soon\"\nmax_connections_per_ip = 0\n[admin]\nmax_connections = 0\nmax_connections_per_ip = 0\n",
+        )
+        .unwrap_err()
+        .join("\n");
+        for key in [
+            "server.handshake_timeout: must be more than 0",
+            "server.idle_timeout: must be more than 0",
+            "server.send_timeout: must be more than 0",
+            "server.h2_keep_alive_interval: must be more than 0",
+            "server.h2_keep_alive_timeout: \"soon\" is not a duration",
+            "server.max_connections_per_ip: must be at least 1",
+            "admin.max_connections: must be at least 1",
+            "admin.max_connections_per_ip: must be at least 1",
+        ] {
+            assert!(all.contains(key), "{key} in {all}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! loop with connection limits, TLS and graceful drain, and reload. The
 //! request path itself is composed in `stack.rs`.
 
+pub mod conn;
 mod reload;
 mod shutdown;
 pub mod stack;
@@ -14,11 +15,13 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
+
+use conn::ConnLimits;
 
 use crate::auth::keys::{self, KeySet};
 use crate::auth::revocation::Revocations;
@@ -407,24 +410,15 @@ async fn accept_loop(
     _watcher: Option<notify::RecommendedWatcher>,
 ) {
     let cfg = gw.runtime.load().config.clone();
-    let limit = Arc::new(Semaphore::new(cfg.server.max_connections));
+    let limits = ConnLimits::new(cfg.server.max_connections, cfg.server.max_connections_per_ip);
+    let timeouts = conn::Timeouts::from_config(&cfg.server);
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(cfg.server.header_read_timeout)
-        .max_buf_size(cfg.server.max_header_bytes)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(cfg.server.max_header_bytes as u32)
-        .enable_connect_protocol();
+    conn::configure(&mut builder, &cfg.server);
+    builder.http2().enable_connect_protocol();
     if !cfg.server.h2c && tls.is_none() {
         builder = builder.http1_only();
     }
     let builder = Arc::new(builder);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tracing::info!(addr = %cfg.server.listen, tls = tls.is_some(), "tilegate listening");
 
     loop {
@@ -434,43 +428,63 @@ async fn accept_loop(
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                     continue;
                 }
             },
             _ = shutdown.changed() => break,
         };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            crate::admin::metrics::connection_refused();
-            drop(stream);
-            continue;
+        let accepted = tokio::time::Instant::now();
+        let admission = match limits.admit(remote.ip()) {
+            Ok(a) => a,
+            Err(why) => {
+                match why {
+                    conn::Refused::Full => crate::admin::metrics::connection_refused(),
+                    conn::Refused::PerAddress => crate::admin::metrics::connection_refused_per_ip(),
+                }
+                tracing::debug!(client.ip = %remote.ip(), reason = ?why, "connection refused");
+                drop(stream);
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
-        let conn = ConnInfo {
+        let info = ConnInfo {
             remote,
             tls: tls.is_some(),
             client_ip: HeaderValue::from_str(&remote.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown")),
         };
-        let svc = TowerToHyperService::new(stack::build(gw.clone(), conn));
+        let activity = Arc::new(conn::Activity::default());
+        let svc = conn::Tracked::new(
+            TowerToHyperService::new(stack::build(gw.clone(), info)),
+            activity.clone(),
+        );
         let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let shutdown = shutdown.clone();
         let tls = tls.clone();
-        let handshake_timeout = cfg.server.header_read_timeout;
         tokio::spawn(async move {
-            let _permit = permit;
+            let _admission = admission;
             crate::admin::metrics::connection_opened();
-            match tls {
-                None => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                    let _ = watcher.watch(conn.into_owned()).await;
-                }
-                Some(acc) => match tokio::time::timeout(handshake_timeout, acc.accept(stream)).await {
-                    Ok(Ok(s)) => {
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(s), svc);
-                        let _ = watcher.watch(conn.into_owned()).await;
+            let deadline = accepted + timeouts.handshake;
+            let closed = match tls {
+                None => conn::drive(&builder, stream, svc, &activity, timeouts, deadline, shutdown).await,
+                // The handshake deadline covers the TLS handshake too.
+                Some(acc) => match tokio::time::timeout_at(deadline, acc.accept(stream)).await {
+                    Ok(Ok(s)) => conn::drive(&builder, s, svc, &activity, timeouts, deadline, shutdown).await,
+                    Ok(Err(_)) => {
+                        tracing::debug!(client.ip = %remote.ip(), "TLS handshake failed");
+                        conn::Closed::Normally
                     }
-                    _ => tracing::debug!(client.ip = %remote.ip(), "TLS handshake failed"),
+                    Err(_) => {
+                        tracing::debug!(client.ip = %remote.ip(), "TLS handshake timed out");
+                        conn::Closed::Handshake
+                    }
                 },
+            };
+            match closed {
+                conn::Closed::Handshake => crate::admin::metrics::connection_timed_out("handshake"),
+                conn::Closed::Idle => crate::admin::metrics::connection_timed_out("idle"),
+                conn::Closed::Send => crate::admin::metrics::connection_timed_out("send"),
+                conn::Closed::Normally | conn::Closed::Shutdown => {}
             }
             crate::admin::metrics::connection_closed();
         });
@@ -478,10 +492,13 @@ async fn accept_loop(
     drop(listener);
     let grace = cfg.server.shutdown_grace;
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = limits.drained() => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(grace) => tracing::warn!("shutdown grace elapsed; closing remaining connections"),
     }
 }
+
+/// Pause after a failed `accept` (EMFILE and friends) before the next one.
+pub(crate) const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// `tilegate serve`: run until SIGTERM/SIGINT and the drain are done.
 pub async fn run(config_path: PathBuf) -> Result<(), StartError> {

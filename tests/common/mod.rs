@@ -582,6 +582,15 @@ pub fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::Pat
 /// A gateway listening with TLS (a self-signed certificate for localhost)
 /// in front of `upstream`, trusting `issuer`; and the certificate's path.
 pub async fn start_tls_gateway(upstream: &str, issuer: &Issuer) -> (Gateway, std::path::PathBuf) {
+    start_tls_gateway_with(upstream, issuer, "").await
+}
+
+/// [`start_tls_gateway`] with `server_extra` added to its `[server]` section.
+pub async fn start_tls_gateway_with(
+    upstream: &str,
+    issuer: &Issuer,
+    server_extra: &str,
+) -> (Gateway, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let jwks = dir.path().join("jwks.json");
     std::fs::write(&jwks, issuer.jwks()).unwrap();
@@ -589,7 +598,7 @@ pub async fn start_tls_gateway(upstream: &str, issuer: &Issuer) -> (Gateway, std
     let toml = config(upstream, &jwks, "").replacen(
         "[server]\n",
         &format!(
-            "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n{server_extra}",
             cert.display(),
             key.display()
         ),
@@ -718,4 +727,34 @@ pub async fn metrics_text(gw: &Gateway) -> String {
         .text()
         .await
         .unwrap()
+}
+
+/// A gateway from [`config`] in front of `upstream` with `server_extra`
+/// and `admin_extra` added to its `[server]` and `[admin]` sections.
+pub async fn start_gateway_with_sections(upstream: &str, server_extra: &str, admin_extra: &str) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, Issuer::new().jwks()).unwrap();
+    let toml = config(upstream, &jwks, "")
+        .replacen("[server]\n", &format!("[server]\n{server_extra}"), 1)
+        .replacen("[admin]\n", &format!("[admin]\n{admin_extra}"), 1);
+    tokio::task::spawn_blocking(move || start_gateway_in(dir, &toml, &[]))
+        .await
+        .unwrap()
+}
+
+/// The value of one series on the admin listener's `/metrics` (`name`
+/// with its labels, as exported), or 0 when it is absent.
+pub async fn metric(gw: &Gateway, series: &str) -> f64 {
+    let text = http()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
 }

@@ -1,0 +1,519 @@
+//! Connection-level defences shared by the proxy and the admin listener:
+//!
+//! - [`ConnLimits`]: the listener's connection cap and a cap per client
+//!   address (IPv4 address, IPv6 /64), checked at accept; a connection
+//!   over the per-address cap is closed at once and takes no slot of the
+//!   listener's cap.
+//! - [`drive`]: runs one connection under a handshake deadline (from accept
+//!   until the first request head is complete: first bytes, TLS, protocol
+//!   sniffing, the HTTP/2 preface and SETTINGS) and an idle timeout (no
+//!   request in flight), closing it gracefully (GOAWAY on HTTP/2) and then,
+//!   if the peer does not finish, for good; and a send timeout (responses
+//!   wait for a client that takes nothing), dropping it.
+//! - [`Tracked`]: the hyper service wrapper that counts a connection's
+//!   requests in flight, from the call until the response body is dropped,
+//!   with one atomic add at each end (and the `Arc` clone the guard holds),
+//!   and marks each poll of a response body with a plain store.
+//!
+//! One timer per connection, never one per request.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::config::ServerConfig;
+
+/// A connection the gateway decided to close is sent GOAWAY (HTTP/2) or
+/// closed after the current response (HTTP/1); if it is still open this
+/// long afterwards with no request in flight (a peer that never
+/// acknowledges the GOAWAY), it is dropped.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// The connection's timer checks it this many times per `idle_timeout` or
+/// `send_timeout` (the shorter): a connection is closed between 1 and 1.25
+/// times the timeout after it went idle or stalled.
+const CHECKS: u32 = 4;
+
+/// Apply the listener settings shared by the proxy and admin listeners to
+/// a hyper-util auto builder.
+pub fn configure(builder: &mut auto::Builder<TokioExecutor>, s: &ServerConfig) {
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(s.header_read_timeout)
+        .max_buf_size(s.max_header_bytes)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(s.max_header_bytes as u32)
+        .keep_alive_interval(Some(s.h2_keep_alive_interval))
+        .keep_alive_timeout(s.h2_keep_alive_timeout);
+}
+
+/// What bounds one connection's life besides its requests.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub handshake: Duration,
+    pub idle: Duration,
+    pub send: Duration,
+}
+
+impl Timeouts {
+    pub fn from_config(s: &ServerConfig) -> Timeouts {
+        Timeouts {
+            handshake: s.handshake_timeout,
+            idle: s.idle_timeout,
+            send: s.send_timeout,
+        }
+    }
+}
+
+// === per-address and listener caps ===
+
+/// The key of the per-address cap: an IPv4 address (also when it arrives
+/// IPv4-mapped on a dual-stack socket) or an IPv6 /64, the smallest block
+/// one subscriber usually holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AddrKey {
+    V4(u32),
+    V6(u64),
+}
+
+impl AddrKey {
+    pub fn of(ip: IpAddr) -> AddrKey {
+        match ip {
+            IpAddr::V4(v4) => AddrKey::V4(u32::from(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => AddrKey::V4(u32::from(v4)),
+                None => AddrKey::V6((u128::from(v6) >> 64) as u64),
+            },
+        }
+    }
+}
+
+/// Why a connection was refused at accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The listener's `max_connections` are all in use.
+    Full,
+    /// This client address has `max_connections_per_ip` open.
+    PerAddress,
+}
+
+/// A listener's connection caps.
+pub struct ConnLimits {
+    slots: Arc<Semaphore>,
+    max: usize,
+    per_addr: usize,
+    /// Open connections per address; an entry exists only while its count
+    /// is above zero, so the map never holds more entries than there are
+    /// open connections.
+    open: Arc<Mutex<HashMap<AddrKey, u32>>>,
+}
+
+/// One admitted connection: its slot of the listener's cap and of its
+/// address's; both are given back on drop.
+pub struct Admission {
+    _slot: OwnedSemaphorePermit,
+    _addr: AddrSlot,
+}
+
+struct AddrSlot {
+    key: AddrKey,
+    open: Arc<Mutex<HashMap<AddrKey, u32>>>,
+}
+
+impl Drop for AddrSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let std::collections::hash_map::Entry::Occupied(mut e) = open.entry(self.key) {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+    }
+}
+
+impl ConnLimits {
+    pub fn new(max: usize, per_addr: usize) -> ConnLimits {
+        ConnLimits {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            per_addr: per_addr.max(1),
+            open: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Admit a connection from `ip`, or say why not. The per-address cap
+    /// is checked first, so a refused address takes no listener slot.
+    pub fn admit(&self, ip: IpAddr) -> Result<Admission, Refused> {
+        let key = AddrKey::of(ip);
+        {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            let n = open.entry(key).or_insert(0);
+            if *n as usize >= self.per_addr {
+                return Err(Refused::PerAddress);
+            }
+            *n += 1;
+        }
+        // From here on, dropping `addr` gives the address slot back.
+        let addr = AddrSlot {
+            key,
+            open: self.open.clone(),
+        };
+        match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => Ok(Admission {
+                _slot: slot,
+                _addr: addr,
+            }),
+            Err(_) => Err(Refused::Full),
+        }
+    }
+
+    /// Addresses with at least one open connection.
+    pub fn addresses(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Resolves once every admitted connection has ended.
+    pub async fn drained(&self) {
+        let all = u32::try_from(self.max).unwrap_or(u32::MAX);
+        let _ = self.slots.acquire_many(all).await;
+    }
+}
+
+// === requests in flight per connection ===
+
+/// What a connection's requests are doing, as its timer samples it.
+///
+/// `count`: the low 32 bits count requests in flight, the high 32 bits
+/// requests begun (wrapping). One `fetch_add` when a request begins, one
+/// `fetch_sub` when its response body is dropped.
+///
+/// `progress`: a marker that changes at every poll of a response body
+/// (bits 1..) and says whether that poll handed data to hyper (bit 0), in
+/// which case it is the client's turn: hyper polls the body again only
+/// once the client has taken some of it (socket writable, HTTP/2 flow
+/// control window open). Written with a plain load and store, not a
+/// read-modify-write: two streams racing may lose a step of the marker,
+/// which only matters if it then reads the same as at the last check, and
+/// costs nothing like a locked instruction on every frame.
+#[derive(Default)]
+pub struct Activity {
+    count: AtomicU64,
+    progress: AtomicU64,
+}
+
+const BEGUN: u64 = 1 << 32;
+const IN_FLIGHT: u64 = BEGUN - 1;
+
+impl Activity {
+    fn load(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+    fn begin(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(BEGUN + 1, Ordering::Relaxed);
+        InFlightGuard(self.clone())
+    }
+    /// A response head or frame was handed to hyper (`to_client`), or the
+    /// body is waiting for its source or done.
+    fn mark(&self, to_client: bool) {
+        let p = self.progress.load(Ordering::Relaxed);
+        self.progress
+            .store((p.wrapping_add(2) & !1) | to_client as u64, Ordering::Relaxed);
+    }
+    fn progress(&self) -> u64 {
+        self.progress.load(Ordering::Relaxed)
+    }
+}
+
+fn in_flight(v: u64) -> u64 {
+    v & IN_FLIGHT
+}
+
+fn begun(v: u64) -> u64 {
+    v >> 32
+}
+
+/// One request in flight; ends when dropped.
+pub struct InFlightGuard(Arc<Activity>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A hyper service that counts its connection's requests in flight.
+pub struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S> Tracked<S> {
+    pub fn new(inner: S, activity: Arc<Activity>) -> Tracked<S> {
+        Tracked { inner, activity }
+    }
+}
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for Tracked<S>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
+    S::Future: Unpin,
+{
+    type Response = Response<TrackedBody<B>>;
+    type Error = S::Error;
+    type Future = TrackedFuture<S::Future>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let guard = self.activity.begin();
+        TrackedFuture {
+            inner: self.inner.call(req),
+            guard: Some(guard),
+        }
+    }
+}
+
+/// The inner service's future; hands the in-flight guard to the response
+/// body (or drops it with an error or a cancelled request).
+pub struct TrackedFuture<F> {
+    inner: F,
+    guard: Option<InFlightGuard>,
+}
+
+impl<F, B, E> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>> + Unpin,
+{
+    type Output = Result<Response<TrackedBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let r = std::task::ready!(Pin::new(&mut this.inner).poll(cx));
+        let guard = this.guard.take();
+        if let Some(g) = &guard {
+            // The head is the client's to take now.
+            g.0.mark(true);
+        }
+        Poll::Ready(r.map(|resp| resp.map(|inner| TrackedBody { inner, _guard: guard })))
+    }
+}
+
+/// A response body that keeps its request counted until it is dropped
+/// (sent in full, or abandoned).
+pub struct TrackedBody<B> {
+    inner: B,
+    _guard: Option<InFlightGuard>,
+}
+
+impl<B: Body + Unpin> Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Some(g) = &this._guard {
+            g.0.mark(matches!(r, Poll::Ready(Some(Ok(_)))));
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+// === one connection ===
+
+/// Why the gateway closed a connection (for metrics and logs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// The peer or hyper ended it.
+    Normally,
+    /// No complete request head before the handshake deadline.
+    Handshake,
+    /// No request in flight for `idle_timeout`.
+    Idle,
+    /// Responses waited for the client to take them for `send_timeout`.
+    Send,
+    /// The listener is shutting down.
+    Shutdown,
+}
+
+/// Serve one connection until it ends, closing it when it misses the
+/// handshake `deadline` (counted from accept, so a TLS handshake before
+/// this call has used part of it), idles for `t.idle`, or `shutdown` turns
+/// true, and dropping it when its client takes no response data for
+/// `t.send`; says which.
+pub async fn drive<I, S, B>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    svc: S,
+    activity: &Activity,
+    t: Timeouts,
+    deadline: Instant,
+    mut shutdown: watch::Receiver<bool>,
+) -> Closed
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    TokioExecutor: auto::HttpServerConnExec<S::Future, B>,
+{
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let check = (t.idle.min(t.send) / CHECKS).max(Duration::from_millis(1));
+    let handshake = tokio::time::sleep_until(deadline);
+    tokio::pin!(handshake);
+    let mut awaiting_first = true;
+    let timer = tokio::time::sleep(check);
+    tokio::pin!(timer);
+    // What the last check saw, and since when the connection has been idle
+    // (nothing begun, nothing ended, nothing in flight) or stalled (a
+    // response handed to hyper and no body polled since: the client takes
+    // nothing), as far as the checks can tell.
+    let mut last_check = Instant::now();
+    let mut last = activity.load();
+    let mut last_progress = activity.progress();
+    let mut idle_since: Option<Instant> = None;
+    let mut stalled_since: Option<Instant> = None;
+    // Set once the gateway has begun to close the connection: why, and
+    // when to drop it if it is still open with nothing in flight.
+    let mut closing: Option<(Closed, Instant)> = None;
+    if *shutdown.borrow() {
+        conn.as_mut().graceful_shutdown();
+        closing = Some((Closed::Shutdown, Instant::now() + CLOSE_GRACE));
+        timer.as_mut().reset(Instant::now() + CLOSE_GRACE);
+    }
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return closing.map_or(Closed::Normally, |(why, _)| why),
+            r = shutdown.changed(), if closing.is_none() => {
+                if r.is_err() || *shutdown.borrow() {
+                    conn.as_mut().graceful_shutdown();
+                    closing = Some((Closed::Shutdown, Instant::now() + CLOSE_GRACE));
+                    timer.as_mut().reset(Instant::now() + CLOSE_GRACE);
+                }
+            }
+            _ = &mut handshake, if awaiting_first && closing.is_none() => {
+                awaiting_first = false;
+                if begun(activity.load()) == 0 {
+                    conn.as_mut().graceful_shutdown();
+                    closing = Some((Closed::Handshake, Instant::now() + CLOSE_GRACE));
+                    timer.as_mut().reset(Instant::now() + CLOSE_GRACE);
+                }
+            }
+            _ = &mut timer => {
+                let now = Instant::now();
+                let count = activity.load();
+                let progress = activity.progress();
+                if in_flight(count) > 0 && progress == last_progress && progress & 1 == 1 {
+                    stalled_since.get_or_insert(last_check);
+                } else {
+                    stalled_since = None;
+                }
+                if count == last && in_flight(count) == 0 {
+                    idle_since.get_or_insert(last_check);
+                } else {
+                    idle_since = None;
+                }
+                (last_check, last, last_progress) = (now, count, progress);
+                // A client that takes nothing would not take a GOAWAY
+                // either, and its responses never finish: drop it.
+                if stalled_since.is_some_and(|t0| now - t0 >= t.send) {
+                    return Closed::Send;
+                }
+                match closing {
+                    // Closing and still open: drop it once nothing is in
+                    // flight (a request may have raced the GOAWAY).
+                    Some((why, drop_at)) if now >= drop_at && in_flight(count) == 0 => return why,
+                    Some(_) => {}
+                    None if idle_since.is_some_and(|t0| now - t0 >= t.idle) => {
+                        conn.as_mut().graceful_shutdown();
+                        closing = Some((Closed::Idle, now + CLOSE_GRACE));
+                    }
+                    None => {}
+                }
+                let next = match closing {
+                    Some((_, drop_at)) if drop_at > now => drop_at.min(now + check),
+                    _ => now + check,
+                };
+                timer.as_mut().reset(next);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_keyed_by_ipv4_or_ipv6_slash_64() {
+        let k = |s: &str| AddrKey::of(s.parse().unwrap());
+        assert_eq!(k("192.0.2.1"), k("::ffff:192.0.2.1"));
+        assert_ne!(k("192.0.2.1"), k("192.0.2.2"));
+        assert_eq!(k("2001:db8:1:2::1"), k("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
+        // An IPv6 address whose /64 happens to spell an IPv4 address is
+        // still an IPv6 key.
+        assert_ne!(k("::c000:201"), k("192.0.2.1"));
+    }
+
+    #[test]
+    fn per_address_cap_refuses_without_taking_a_slot_and_the_map_is_pruned() {
+        let limits = ConnLimits::new(3, 2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let a1 = limits.admit(a).unwrap();
+        let a2 = limits.admit(a).unwrap();
+        assert_eq!(limits.admit(a).err(), Some(Refused::PerAddress));
+        // The refused one took no listener slot: one is left for b.
+        let b1 = limits.admit(b).unwrap();
+        assert_eq!(limits.admit("10.0.0.9".parse().unwrap()).err(), Some(Refused::Full));
+        // A refusal for a full listener leaves no entry behind.
+        assert_eq!(limits.addresses(), 2);
+        drop(a1);
+        let a3 = limits.admit(a).unwrap();
+        drop((a2, a3, b1));
+        assert_eq!(limits.addresses(), 0, "entries go when their count drops to zero");
+        assert_eq!(limits.slots.available_permits(), 3);
+    }
+
+    #[test]
+    fn activity_counts_in_flight_and_begun() {
+        let a = Arc::new(Activity::default());
+        let g1 = a.begin();
+        let g2 = a.begin();
+        assert_eq!(in_flight(a.load()), 2);
+        assert_eq!(begun(a.load()), 2);
+        drop(g1);
+        drop(g2);
+        assert_eq!(in_flight(a.load()), 0);
+        assert_eq!(begun(a.load()), 2);
+    }
+}
