@@ -870,3 +870,31 @@ async fn only_websocket_upgrades_become_tunnels() {
     assert!(r.starts_with("HTTP/1.1 502"), "{r}");
     assert!(!r.contains("RAW-BACKEND-BYTES"), "{r}");
 }
+
+/// HTTP/2 with a `host` header that differs from `:authority` (sent with
+/// the h2 crate, which passes headers as given): refused, not routed on
+/// one and read by the backend as the other. The same `host` equal to the
+/// authority is served.
+#[tokio::test]
+async fn an_http2_host_unlike_the_authority_is_refused() {
+    let e = env().await;
+    let tcp = tokio::net::TcpStream::connect(e.gw.addr).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let authority = format!("127.0.0.1:{}", e.gw.addr.port());
+    let mut status = Vec::new();
+    for host in ["other.example", authority.as_str()] {
+        let mut client = client.clone().ready().await.unwrap();
+        let req = http::Request::get(format!("http://{authority}/public/h2host"))
+            .header("host", host)
+            .body(())
+            .unwrap();
+        let (resp, _) = client.send_request(req, true).unwrap();
+        status.push(resp.await.unwrap().status().as_u16());
+    }
+    assert_eq!(status, [400, 200]);
+    assert_eq!(e.up.seen.count(), 1);
+    assert_eq!(e.up.seen.last().header("x-forwarded-host"), Some(authority.as_str()));
+}
