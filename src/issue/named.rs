@@ -112,6 +112,23 @@ pub async fn create(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp,
                 req.action, req.resource_type
             ))
         })?;
+    check_valid_time(&req, &ctx.cfg.named_tokens)?;
+    // The user's scope ceiling, read now (a lowered ceiling binds an old
+    // generator token too): the pair's scopes must all be within it.
+    let limits = ctx
+        .gw
+        .store
+        .principal_limits(&crate::store::Principal::User(g.uid.clone()))
+        .await?
+        .filter(|l| !l.disabled)
+        .ok_or(IssueError::Unauthorized("the access-generator token is invalid"))?;
+    let ceiling = ctx.cfg.ceiling(&limits);
+    if let Some(bad) = scopes.iter().find(|s| !ceiling.contains(s)) {
+        return Err(IssueError::ScopeExceeded(format!(
+            "action={} with resourceType={} grants scope \"{bad}\", which is beyond your scope ceiling",
+            req.action, req.resource_type
+        )));
+    }
     let now = now_unix();
     let id = random_token("ntk_", 16);
     let exp = req.valid_minutes.map(|m| now + m * 60);
@@ -152,6 +169,23 @@ pub async fn create(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp,
     ctx.gw.store.insert_named_token(&record).await?;
     crate::admin::metrics::token_issued("named");
     Ok(json(StatusCode::OK, &describe(&record, Some(&token))))
+}
+
+/// The operator's bounds on `validTime`: at most
+/// `named_tokens.max_valid_time`, and `-1` only when
+/// `named_tokens.allow_never_expiring` is on.
+pub fn check_valid_time(req: &NamedRequest, policy: &crate::config::NamedTokenScopes) -> Result<(), IssueError> {
+    match req.valid_minutes {
+        None if !policy.allow_never_expiring => Err(IssueError::InvalidRequest(format!(
+            "parameter validTime -1 (never expires) is not allowed here; give 1 to {} minutes",
+            policy.max_valid_minutes
+        ))),
+        Some(m) if m > policy.max_valid_minutes => Err(IssueError::InvalidRequest(format!(
+            "parameter validTime must be at most {} minutes here",
+            policy.max_valid_minutes
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The JSON shape of a named token (the `token` only at creation).

@@ -42,6 +42,10 @@ use error::{db, map_db};
 
 /// Channel of the PostgreSQL notifications sent by [`Store::add_revocation`].
 pub const REVOCATION_CHANNEL: &str = "tilegate_revocations";
+/// The payload [`Store::announce_limits_changed`] sends on that channel
+/// instead of a revoked id (no id starts with `!`): receivers forget the
+/// credentials they cache, whose principal's ceiling or state changed.
+pub const LIMITS_CHANGED: &str = "!limits";
 
 /// Prefix of API keys.
 pub const API_KEY_PREFIX: &str = "tgk_";
@@ -1633,6 +1637,22 @@ impl Store {
                 .bind(REVOCATION_CHANNEL)
                 .bind(notification(id, until))
                 .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+        }
+        Ok(())
+    }
+
+    /// Tells the other replicas (PostgreSQL) that a scope ceiling or a
+    /// user's state changed, so that they re-read the API keys they cache
+    /// (with their principal's limits) instead of waiting out
+    /// `cache.secret_ttl`. Nothing to do on SQLite (one process).
+    pub async fn announce_limits_changed(&self) -> Result<(), StoreError> {
+        if self.inner.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(REVOCATION_CHANNEL)
+                .bind(LIMITS_CHANGED)
+                .execute(self.pool())
                 .await
                 .map_err(db)?;
         }
