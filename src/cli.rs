@@ -58,14 +58,19 @@ pub enum Cmd {
     /// OAuth clients of any user: list, delete.
     #[command(subcommand)]
     Client(ClientCmd),
+    /// API keys: create (within the principal's scope ceiling), list, revoke.
     #[command(subcommand, name = "api-key")]
     ApiKey(KeyCmd),
+    /// A user's access-generator token: show, regenerate.
     #[command(subcommand, name = "generator-token")]
     GeneratorToken(GenCmd),
+    /// Named tokens: list, revoke.
     #[command(subcommand, name = "named-token")]
     NamedToken(NamedCmd),
+    /// Test tokens signed with the gateway's key.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Signing keys: generate, rotate, list.
     #[command(subcommand)]
     Keys(KeysCmd),
     /// The audit log of credential changes.
@@ -89,7 +94,12 @@ pub enum OrgCmd {
     /// List organizations with their effective scope ceilings.
     List,
     /// Set an organization's scope ceiling; named tokens beyond it are revoked.
-    SetCeiling(SetCeiling),
+    SetCeiling {
+        /// Organization id or name.
+        org: String,
+        #[command(flatten)]
+        ceiling: CeilingArg,
+    },
     /// Delete an organization, revoking and deleting its users, service
     /// accounts and every credential under it.
     Delete {
@@ -108,14 +118,6 @@ pub struct CeilingArg {
     /// Back to the default (org: every declared scope but clients:manage; user: the org's).
     #[arg(long)]
     default: bool,
-}
-
-#[derive(Args)]
-pub struct SetCeiling {
-    /// Organization id or name, or user uid or username.
-    target: String,
-    #[command(flatten)]
-    ceiling: CeilingArg,
 }
 
 #[derive(Subcommand)]
@@ -143,7 +145,12 @@ pub enum UserCmd {
         org: Option<String>,
     },
     /// Set a user's scope ceiling (within the org's); named tokens beyond it are revoked.
-    SetCeiling(SetCeiling),
+    SetCeiling {
+        /// User uid or username.
+        user: String,
+        #[command(flatten)]
+        ceiling: CeilingArg,
+    },
     /// Disable a user: no login; login tokens, generator token, named
     /// tokens, clients and API keys stop working on every replica.
     Disable {
@@ -215,12 +222,17 @@ pub enum ClientCmd {
 
 #[derive(Subcommand)]
 pub enum KeyCmd {
+    /// Create an API key (its scopes within the owner's scope ceiling); shown once.
     Create(KeyCreate),
+    /// List API keys (never the secrets).
     List {
+        /// Only this organization's (id).
         #[arg(long)]
         org: Option<String>,
     },
+    /// Revoke an API key; its tokens stop working on every replica.
     Revoke {
+        /// API key id (key_…).
         id: String,
     },
 }
@@ -228,8 +240,10 @@ pub enum KeyCmd {
 #[derive(Args)]
 #[group(required = true, multiple = false, id = "owner")]
 pub struct Owner {
+    /// For this service account (id).
     #[arg(long)]
     service_account: Option<String>,
+    /// For this user (uid).
     #[arg(long)]
     user: Option<String>,
 }
@@ -248,11 +262,15 @@ pub struct KeyCreate {
 
 #[derive(Subcommand)]
 pub enum GenCmd {
+    /// Print a user's access-generator token.
     Show {
+        /// User uid.
         #[arg(long)]
         user: String,
     },
+    /// Replace it; the old one and every named token it minted stop working.
     Regenerate {
+        /// User uid.
         #[arg(long)]
         user: String,
     },
@@ -260,11 +278,15 @@ pub enum GenCmd {
 
 #[derive(Subcommand)]
 pub enum NamedCmd {
+    /// List named tokens.
     List {
+        /// Only this user's (uid).
         #[arg(long)]
         user: Option<String>,
     },
+    /// Revoke a named token on every replica.
     Revoke {
+        /// Named token id (its jti).
         id: String,
     },
 }
@@ -480,8 +502,8 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                     .join("\n")
             });
         }
-        Cmd::Org(OrgCmd::SetCeiling(a)) => {
-            let (o, revoked) = ops::set_org_ceiling(&op, &a.target, ceiling_arg(&a.ceiling)).await?;
+        Cmd::Org(OrgCmd::SetCeiling { org, ceiling }) => {
+            let (o, revoked) = ops::set_org_ceiling(&op, &org, ceiling_arg(&ceiling)).await?;
             let mut v = ops::org_view(cfg, &o);
             v["revoked"] = serde_json::to_value(&revoked).unwrap_or_default();
             out(json, &v, || {
@@ -522,8 +544,8 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                     .join("\n")
             });
         }
-        Cmd::User(UserCmd::SetCeiling(a)) => {
-            let (u, revoked) = ops::set_user_ceiling(&op, &a.target, ceiling_arg(&a.ceiling)).await?;
+        Cmd::User(UserCmd::SetCeiling { user, ceiling }) => {
+            let (u, revoked) = ops::set_user_ceiling(&op, &user, ceiling_arg(&ceiling)).await?;
             let mut v = ops::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref());
             v["revoked"] = serde_json::to_value(&revoked).unwrap_or_default();
             out(json, &v, || {
