@@ -167,6 +167,24 @@ pub async fn create(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp,
     )?;
     // Recorded before it is handed out: a token that exists is revocable.
     ctx.gw.store.insert_named_token(&record).await?;
+    // An operator lowering the ceiling meanwhile revokes the named tokens
+    // beyond it that are stored when it looks; this one may have been
+    // stored just after. Read the ceiling again now that it is stored: if
+    // it no longer holds the scopes, revoke the token and refuse.
+    let now_ceiling = ctx
+        .gw
+        .store
+        .principal_limits(&crate::store::Principal::User(g.uid.clone()))
+        .await?
+        .filter(|l| !l.disabled)
+        .map(|l| ctx.cfg.ceiling(&l));
+    if !now_ceiling.is_some_and(|c| scopes.iter().all(|s| c.contains(s))) {
+        let op = crate::admin::ops::Op::on(ctx.gw, ctx.cfg, &g.uid);
+        crate::admin::ops::revoke_named(&op, &record.id).await?;
+        return Err(IssueError::ScopeExceeded(
+            "your scope ceiling changed while the token was made; it has been revoked".into(),
+        ));
+    }
     crate::admin::metrics::token_issued("named");
     Ok(json(StatusCode::OK, &describe(&record, Some(&token))))
 }
