@@ -45,20 +45,32 @@ pub enum Cmd {
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: std::net::SocketAddr,
     },
+    /// Organizations: create, list, set the scope ceiling, delete.
     #[command(subcommand)]
     Org(OrgCmd),
+    /// Users: create, list, set the scope ceiling, disable, enable, reset
+    /// the password, delete.
     #[command(subcommand)]
     User(UserCmd),
+    /// Service accounts: create, list, delete.
     #[command(subcommand, name = "service-account")]
     ServiceAccount(SaCmd),
+    /// OAuth clients of any user: list, delete.
+    #[command(subcommand)]
+    Client(ClientCmd),
+    /// API keys: create (within the principal's scope ceiling), list, revoke.
     #[command(subcommand, name = "api-key")]
     ApiKey(KeyCmd),
+    /// A user's access-generator token: show, regenerate.
     #[command(subcommand, name = "generator-token")]
     GeneratorToken(GenCmd),
+    /// Named tokens: list, revoke.
     #[command(subcommand, name = "named-token")]
     NamedToken(NamedCmd),
+    /// Test tokens signed with the gateway's key.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Signing keys: generate, rotate, list.
     #[command(subcommand)]
     Keys(KeysCmd),
     /// The audit log of credential changes.
@@ -70,41 +82,157 @@ pub enum Cmd {
 
 #[derive(Subcommand)]
 pub enum OrgCmd {
-    Create { name: String },
+    /// Create an organization.
+    Create {
+        /// Its name (unique).
+        name: String,
+        /// Space-separated declared scopes every credential of the org stays
+        /// within ("" for none); default: every declared scope but clients:manage.
+        #[arg(long)]
+        scope_ceiling: Option<String>,
+    },
+    /// List organizations with their effective scope ceilings.
     List,
+    /// Set an organization's scope ceiling; named tokens beyond it are revoked.
+    SetCeiling {
+        /// Organization id or name.
+        org: String,
+        #[command(flatten)]
+        ceiling: CeilingArg,
+    },
+    /// Delete an organization, revoking and deleting its users, service
+    /// accounts and every credential under it.
+    Delete {
+        /// Organization id or name.
+        org: String,
+    },
+}
+
+/// A new ceiling, or back to the default.
+#[derive(Args)]
+#[group(required = true, multiple = false, id = "ceiling")]
+pub struct CeilingArg {
+    /// Space-separated declared scopes ("" for none).
+    #[arg(long)]
+    scope: Option<String>,
+    /// Back to the default (org: every declared scope but clients:manage; user: the org's).
+    #[arg(long)]
+    default: bool,
 }
 
 #[derive(Subcommand)]
 pub enum UserCmd {
+    /// Create a user (and their access-generator token).
     Create {
+        /// Organization id or name.
         #[arg(long)]
         org: String,
+        /// The login name (unique).
         #[arg(long)]
         username: String,
         /// Read the password from standard input (first line).
         #[arg(long)]
         password_stdin: bool,
+        /// Space-separated declared scopes within the org's ceiling ("" for
+        /// none); default: the org's ceiling.
+        #[arg(long)]
+        scope_ceiling: Option<String>,
+    },
+    /// List users (of one organization) with their state and effective ceiling.
+    List {
+        /// Organization id or name.
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Set a user's scope ceiling (within the org's); named tokens beyond it are revoked.
+    SetCeiling {
+        /// User uid or username.
+        user: String,
+        #[command(flatten)]
+        ceiling: CeilingArg,
+    },
+    /// Disable a user: no login; login tokens, generator token, named
+    /// tokens, clients and API keys stop working on every replica.
+    Disable {
+        /// User uid or username.
+        user: String,
+    },
+    /// Let a disabled user log in again (revoked credentials stay revoked).
+    Enable {
+        /// User uid or username.
+        user: String,
+    },
+    /// Set a new password read from standard input; the old one and the
+    /// user's login tokens stop working.
+    ResetPassword {
+        /// User uid or username.
+        user: String,
+        /// Read the new password from standard input (first line; required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Delete a user, revoking and deleting everything the user holds.
+    Delete {
+        /// User uid or username.
+        user: String,
     },
 }
 
 #[derive(Subcommand)]
 pub enum SaCmd {
+    /// Create a service account.
     Create {
+        /// Organization id or name.
         #[arg(long)]
         org: String,
+        /// Its name.
         #[arg(long)]
         name: String,
+    },
+    /// List service accounts (of one organization).
+    List {
+        /// Organization id or name.
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Delete a service account, revoking its API keys on every replica.
+    Delete {
+        /// Service account id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ClientCmd {
+    /// List OAuth clients (never their secrets).
+    List {
+        /// Only this user's (uid or username).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this organization's (id or name).
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Delete an OAuth client; its tokens stop working on every replica.
+    Delete {
+        /// Client id (tgc_…).
+        client_id: String,
     },
 }
 
 #[derive(Subcommand)]
 pub enum KeyCmd {
+    /// Create an API key (its scopes within the owner's scope ceiling); shown once.
     Create(KeyCreate),
+    /// List API keys (never the secrets).
     List {
+        /// Only this organization's (id).
         #[arg(long)]
         org: Option<String>,
     },
+    /// Revoke an API key; its tokens stop working on every replica.
     Revoke {
+        /// API key id (key_…).
         id: String,
     },
 }
@@ -112,8 +240,10 @@ pub enum KeyCmd {
 #[derive(Args)]
 #[group(required = true, multiple = false, id = "owner")]
 pub struct Owner {
+    /// For this service account (id).
     #[arg(long)]
     service_account: Option<String>,
+    /// For this user (uid).
     #[arg(long)]
     user: Option<String>,
 }
@@ -132,11 +262,15 @@ pub struct KeyCreate {
 
 #[derive(Subcommand)]
 pub enum GenCmd {
+    /// Print a user's access-generator token.
     Show {
+        /// User uid.
         #[arg(long)]
         user: String,
     },
+    /// Replace it; the old one and every named token it minted stop working.
     Regenerate {
+        /// User uid.
         #[arg(long)]
         user: String,
     },
@@ -144,11 +278,15 @@ pub enum GenCmd {
 
 #[derive(Subcommand)]
 pub enum NamedCmd {
+    /// List named tokens.
     List {
+        /// Only this user's (uid).
         #[arg(long)]
         user: Option<String>,
     },
+    /// Revoke a named token on every replica.
     Revoke {
+        /// Named token id (its jti).
         id: String,
     },
 }
@@ -299,61 +437,207 @@ async fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// The first line of standard input, for a password.
+fn password_from_stdin() -> Result<String, StoreError> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let p = s.lines().next().unwrap_or("").to_owned();
+    if p.chars().count() < ops::MIN_PASSWORD_CHARS {
+        return Err(StoreError::Invalid(format!(
+            "the password needs at least {} characters",
+            ops::MIN_PASSWORD_CHARS
+        )));
+    }
+    Ok(p)
+}
+
+fn ceiling_arg(c: &CeilingArg) -> Option<&str> {
+    if c.default {
+        None
+    } else {
+        c.scope.as_deref()
+    }
+}
+
+fn revoked_text(what: &str, r: &ops::Revoked) -> String {
+    let mut lines = vec![what.to_owned()];
+    lines.extend(r.credentials.iter().map(|c| format!("revoked\t{c}")));
+    lines.extend(r.named_tokens.iter().map(|t| format!("revoked named token\t{t}")));
+    if r.named_tokens_marked > 0 {
+        lines.push(format!(
+            "{} named tokens revoked with their generator token",
+            r.named_tokens_marked
+        ));
+    }
+    lines.join("\n")
+}
+
+fn view_text(v: &serde_json::Value, id: &str, name: &str) -> String {
+    let disabled = if v["disabled_at"].is_null() { "" } else { "\tdisabled" };
+    format!(
+        "{}\t{}\tceiling: {}{disabled}",
+        v[id].as_str().unwrap_or(""),
+        v[name].as_str().unwrap_or(""),
+        v["effective_scope_ceiling"].as_str().unwrap_or("")
+    )
+}
+
 async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(), StoreError> {
     let actor = "cli";
-    let now = now_unix();
+    let op = ops::Op::cli(store, cfg, actor);
     match cmd {
-        Cmd::Org(OrgCmd::Create { name }) => {
-            ops::check_name("name", &name)?;
-            let o = store.create_org(&name).await?;
-            store.audit(actor, "org.created", &o.id, "", now).await?;
-            out(json, &o, || format!("created org {} ({})", o.id, o.name));
+        Cmd::Org(OrgCmd::Create { name, scope_ceiling }) => {
+            let o = ops::create_org(&op, &name, scope_ceiling.as_deref()).await?;
+            let v = ops::org_view(cfg, &o);
+            out(json, &v, || format!("created org {} ({})", o.id, o.name));
         }
         Cmd::Org(OrgCmd::List) => {
-            let l = store.list_orgs().await?;
+            let l = ops::orgs_view(store, cfg).await?;
             out(json, &l, || {
                 l.iter()
-                    .map(|o| format!("{}\t{}", o.id, o.name))
+                    .map(|o| view_text(o, "id", "name"))
                     .collect::<Vec<_>>()
                     .join("\n")
+            });
+        }
+        Cmd::Org(OrgCmd::SetCeiling { org, ceiling }) => {
+            let (o, revoked) = ops::set_org_ceiling(&op, &org, ceiling_arg(&ceiling)).await?;
+            let mut v = ops::org_view(cfg, &o);
+            v["revoked"] = serde_json::to_value(&revoked).unwrap_or_default();
+            out(json, &v, || {
+                revoked_text(
+                    &format!("org {}: ceiling {}", o.id, v["effective_scope_ceiling"]),
+                    &revoked,
+                )
+            });
+        }
+        Cmd::Org(OrgCmd::Delete { org }) => {
+            let (o, revoked) = ops::delete_org(&op, &org).await?;
+            let v = serde_json::json!({ "deleted": o.id, "revoked": revoked });
+            out(json, &v, || {
+                revoked_text(&format!("deleted org {} ({})", o.id, o.name), &revoked)
             });
         }
         Cmd::User(UserCmd::Create {
             org,
             username,
             password_stdin,
+            scope_ceiling,
         }) => {
-            ops::check_name("username", &username)?;
-            let org = store
-                .find_org(&org)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("no org {org}")))?;
             let password = if password_stdin {
-                let mut s = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut s)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
-                let p = s.lines().next().unwrap_or("").to_owned();
-                if p.len() < 8 {
-                    return Err(StoreError::Invalid("the password needs at least 8 characters".into()));
-                }
-                Some(p)
+                Some(password_from_stdin()?)
             } else {
                 None
             };
-            let u = store.create_user(&org.id, &username, password.as_deref()).await?;
-            store.audit(actor, "user.created", &u.uid, "", now).await?;
-            out(json, &u, || format!("created user {} ({})", u.uid, u.username));
+            let u = ops::create_user(&op, &org, &username, password.as_deref(), scope_ceiling.as_deref()).await?;
+            let v = ops::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref());
+            out(json, &v, || format!("created user {} ({})", u.uid, u.username));
+        }
+        Cmd::User(UserCmd::List { org }) => {
+            let l = ops::users_view(store, cfg, org.as_deref()).await?;
+            out(json, &l, || {
+                l.iter()
+                    .map(|u| view_text(u, "uid", "username"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Cmd::User(UserCmd::SetCeiling { user, ceiling }) => {
+            let (u, revoked) = ops::set_user_ceiling(&op, &user, ceiling_arg(&ceiling)).await?;
+            let mut v = ops::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref());
+            v["revoked"] = serde_json::to_value(&revoked).unwrap_or_default();
+            out(json, &v, || {
+                revoked_text(
+                    &format!("user {}: ceiling {}", u.uid, v["effective_scope_ceiling"]),
+                    &revoked,
+                )
+            });
+        }
+        Cmd::User(UserCmd::Disable { user }) => {
+            let (u, revoked) = ops::disable_user(&op, &user).await?;
+            let v = serde_json::json!({
+                "user": ops::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref()),
+                "revoked": revoked,
+            });
+            out(json, &v, || {
+                revoked_text(&format!("disabled user {} ({})", u.uid, u.username), &revoked)
+            });
+        }
+        Cmd::User(UserCmd::Enable { user }) => {
+            let u = ops::enable_user(&op, &user).await?;
+            let v = ops::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref());
+            out(json, &v, || format!("enabled user {} ({})", u.uid, u.username));
+        }
+        Cmd::User(UserCmd::ResetPassword { user, .. }) => {
+            let password = password_from_stdin()?;
+            let (u, revoked) = ops::reset_password(&op, &user, &password).await?;
+            let v = serde_json::json!({
+                "user": ops::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref()),
+                "revoked": revoked,
+            });
+            out(json, &v, || {
+                revoked_text(&format!("new password for user {} ({})", u.uid, u.username), &revoked)
+            });
+        }
+        Cmd::User(UserCmd::Delete { user }) => {
+            let (u, revoked) = ops::delete_user(&op, &user).await?;
+            let v = serde_json::json!({ "deleted": u.uid, "revoked": revoked });
+            out(json, &v, || {
+                revoked_text(&format!("deleted user {} ({})", u.uid, u.username), &revoked)
+            });
         }
         Cmd::ServiceAccount(SaCmd::Create { org, name }) => {
             ops::check_name("name", &name)?;
-            let org = store
-                .find_org(&org)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("no org {org}")))?;
+            let org = ops::org(store, &org).await?;
             let sa = store.create_service_account(&org.id, &name).await?;
-            store.audit(actor, "service_account.created", &sa.id, "", now).await?;
+            store
+                .audit(actor, "service_account.created", &sa.id, "", now_unix())
+                .await?;
             out(json, &sa, || format!("created service account {} ({})", sa.id, sa.name));
+        }
+        Cmd::ServiceAccount(SaCmd::List { org }) => {
+            let org_id = match org {
+                Some(o) => Some(ops::org(store, &o).await?.id),
+                None => None,
+            };
+            let l = store.list_service_accounts(org_id.as_deref()).await?;
+            out(json, &l, || {
+                l.iter()
+                    .map(|s| format!("{}\t{}\t{}", s.id, s.org_id, s.name))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Cmd::ServiceAccount(SaCmd::Delete { id }) => {
+            let revoked = ops::delete_service_account(&op, &id).await?;
+            let v = serde_json::json!({ "deleted": id, "revoked": revoked });
+            out(json, &v, || {
+                revoked_text(&format!("deleted service account {id}"), &revoked)
+            });
+        }
+        Cmd::Client(ClientCmd::List { user, org }) => {
+            let l = ops::list_clients(store, user.as_deref(), org.as_deref()).await?;
+            out(json, &l, || {
+                l.iter()
+                    .map(|c| {
+                        format!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            c.client_id,
+                            c.owner_uid,
+                            c.name.as_deref().unwrap_or("-"),
+                            c.scopes.join(" "),
+                            if c.revoked_at.is_some() { "revoked" } else { "active" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Cmd::Client(ClientCmd::Delete { client_id }) => {
+            let c = ops::delete_client(&op, &client_id, None).await?;
+            out(json, &c, || format!("deleted client {}", c.client_id));
         }
         Cmd::ApiKey(KeyCmd::Create(k)) => {
             let principal = match (k.owner.service_account, k.owner.user) {
@@ -387,7 +671,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             });
         }
         Cmd::ApiKey(KeyCmd::Revoke { id }) => {
-            let (k, _) = ops::revoke_api_key(store, cfg, &id, actor).await?;
+            let k = ops::revoke_api_key(&op, &id).await?;
             out(json, &k, || format!("revoked API key {}", k.id));
         }
         Cmd::GeneratorToken(GenCmd::Show { user }) => {
@@ -402,7 +686,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             );
         }
         Cmd::GeneratorToken(GenCmd::Regenerate { user }) => {
-            let (g, text) = ops::regenerate_generator(store, &user, actor).await?;
+            let (g, text) = ops::regenerate(&op, &user).await?;
             out(
                 json,
                 &serde_json::json!({ "id": g.id, "uid": g.uid, "token": text }),
@@ -419,7 +703,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             });
         }
         Cmd::NamedToken(NamedCmd::Revoke { id }) => {
-            let (t, _) = ops::revoke_named(store, cfg, &id, actor).await?;
+            let t = ops::revoke_named(&op, &id).await?;
             out(json, &t, || format!("revoked named token {}", t.id));
         }
         Cmd::Token(TokenCmd::Mint { scope, ttl, org, sub }) => {

@@ -144,6 +144,9 @@ both_stores!(
     case_store_failure_is_server_error,
     case_hostile_input_is_4xx_and_changes_nothing,
     case_a_revoked_token_stays_revoked_through_the_leeway,
+    case_ceilings_bind_every_credential,
+    case_named_token_valid_time_policy,
+    case_operators_contain_a_user_and_delete_what_it_holds,
 );
 
 // ---------------------------------------------------------------- fixture
@@ -2331,4 +2334,779 @@ async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
         .expect("an answer within 10 s")
         .unwrap_or(0);
     String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+// ------------------------------------------- ceilings and containment (issue 12 §1)
+
+impl Fx {
+    async fn admin_json(&self, method: reqwest::Method, path: &str, body: &str) -> R {
+        send(
+            self.http
+                .request(method, self.gw.admin_url(path))
+                .bearer_auth(ADMIN_TOKEN)
+                .header("content-type", "application/json")
+                .body(body.to_owned()),
+        )
+        .await
+    }
+
+    /// The user's access-generator token, read with a login token.
+    async fn generator(&self, login: &str) -> String {
+        let r = send(
+            self.http
+                .get(self.url("/oauth/v1/user/generator-token"))
+                .bearer_auth(login),
+        )
+        .await;
+        str_of(&r.ok_json(), "token")
+    }
+
+    /// `POST /oauth/v1/user/token?…` with a generator token.
+    async fn named(&self, generator: &str, name: &str, valid: &str, action: &str, resource: &str) -> R {
+        let q = serde_urlencoded::to_string([
+            ("name", name),
+            ("validTime", valid),
+            ("action", action),
+            ("resourceType", resource),
+        ])
+        .unwrap();
+        send(
+            self.http
+                .post(self.url(&format!("/oauth/v1/user/token?{q}")))
+                .bearer_auth(generator),
+        )
+        .await
+    }
+
+    async fn stream_status(&self, token: &str) -> u16 {
+        send(self.http.get(self.url("/stream/x")).bearer_auth(token))
+            .await
+            .status
+    }
+
+    /// Poll (every 50 ms, at most 5 s) until `token` is refused with 401
+    /// on the tiles route: what the CLI revokes reaches the running gateway
+    /// by notification (PostgreSQL) or its resync (200 ms here).
+    async fn assert_refused_soon(&self, token: &str) {
+        let start = Instant::now();
+        loop {
+            let r = self.tile(token).await;
+            if r.status == 401 {
+                return;
+            }
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert!(start.elapsed() < Duration::from_secs(5), "still accepted after 5 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// As [`Fx::assert_refused_soon`], for a login token on `/me`.
+    async fn assert_login_refused_soon(&self, login: &str) {
+        let start = Instant::now();
+        loop {
+            let r = self.me(login).await;
+            if r.status == 401 {
+                return;
+            }
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert!(start.elapsed() < Duration::from_secs(5), "still accepted after 5 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn scope_of(token: &str) -> BTreeSet<String> {
+    scopes(&str_of(&jwt(token).1, "scope"))
+}
+
+fn scopes(s: &str) -> BTreeSet<String> {
+    s.split(' ').filter(|x| !x.is_empty()).map(String::from).collect()
+}
+
+fn cli_fails(gw: &Gateway, args: &[&str], stdin: Option<&str>, code: i32) -> String {
+    let out = match stdin {
+        Some(s) => gw.cli_stdin(args, s),
+        None => gw.cli(args),
+    };
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "tilegate {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The audit's reproduction (M1) and the ceilings that stop it: a user
+/// holding only a password logs in, then asks for a client and for named
+/// tokens with more than the operator allows; a lowered ceiling binds the
+/// credentials made before it, at exchange; bad input changes nothing.
+async fn case_ceilings_bind_every_credential(store_url: &str) {
+    let fx = setup_with(store_url, "", "auth_failures_per_minute = 100000").await;
+    use reqwest::Method;
+    // The defaults keep an existing deployment working: every declared
+    // scope but clients:manage.
+    let login = fx.login().await;
+    let (old_id, old_secret) = fx
+        .new_client(&login, json!({"scope": "tiles:read datasets:refresh"}))
+        .await;
+    assert_eq!(
+        scope_of(&fx.client_token(&old_id, &old_secret).await),
+        scopes("tiles:read datasets:refresh")
+    );
+    let generator = fx.generator(&login).await;
+    let users = fx.admin(Method::GET, "/admin/v1/users").await.ok_json();
+    assert_eq!(users[0]["scope_ceiling"], Value::Null, "{users}");
+    assert_eq!(
+        users[0]["effective_scope_ceiling"], "datasets:refresh datasets:stream projects:embed tiles:read",
+        "{users}"
+    );
+
+    // The operator sets alice's ceiling (CLI).
+    let v = cli_json(
+        &fx.gw,
+        &[
+            "--json",
+            "user",
+            "set-ceiling",
+            USERNAME,
+            "--scope",
+            "tiles:read datasets:stream projects:embed",
+        ],
+    );
+    assert_eq!(
+        v["effective_scope_ceiling"], "datasets:stream projects:embed tiles:read",
+        "{v}"
+    );
+
+    // The audit's reproduction: refused, nothing stored.
+    let before = store_snapshot(&fx, store_url);
+    let r = send(
+        fx.http
+            .post(fx.url("/v1/clients"))
+            .bearer_auth(&login)
+            .json(&json!({"scope": "tiles:read datasets:refresh"})),
+    )
+    .await;
+    assert_error(&r, 400, "invalid_scope");
+    for (action, resource) in [("read_write", "all"), ("read_write", "dataset_streaming_refreshing")] {
+        for valid in ["-1", "60"] {
+            let r = fx.named(&generator, "escalate", valid, action, resource).await;
+            assert_error(&r, 403, "invalid_scope");
+        }
+    }
+    assert_eq!(
+        store_snapshot(&fx, store_url),
+        before,
+        "a refused request changed the store"
+    );
+
+    // Within the ceiling: works.
+    let r = send(fx.http.post(fx.url("/v1/clients")).bearer_auth(&login).json(&json!({}))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let new_client = r.json();
+    assert_eq!(
+        scopes(new_client["scope"].as_str().unwrap()),
+        scopes("tiles:read datasets:stream projects:embed")
+    );
+    let (new_id, new_secret) = (str_of(&new_client, "client_id"), str_of(&new_client, "client_secret"));
+    let ro = fx.named(&generator, "ro", "-1", "read_only", "all").await.ok_json();
+    assert_eq!(
+        scopes(ro["scope"].as_str().unwrap()),
+        scopes("tiles:read datasets:stream projects:embed")
+    );
+    let ro_token = str_of(&ro, "token");
+    fx.assert_tile_ok(&ro_token).await;
+    assert_eq!(fx.stream_status(&ro_token).await, 200);
+    // The client made before the ceiling is bound at exchange: its
+    // default narrowed, more refused.
+    let t = fx.client_token(&old_id, &old_secret).await;
+    assert_eq!(scope_of(&t), scopes("tiles:read"));
+    assert_error(
+        &fx.client_credentials_basic(&old_id, &old_secret, Some("datasets:refresh"))
+            .await,
+        400,
+        "invalid_scope",
+    );
+
+    // The org's ceiling, lowered through the admin API, binds the service
+    // account's key made before it, at once (the key is in the secret cache).
+    assert_eq!(
+        scope_of(&fx.exchange_token(&fx.key, "{}").await),
+        scopes("tiles:read datasets:stream")
+    );
+    let r = fx
+        .admin_json(
+            Method::PATCH,
+            "/admin/v1/orgs/acme",
+            r#"{"scope_ceiling": "tiles:read"}"#,
+        )
+        .await;
+    let v = r.ok_json();
+    assert_eq!(v["effective_scope_ceiling"], "tiles:read", "{v}");
+    // Alice's named token carries scopes beyond it now: revoked.
+    assert_eq!(v["revoked"]["named_tokens"], json!([ro["id"]]), "{v}");
+    fx.assert_tile_refused(&ro_token).await;
+    let t = fx.exchange_token(&fx.key, "{}").await;
+    assert_eq!(scope_of(&t), scopes("tiles:read"));
+    assert_eq!(fx.stream_status(&t).await, 403);
+    assert_error(
+        &fx.exchange(Some(&fx.key), Some(r#"{"scope": "tiles:read datasets:stream"}"#))
+            .await,
+        403,
+        "invalid_scope",
+    );
+    let r = send(
+        fx.http
+            .post(fx.url("/oauth/token"))
+            .json(&json!({"grantType": "exchange_api_key_access_token", "apiKey": fx.key})),
+    )
+    .await;
+    assert_eq!(scope_of(&str_of(&r.ok_json(), "accessToken")), scopes("tiles:read"));
+    for (id, secret) in [(&old_id, &old_secret), (&new_id, &new_secret)] {
+        assert_eq!(scope_of(&fx.client_token(id, secret).await), scopes("tiles:read"));
+    }
+    let r = fx.named(&generator, "ro2", "60", "read_only", "all").await;
+    assert_error(&r, 403, "invalid_scope");
+
+    // Beyond the ceiling or malformed: a 4xx JSON error, nothing changed.
+    let before = store_snapshot(&fx, store_url);
+    let sa_key = json!({"service_account": fx.sa_id, "scope": "tiles:read datasets:stream"}).to_string();
+    let user_key = json!({"user": fx.uid, "scope": "datasets:stream"}).to_string();
+    for (method, path, body, status, code) in [
+        (
+            Method::POST,
+            "/admin/v1/api-keys",
+            sa_key.as_str(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/admin/v1/api-keys",
+            user_key.as_str(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::PATCH,
+            "/admin/v1/users/alice",
+            r#"{"scope_ceiling": "datasets:stream"}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::PATCH,
+            "/admin/v1/orgs/acme",
+            r#"{"scope_ceiling": "nope:x"}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::PATCH,
+            "/admin/v1/orgs/acme",
+            r#"{"scope_ceiling": 5}"#,
+            400,
+            "invalid_request",
+        ),
+        (Method::PATCH, "/admin/v1/orgs/acme", r#"{}"#, 400, "invalid_request"),
+        (
+            Method::PATCH,
+            "/admin/v1/orgs/acme",
+            r#"{"scope_ceiling": null, "x": 1}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::PATCH,
+            "/admin/v1/orgs/acme",
+            r#"{"scope_ceiling": null, "scope_ceiling": null}"#,
+            400,
+            "invalid_request",
+        ),
+        (Method::PATCH, "/admin/v1/orgs/acme", "[", 400, "invalid_request"),
+        (
+            Method::PATCH,
+            "/admin/v1/orgs/acme",
+            r#"{"scope_ceiling": "tiles:read\u0000"}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::PATCH,
+            "/admin/v1/orgs/nowhere",
+            r#"{"scope_ceiling": null}"#,
+            404,
+            "not_found",
+        ),
+        (
+            Method::PATCH,
+            "/admin/v1/users/%FF",
+            r#"{"scope_ceiling": null}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::PATCH,
+            "/admin/v1/users/a%00b",
+            r#"{"scope_ceiling": null}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/admin/v1/orgs",
+            r#"{"name": "zeta", "scope_ceiling": "admin:all"}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/admin/v1/users",
+            r#"{"org": "acme", "username": "zed", "scope_ceiling": "datasets:refresh"}"#,
+            400,
+            "invalid_request",
+        ),
+    ] {
+        let r = fx.admin_json(method.clone(), path, body).await;
+        assert_error(&r, status, code);
+    }
+    cli_fails(
+        &fx.gw,
+        &[
+            "api-key",
+            "create",
+            "--service-account",
+            &fx.sa_id,
+            "--scope",
+            "datasets:stream",
+        ],
+        None,
+        64,
+    );
+    cli_fails(&fx.gw, &["org", "set-ceiling", "acme"], None, 2);
+    cli_fails(
+        &fx.gw,
+        &["org", "set-ceiling", "acme", "--scope", "tiles:read", "--default"],
+        None,
+        2,
+    );
+    cli_fails(
+        &fx.gw,
+        &["user", "set-ceiling", USERNAME, "--scope", "admin:all"],
+        None,
+        64,
+    );
+    assert_eq!(
+        store_snapshot(&fx, store_url),
+        before,
+        "a refused request changed the store"
+    );
+
+    // Back to the default.
+    let v = fx
+        .admin_json(Method::PATCH, "/admin/v1/orgs/acme", r#"{"scope_ceiling": null}"#)
+        .await
+        .ok_json();
+    assert_eq!(v["scope_ceiling"], Value::Null);
+    assert_eq!(
+        scope_of(&fx.exchange_token(&fx.key, "{}").await),
+        scopes("tiles:read datasets:stream")
+    );
+    let audit = fx.admin(Method::GET, "/admin/v1/audit").await.ok_json();
+    let actions: BTreeSet<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    for a in ["org.ceiling_set", "user.ceiling_set", "named_token.revoked"] {
+        assert!(actions.contains(a), "{a} not audited: {actions:?}");
+    }
+}
+
+/// `named_tokens.max_valid_time` and `named_tokens.allow_never_expiring`.
+async fn case_named_token_valid_time_policy(store_url: &str) {
+    let fx = setup_with(
+        store_url,
+        "",
+        "auth_failures_per_minute = 100000\n[named_tokens]\nmax_valid_time = \"60m\"\nallow_never_expiring = false",
+    )
+    .await;
+    let login = fx.login().await;
+    let generator = fx.generator(&login).await;
+    let before = store_snapshot(&fx, store_url);
+    for valid in ["-1", "61", "9999"] {
+        let r = fx.named(&generator, "t", valid, "read_only", "all").await;
+        assert_error(&r, 400, "invalid_request");
+        assert!(r.body.contains("validTime"), "{}", r.body);
+    }
+    assert_eq!(
+        store_snapshot(&fx, store_url),
+        before,
+        "a refused request changed the store"
+    );
+    let v = fx.named(&generator, "hour", "60", "read_only", "all").await.ok_json();
+    assert!(v["expiresAt"].is_string(), "{v}");
+    let c = jwt(&str_of(&v, "token")).1;
+    assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 3600);
+}
+
+/// Disable, enable, password reset and deletion of users, clients,
+/// service accounts and organizations: each stops what was derived from
+/// the credential, updates the listings, is audited; bad input is a 4xx
+/// JSON error and changes nothing.
+async fn case_operators_contain_a_user_and_delete_what_it_holds(store_url: &str) {
+    let fx = setup_with(store_url, "", "auth_failures_per_minute = 100000").await;
+    use reqwest::Method;
+    let login = fx.login().await;
+    let generator = fx.generator(&login).await;
+    let named = fx
+        .named(&generator, "forever", "-1", "read_only", "all")
+        .await
+        .ok_json();
+    let named_tok = str_of(&named, "token");
+    let (cid, csecret) = fx.new_client(&login, json!({"name": "app"})).await;
+    let client_tok = fx.client_token(&cid, &csecret).await;
+    let uk = cli_json(
+        &fx.gw,
+        &[
+            "--json",
+            "api-key",
+            "create",
+            "--user",
+            &fx.uid,
+            "--scope",
+            "tiles:read",
+        ],
+    );
+    let (user_key, user_key_id) = (str_of(&uk, "api_key"), str_of(&uk, "id"));
+    let key_tok = fx.exchange_token(&user_key, "{}").await;
+    for t in [&named_tok, &client_tok, &key_tok] {
+        fx.assert_tile_ok(t).await;
+    }
+    assert_eq!(fx.me(&login).await.status, 200);
+
+    // Disable (admin API): everything alice holds is refused at once.
+    let v = fx.admin(Method::POST, "/admin/v1/users/alice/disable").await.ok_json();
+    assert!(v["user"]["disabled_at"].is_i64(), "{v}");
+    let revoked: BTreeSet<String> = v["revoked"]["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert!(revoked.contains(&cid) && revoked.contains(&user_key_id), "{v}");
+    assert!(
+        revoked.iter().any(|c| c.starts_with("lgn_")) && revoked.iter().any(|c| c.starts_with("gen_")),
+        "{v}"
+    );
+    assert_error(&fx.password_grant(USERNAME, PASSWORD).await, 400, "invalid_grant");
+    assert_eq!(fx.me(&login).await.status, 401);
+    assert_error(
+        &fx.named(&generator, "n", "5", "read_only", "all").await,
+        401,
+        "unauthorized",
+    );
+    for t in [&named_tok, &client_tok, &key_tok] {
+        fx.assert_tile_refused(t).await;
+    }
+    assert_invalid_client(&fx.client_credentials_basic(&cid, &csecret, None).await);
+    assert_error(&fx.exchange(Some(&user_key), None).await, 401, "unauthorized");
+    // The listings say so.
+    let users = fx.admin(Method::GET, "/admin/v1/users?org=acme").await.ok_json();
+    assert!(users[0]["disabled_at"].is_i64(), "{users}");
+    let clients = fx.admin(Method::GET, "/admin/v1/clients?user=alice").await.ok_json();
+    assert_eq!(clients.as_array().unwrap().len(), 1);
+    assert!(clients[0]["revoked_at"].is_i64(), "{clients}");
+    let named_list = fx
+        .admin(Method::GET, &format!("/admin/v1/named-tokens?user={}", fx.uid))
+        .await
+        .ok_json();
+    assert!(named_list[0]["revoked_at"].is_i64(), "{named_list}");
+    let keys = fx.admin(Method::GET, "/admin/v1/api-keys").await.ok_json();
+    let k = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == user_key_id.as_str())
+        .unwrap();
+    assert!(k["revoked_at"].is_i64(), "{k}");
+    // No new credential for a disabled user.
+    let r = fx
+        .admin_json(
+            Method::POST,
+            "/admin/v1/api-keys",
+            &json!({"user": fx.uid, "scope": "tiles:read"}).to_string(),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_request");
+
+    // Enable (CLI): login again; revoked credentials stay revoked; the
+    // generator token is a new one.
+    let v = cli_json(&fx.gw, &["--json", "user", "enable", USERNAME]);
+    assert!(v["disabled_at"].is_null(), "{v}");
+    let login2 = fx.login().await;
+    let g2 = fx.generator(&login2).await;
+    assert_ne!(g2, generator);
+    fx.assert_tile_ok(&str_of(
+        &fx.named(&g2, "again", "5", "read_only", "all").await.ok_json(),
+        "token",
+    ))
+    .await;
+    assert_error(
+        &fx.named(&generator, "n", "5", "read_only", "all").await,
+        401,
+        "unauthorized",
+    );
+    assert_invalid_client(&fx.client_credentials_basic(&cid, &csecret, None).await);
+    assert_error(&fx.exchange(Some(&user_key), None).await, 401, "unauthorized");
+    fx.assert_tile_refused(&named_tok).await;
+
+    // Password reset (CLI): the old password and the login tokens from
+    // before stop; the new password works; too short is refused.
+    let new_password = "a brand new passphrase";
+    let v: Value = serde_json::from_str(&cli_ok(
+        fx.gw.cli_stdin(
+            &["--json", "user", "reset-password", USERNAME, "--password-stdin"],
+            &format!("{new_password}\n"),
+        ),
+        &["user", "reset-password"],
+    ))
+    .unwrap();
+    assert!(
+        v["revoked"]["credentials"][0].as_str().unwrap().starts_with("lgn_"),
+        "{v}"
+    );
+    assert_error(&fx.password_grant(USERNAME, PASSWORD).await, 400, "invalid_grant");
+    fx.assert_login_refused_soon(&login2).await;
+    let login3 = str_of(
+        &fx.password_grant(USERNAME, new_password).await.ok_json(),
+        "access_token",
+    );
+    assert_eq!(fx.me(&login3).await.status, 200);
+    cli_fails(
+        &fx.gw,
+        &["user", "reset-password", USERNAME, "--password-stdin"],
+        Some("short\n"),
+        64,
+    );
+    cli_fails(&fx.gw, &["user", "reset-password", USERNAME], None, 2);
+    assert_eq!(fx.password_grant(USERNAME, new_password).await.status, 200);
+
+    // Client deletion by the operator (CLI): its tokens stop, the listing drops it.
+    let (c2, s2) = fx.new_client(&login3, json!({"name": "second"})).await;
+    let t2 = fx.client_token(&c2, &s2).await;
+    let listed = cli_json(&fx.gw, &["--json", "client", "list", "--user", USERNAME]);
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    cli_json(&fx.gw, &["--json", "client", "delete", &c2]);
+    fx.assert_refused_soon(&t2).await;
+    assert_invalid_client(&fx.client_credentials_basic(&c2, &s2, None).await);
+    let listed = cli_json(&fx.gw, &["--json", "client", "list", "--org", "acme"]);
+    assert!(!listed.to_string().contains(&c2), "{listed}");
+
+    // Deleting the user (admin API).
+    let g3 = fx.generator(&login3).await;
+    let n3 = str_of(&fx.named(&g3, "n3", "-1", "read_only", "all").await.ok_json(), "token");
+    let v = fx.admin(Method::DELETE, "/admin/v1/users/alice").await.ok_json();
+    assert_eq!(v["deleted"], fx.uid.as_str(), "{v}");
+    fx.assert_tile_refused(&n3).await;
+    assert_eq!(fx.me(&login3).await.status, 401);
+    assert_error(&fx.password_grant(USERNAME, new_password).await, 400, "invalid_grant");
+    let users = fx.admin(Method::GET, "/admin/v1/users").await.ok_json();
+    assert!(!users.to_string().contains(USERNAME), "{users}");
+    assert_error(
+        &fx.admin(Method::GET, "/admin/v1/clients?user=alice").await,
+        404,
+        "not_found",
+    );
+    let named_list = fx
+        .admin(Method::GET, &format!("/admin/v1/named-tokens?user={}", fx.uid))
+        .await
+        .ok_json();
+    assert_eq!(named_list, json!([]));
+
+    // Deleting the service account (CLI): its key and the key's tokens stop.
+    let sa_tok = fx.exchange_token(&fx.key, "{}").await;
+    let v = cli_json(&fx.gw, &["--json", "service-account", "delete", &fx.sa_id]);
+    assert_eq!(v["revoked"]["credentials"], json!([fx.key_id]), "{v}");
+    fx.assert_refused_soon(&sa_tok).await;
+    let start = Instant::now();
+    while fx.exchange(Some(&fx.key), None).await.status != 401 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the deleted account's key still exchanges"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sas = cli_json(&fx.gw, &["--json", "service-account", "list"]);
+    assert_eq!(sas, json!([]));
+
+    // Deleting an organization (admin API) takes everything under it.
+    let admin_post = |path: &'static str, body: Value| {
+        let fx = &fx;
+        async move {
+            let r = fx.admin_json(Method::POST, path, &body.to_string()).await;
+            assert_eq!(r.status, 201, "{path}: {}", r.body);
+            r.json()
+        }
+    };
+    admin_post("/admin/v1/orgs", json!({"name": "beta"})).await;
+    admin_post(
+        "/admin/v1/users",
+        json!({"org": "beta", "username": "bo", "password": "bo's password"}),
+    )
+    .await;
+    let sa = admin_post("/admin/v1/service-accounts", json!({"org": "beta", "name": "robot"})).await;
+    let key = admin_post(
+        "/admin/v1/api-keys",
+        json!({"service_account": sa["id"], "scope": "tiles:read"}),
+    )
+    .await;
+    let beta_key_tok = fx.exchange_token(key["api_key"].as_str().unwrap(), "{}").await;
+    let bo_login = str_of(
+        &fx.password_grant("bo", "bo's password").await.ok_json(),
+        "access_token",
+    );
+    let (bc, bs) = fx.new_client(&bo_login, json!({})).await;
+    let bo_client_tok = fx.client_token(&bc, &bs).await;
+    let bo_named = str_of(
+        &fx.named(&fx.generator(&bo_login).await, "bo", "-1", "read_only", "all")
+            .await
+            .ok_json(),
+        "token",
+    );
+    let v = fx.admin(Method::DELETE, "/admin/v1/orgs/beta").await.ok_json();
+    assert!(v["deleted"].as_str().unwrap().starts_with("org_"), "{v}");
+    for t in [&beta_key_tok, &bo_client_tok, &bo_named] {
+        fx.assert_tile_refused(t).await;
+    }
+    assert_eq!(fx.me(&bo_login).await.status, 401);
+    assert_error(&fx.password_grant("bo", "bo's password").await, 400, "invalid_grant");
+    assert_invalid_client(&fx.client_credentials_basic(&bc, &bs, None).await);
+    let orgs = fx.admin(Method::GET, "/admin/v1/orgs").await.ok_json();
+    assert!(!orgs.to_string().contains("beta"), "{orgs}");
+    assert_error(
+        &fx.admin(Method::GET, "/admin/v1/users?org=beta").await,
+        404,
+        "not_found",
+    );
+
+    // Every action is in the audit log.
+    let audit = fx.admin(Method::GET, "/admin/v1/audit").await.ok_json();
+    let actions: BTreeSet<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    for a in [
+        "user.disabled",
+        "user.enabled",
+        "user.password_reset",
+        "user.logins_ended",
+        "user.deleted",
+        "client.revoked",
+        "client.deleted",
+        "api_key.revoked",
+        "generator_token.regenerated",
+        "generator_token.revoked",
+        "service_account.deleted",
+        "org.deleted",
+    ] {
+        assert!(actions.contains(a), "{a} not audited: {actions:?}");
+    }
+    assert!(!audit.to_string().contains(new_password));
+
+    // Bad input: a 4xx JSON error each, and nothing changes.
+    cli_json_stdin(
+        &fx.gw,
+        &[
+            "--json",
+            "user",
+            "create",
+            "--org",
+            "acme",
+            "--username",
+            "cy",
+            "--password-stdin",
+        ],
+        "cy's password\n",
+    );
+    let before = store_snapshot(&fx, store_url);
+    for (method, path, body, status, code) in [
+        (Method::DELETE, "/admin/v1/users/nobody", "", 404, "not_found"),
+        (Method::POST, "/admin/v1/users/nobody/disable", "", 404, "not_found"),
+        (Method::POST, "/admin/v1/users/nobody/enable", "", 404, "not_found"),
+        (Method::POST, "/admin/v1/users/%FF/disable", "", 400, "invalid_request"),
+        (
+            Method::POST,
+            "/admin/v1/users/cy/password",
+            r#"{"password": "short"}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/admin/v1/users/cy/password",
+            r#"{"password": 12345678}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/admin/v1/users/cy/password",
+            r#"{}"#,
+            400,
+            "invalid_request",
+        ),
+        (Method::POST, "/admin/v1/users/cy/password", "", 400, "invalid_request"),
+        (
+            Method::POST,
+            "/admin/v1/users/cy/password",
+            r#"{"password": "long enough", "x": 1}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/admin/v1/users/nobody/password",
+            r#"{"password": "long enough"}"#,
+            404,
+            "not_found",
+        ),
+        (Method::DELETE, "/admin/v1/clients/tgc_missing", "", 404, "not_found"),
+        (Method::DELETE, "/admin/v1/clients/%00", "", 404, "not_found"),
+        (
+            Method::DELETE,
+            "/admin/v1/service-accounts/sa_missing",
+            "",
+            404,
+            "not_found",
+        ),
+        (Method::DELETE, "/admin/v1/orgs/nowhere", "", 404, "not_found"),
+        (Method::DELETE, "/admin/v1/orgs/a%0Ab", "", 400, "invalid_request"),
+        (Method::GET, "/admin/v1/clients?org=nowhere", "", 404, "not_found"),
+        (
+            Method::GET,
+            "/admin/v1/service-accounts?org=nowhere",
+            "",
+            404,
+            "not_found",
+        ),
+    ] {
+        let r = fx.admin_json(method.clone(), path, body).await;
+        assert_error(&r, status, code);
+    }
+    cli_fails(&fx.gw, &["user", "disable", "nobody"], None, 64);
+    cli_fails(&fx.gw, &["user", "delete", "nobody"], None, 64);
+    cli_fails(&fx.gw, &["client", "delete", "tgc_missing"], None, 64);
+    cli_fails(&fx.gw, &["service-account", "delete", "sa_missing"], None, 64);
+    cli_fails(&fx.gw, &["org", "delete", "nowhere"], None, 64);
+    assert_eq!(
+        store_snapshot(&fx, store_url),
+        before,
+        "a refused request changed the store"
+    );
+    assert_eq!(fx.password_grant("cy", "cy's password").await.status, 200);
 }

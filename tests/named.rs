@@ -1496,3 +1496,174 @@ async fn pg_a_revocation_learned_by_notification_expires_on_the_other_replica() 
     assert!(now() > exp + 1, "forgotten only once the token cannot verify");
     assert_eq!(get(&c, &b.url("/tiles/x"), &t).await, StatusCode::UNAUTHORIZED);
 }
+
+/// Poll every 50 ms until `probe` answers `want`; return the time since
+/// `start`. Gives up (panics) after `limit`.
+async fn answers_after<F, Fut>(what: &str, want: StatusCode, start: Instant, limit: Duration, probe: F) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = StatusCode>,
+{
+    loop {
+        let st = probe().await;
+        let elapsed = start.elapsed();
+        if st == want {
+            return elapsed;
+        }
+        assert!(elapsed < limit, "{what}: still {st} after {elapsed:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 12 §1 on two replicas: an operator disables a user through A's
+/// admin API; within a second B refuses the user's login token, generator
+/// token, named tokens (minted on either), client tokens, the client
+/// itself, API-key tokens and the key itself, and the password. Enabling
+/// on A lets the user log in on B again; revoked credentials stay revoked.
+/// A ceiling lowered on A reaches the API key B holds in its secret cache
+/// within a second too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_disabling_a_user_on_one_replica_stops_everything_on_both_within_a_second() {
+    let Some(base) = pg_base_url() else { return };
+    let _serial = PG_LOCK.lock().await;
+    let db = PgDb::create(&base);
+    let up = start_upstream().await;
+    let (a, b) = two_replicas(&db, &up).await;
+    let c = http();
+    let alice = admin_user(&c, &a, "alice").await;
+    let login_b = login(&c, &b, "alice").await;
+    let n_a = s(&mint(&c, &a, &alice.generator, "on-a", "-1", "read_only", "all").await["token"]);
+    let n_b = s(&mint(&c, &b, &alice.generator, "on-b", "60", "read_only", "all").await["token"]);
+    // A client made on B, and its token.
+    let r = c
+        .post(b.url("/v1/clients"))
+        .bearer_auth(&login_b)
+        .json(&json!({"name": "app"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let client: Value = r.json().await.unwrap();
+    let (cid, secret) = (s(&client["client_id"]), s(&client["client_secret"]));
+    let client_credentials = |gw: &Gateway| {
+        c.post(gw.url("/oauth/token"))
+            .basic_auth(&cid, Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    let r = client_credentials(&b).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let client_tok = s(&r.json::<Value>().await.unwrap()["access_token"]);
+    // An API key of alice's (the operator's), exchanged on B: B caches it.
+    let (st, key) = admin(
+        &c,
+        &a,
+        Method::POST,
+        "/admin/v1/api-keys",
+        Some(json!({"user": alice.uid, "scope": "tiles:read"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{key}");
+    let key = s(&key["api_key"]);
+    let key_tok = exchange_token(&b, &key).await;
+    let both = [a.url(ROUTES[0].0), b.url(ROUTES[0].0)];
+    for t in [&n_a, &n_b, &client_tok, &key_tok] {
+        for u in &both {
+            assert_eq!(get(&c, u, t).await, StatusCode::OK);
+            assert_eq!(get(&c, u, t).await, StatusCode::OK);
+        }
+    }
+    assert_eq!(get(&c, &b.url("/me"), &login_b).await, StatusCode::OK);
+
+    let start = Instant::now();
+    let (st, v) = admin(&c, &a, Method::POST, "/admin/v1/users/alice/disable", None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    for t in [&n_a, &n_b, &client_tok, &key_tok] {
+        let took = refused_after(&c, &both, t, start, POLL_LIMIT).await;
+        assert!(
+            took < ONE_SECOND,
+            "disabled on A: a token still accepted after {took:?}"
+        );
+    }
+    let took = refused_after(&c, &[b.url("/me")], &login_b, start, POLL_LIMIT).await;
+    assert!(took < ONE_SECOND, "B took {took:?} to refuse the login token");
+    let took = generator_refused_after(&c, &b, &alice.generator, start, POLL_LIMIT).await;
+    assert!(took < ONE_SECOND, "B took {took:?} to refuse the generator token");
+    let took = answers_after(
+        "B exchanges the key",
+        StatusCode::UNAUTHORIZED,
+        start,
+        POLL_LIMIT,
+        || async { common::exchange(&b, &key).await.status() },
+    )
+    .await;
+    assert!(took < ONE_SECOND, "B exchanged the key for {took:?}");
+    assert_eq!(client_credentials(&b).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let r = c
+        .post(b.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Enabled on A: alice logs in on B again; what was revoked stays so.
+    let (st, v) = admin(&c, &a, Method::POST, "/admin/v1/users/alice/enable", None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let login_b2 = login(&c, &b, "alice").await;
+    assert_eq!(get(&c, &b.url("/me"), &login_b2).await, StatusCode::OK);
+    for u in &both {
+        assert_eq!(get(&c, u, &n_a).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(client_credentials(&b).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+    // A ceiling lowered on A reaches B's secret cache within a second.
+    let (st, sa) = admin(
+        &c,
+        &a,
+        Method::POST,
+        "/admin/v1/service-accounts",
+        Some(json!({"org": "org-alice", "name": "robot"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{sa}");
+    let (st, sa_key) = admin(
+        &c,
+        &a,
+        Method::POST,
+        "/admin/v1/api-keys",
+        Some(json!({"service_account": sa["id"], "scope": "tiles:read datasets:stream"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{sa_key}");
+    let sa_key = s(&sa_key["api_key"]);
+    let scope_on_b = || async {
+        let t = exchange_token(&b, &sa_key).await;
+        scope_set(claims(&t)["scope"].as_str().unwrap())
+    };
+    assert_eq!(scope_on_b().await, scope_set("tiles:read datasets:stream"));
+    let start = Instant::now();
+    let (st, v) = admin(
+        &c,
+        &a,
+        Method::PATCH,
+        "/admin/v1/orgs/org-alice",
+        Some(json!({"scope_ceiling": "tiles:read"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    loop {
+        let got = scope_on_b().await;
+        let took = start.elapsed();
+        if got == scope_set("tiles:read") {
+            assert!(took < ONE_SECOND, "B narrowed the cached key after {took:?}");
+            break;
+        }
+        assert!(took < POLL_LIMIT, "B still grants {got:?} after {took:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,10 +1,14 @@
 //! The admin API (JSON), behind the admin credential. The same operations
-//! as the CLI, plus an immediate update of this replica's revocation set.
+//! as the CLI (one implementation each, in `ops.rs`), plus an immediate
+//! update of this replica's revocation set and secret caches.
 //!
-//! POST /admin/v1/orgs {name} · POST /admin/v1/users {org, username, password?}
-//! POST /admin/v1/service-accounts {org, name}
+//! POST|GET /admin/v1/orgs · PATCH|DELETE /admin/v1/orgs/{id or name}
+//! POST|GET /admin/v1/users · PATCH|DELETE /admin/v1/users/{uid or username}
+//! POST /admin/v1/users/{user}/disable|enable|password
+//! POST|GET /admin/v1/service-accounts · DELETE /admin/v1/service-accounts/{id}
 //! POST /admin/v1/api-keys {service_account | user, scope, expires_in?} · GET /admin/v1/api-keys[?org=]
 //! DELETE /admin/v1/api-keys/{id} · GET|POST /admin/v1/users/{uid}/generator-token
+//! GET /admin/v1/clients[?user=&org=] · DELETE /admin/v1/clients/{id}
 //! GET /admin/v1/named-tokens[?user=] · DELETE /admin/v1/named-tokens/{id}
 //! POST /admin/v1/keys/rotate · GET /admin/v1/audit
 
@@ -13,9 +17,9 @@ use std::sync::Arc;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
-use super::ops;
+use super::ops::{self, Op};
 use crate::http::{json, IntoResponse, Resp};
 use crate::server::Gateway;
 use crate::store::{Principal, StoreError};
@@ -26,6 +30,7 @@ const ACTOR: &str = "admin-api";
 #[serde(deny_unknown_fields)]
 struct NewOrg {
     name: String,
+    scope_ceiling: Option<String>,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +38,7 @@ struct NewUser {
     org: String,
     username: String,
     password: Option<String>,
+    scope_ceiling: Option<String>,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +53,24 @@ struct NewKey {
     user: Option<String>,
     scope: String,
     expires_in: Option<String>,
+}
+/// `{"scope_ceiling": "a b"}`, `{"scope_ceiling": ""}` (no scope) or
+/// `{"scope_ceiling": null}` (back to the default); the key is required.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetCeiling {
+    #[serde(deserialize_with = "nullable")]
+    scope_ceiling: Option<String>,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    password: String,
+}
+
+/// A required member that may be null.
+fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
 }
 
 async fn body<T: for<'de> Deserialize<'de>>(b: Incoming) -> Result<T, StoreError> {
@@ -63,6 +87,15 @@ fn query_param(req: &http::request::Parts, k: &str) -> Option<String> {
     pairs.into_iter().find(|(n, _)| n == k).map(|(_, v)| v)
 }
 
+/// A path segment naming a record, percent-decoded (a username may need
+/// escapes); one that does not decode to UTF-8 is a 400.
+fn seg(s: &str) -> Result<String, StoreError> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| StoreError::Invalid("a path segment is not UTF-8".into()))
+}
+
 pub async fn handle(gw: &Arc<Gateway>, req: Request<Incoming>) -> Resp {
     let (parts, b) = req.into_parts();
     match route(gw, &parts, b).await {
@@ -74,39 +107,93 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<Incoming>) -> Resp {
 async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> Result<Resp, StoreError> {
     let store = &gw.store;
     let cfg = gw.runtime.load().config.clone();
+    let op = Op::on(gw, &cfg, ACTOR);
     let path = parts.uri.path().trim_start_matches("/admin/v1");
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let now = crate::auth::now_unix();
+    let ok = |v: serde_json::Value| json(StatusCode::OK, &v);
     let r = match (&parts.method, segs.as_slice()) {
         (&Method::POST, ["orgs"]) => {
             let n: NewOrg = body(b).await?;
-            ops::check_name("name", &n.name)?;
-            let org = store.create_org(&n.name).await?;
-            store.audit(ACTOR, "org.created", &org.id, "", now).await?;
-            json(StatusCode::CREATED, &org)
+            let org = ops::create_org(&op, &n.name, n.scope_ceiling.as_deref()).await?;
+            json(StatusCode::CREATED, &ops::org_view(&cfg, &org))
         }
-        (&Method::GET, ["orgs"]) => json(StatusCode::OK, &store.list_orgs().await?),
+        (&Method::GET, ["orgs"]) => json(StatusCode::OK, &ops::orgs_view(store, &cfg).await?),
+        (&Method::PATCH, ["orgs", id]) => {
+            let n: SetCeiling = body(b).await?;
+            let (org, revoked) = ops::set_org_ceiling(&op, &seg(id)?, n.scope_ceiling.as_deref()).await?;
+            let mut v = ops::org_view(&cfg, &org);
+            v["revoked"] = serde_json::to_value(&revoked).unwrap_or_default();
+            ok(v)
+        }
+        (&Method::DELETE, ["orgs", id]) => {
+            let (org, revoked) = ops::delete_org(&op, &seg(id)?).await?;
+            ok(serde_json::json!({ "deleted": org.id, "revoked": revoked }))
+        }
+        (&Method::GET, ["users"]) => json(
+            StatusCode::OK,
+            &ops::users_view(store, &cfg, query_param(parts, "org").as_deref()).await?,
+        ),
         (&Method::POST, ["users"]) => {
             let n: NewUser = body(b).await?;
-            ops::check_name("username", &n.username)?;
-            let org = store
-                .find_org(&n.org)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("no org {}", n.org)))?;
-            let u = store.create_user(&org.id, &n.username, n.password.as_deref()).await?;
-            store.audit(ACTOR, "user.created", &u.uid, "", now).await?;
-            json(StatusCode::CREATED, &u)
+            let u = ops::create_user(
+                &op,
+                &n.org,
+                &n.username,
+                n.password.as_deref(),
+                n.scope_ceiling.as_deref(),
+            )
+            .await?;
+            let org = store.find_org(&u.org_id).await?;
+            json(StatusCode::CREATED, &ops::user_view(&cfg, &u, org.as_ref()))
+        }
+        (&Method::PATCH, ["users", id]) => {
+            let n: SetCeiling = body(b).await?;
+            let (u, revoked) = ops::set_user_ceiling(&op, &seg(id)?, n.scope_ceiling.as_deref()).await?;
+            let org = store.find_org(&u.org_id).await?;
+            let mut v = ops::user_view(&cfg, &u, org.as_ref());
+            v["revoked"] = serde_json::to_value(&revoked).unwrap_or_default();
+            ok(v)
+        }
+        (&Method::DELETE, ["users", id]) => {
+            let (u, revoked) = ops::delete_user(&op, &seg(id)?).await?;
+            ok(serde_json::json!({ "deleted": u.uid, "revoked": revoked }))
+        }
+        (&Method::POST, ["users", id, "disable"]) => {
+            let (u, revoked) = ops::disable_user(&op, &seg(id)?).await?;
+            let org = store.find_org(&u.org_id).await?;
+            ok(serde_json::json!({ "user": ops::user_view(&cfg, &u, org.as_ref()), "revoked": revoked }))
+        }
+        (&Method::POST, ["users", id, "enable"]) => {
+            let u = ops::enable_user(&op, &seg(id)?).await?;
+            let org = store.find_org(&u.org_id).await?;
+            ok(ops::user_view(&cfg, &u, org.as_ref()))
+        }
+        (&Method::POST, ["users", id, "password"]) => {
+            let n: NewPassword = body(b).await?;
+            let (u, revoked) = ops::reset_password(&op, &seg(id)?, &n.password).await?;
+            let org = store.find_org(&u.org_id).await?;
+            ok(serde_json::json!({ "user": ops::user_view(&cfg, &u, org.as_ref()), "revoked": revoked }))
         }
         (&Method::POST, ["service-accounts"]) => {
             let n: NewSa = body(b).await?;
             ops::check_name("name", &n.name)?;
-            let org = store
-                .find_org(&n.org)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("no org {}", n.org)))?;
+            let org = ops::org(store, &n.org).await?;
             let sa = store.create_service_account(&org.id, &n.name).await?;
-            store.audit(ACTOR, "service_account.created", &sa.id, "", now).await?;
+            store
+                .audit(ACTOR, "service_account.created", &sa.id, "", crate::auth::now_unix())
+                .await?;
             json(StatusCode::CREATED, &sa)
+        }
+        (&Method::GET, ["service-accounts"]) => {
+            let org = match query_param(parts, "org") {
+                Some(o) => Some(ops::org(store, &o).await?.id),
+                None => None,
+            };
+            json(StatusCode::OK, &store.list_service_accounts(org.as_deref()).await?)
+        }
+        (&Method::DELETE, ["service-accounts", id]) => {
+            let revoked = ops::delete_service_account(&op, &seg(id)?).await?;
+            ok(serde_json::json!({ "deleted": seg(id)?, "revoked": revoked }))
         }
         (&Method::POST, ["api-keys"]) => {
             let n: NewKey = body(b).await?;
@@ -129,12 +216,7 @@ async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> 
             StatusCode::OK,
             &store.list_api_keys(query_param(parts, "org").as_deref()).await?,
         ),
-        (&Method::DELETE, ["api-keys", id]) => {
-            let (key, until) = ops::revoke_api_key(store, &cfg, id, ACTOR).await?;
-            gw.verifier.revocations.insert(&key.id, until);
-            gw.issuer.forget_secrets();
-            json(StatusCode::OK, &key)
-        }
+        (&Method::DELETE, ["api-keys", id]) => json(StatusCode::OK, &ops::revoke_api_key(&op, id).await?),
         (&Method::GET, ["users", uid, "generator-token"]) => {
             let (g, text) = store
                 .generator_token(uid)
@@ -146,24 +228,27 @@ async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> 
             )
         }
         (&Method::POST, ["users", uid, "generator-token"]) => {
-            let (g, text) = crate::issue::regenerate(gw, uid, ACTOR).await.map_err(|e| match e {
-                crate::issue::IssueError::Store(s) => s,
-                other => StoreError::Internal(other.to_string()),
-            })?;
+            let (g, text) = ops::regenerate(&op, uid).await?;
             json(
                 StatusCode::OK,
                 &serde_json::json!({ "id": g.id, "uid": g.uid, "token": text }),
             )
         }
+        (&Method::GET, ["clients"]) => json(
+            StatusCode::OK,
+            &ops::list_clients(
+                store,
+                query_param(parts, "user").as_deref(),
+                query_param(parts, "org").as_deref(),
+            )
+            .await?,
+        ),
+        (&Method::DELETE, ["clients", id]) => json(StatusCode::OK, &ops::delete_client(&op, &seg(id)?, None).await?),
         (&Method::GET, ["named-tokens"]) => json(
             StatusCode::OK,
             &store.list_named_tokens(query_param(parts, "user").as_deref()).await?,
         ),
-        (&Method::DELETE, ["named-tokens", id]) => {
-            let (t, until) = ops::revoke_named(store, &cfg, id, ACTOR).await?;
-            gw.verifier.revocations.insert(&t.id, until);
-            json(StatusCode::OK, &t)
-        }
+        (&Method::DELETE, ["named-tokens", id]) => json(StatusCode::OK, &ops::revoke_named(&op, id).await?),
         (&Method::POST, ["keys", "rotate"]) => {
             let kid = ops::rotate_keys(store, &cfg, ACTOR).await?;
             gw.verifier.reload_keys().await?;

@@ -400,6 +400,12 @@ pub struct FileNamedTokens {
     pub read_write_dataset_streaming_refreshing: Option<Vec<String>>,
     /// Default `["projects:embed"]`.
     pub read_only_embedded_published_project: Option<Vec<String>>,
+    /// Longest `validTime` a named token may ask for (whole minutes, 1m to
+    /// 9999m). Default `9999m`, the API's own bound.
+    pub max_valid_time: Option<String>,
+    /// Whether `validTime=-1` (a token that never expires) is served.
+    /// Default true (the API contract of seed 001).
+    pub allow_never_expiring: Option<bool>,
 }
 
 /// Names of the headers that carry the verified identity upstream.

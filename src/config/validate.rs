@@ -95,6 +95,43 @@ pub struct TokenConfig {
     pub rotation_grace: Duration,
 }
 
+impl Config {
+    /// The default ceiling of an organization: every declared scope but
+    /// the credential-management one.
+    pub fn default_ceiling(&self) -> Vec<String> {
+        self.scopes
+            .keys()
+            .filter(|s| *s != crate::issue::MANAGE_SCOPE)
+            .cloned()
+            .collect()
+    }
+
+    /// The scopes a principal's credentials may carry: its org's ceiling
+    /// (default [`Config::default_ceiling`]), narrowed by a user's own, and
+    /// only scopes the config still declares. In declaration order.
+    pub fn ceiling(&self, l: &crate::store::Limits) -> Vec<String> {
+        let org = match &l.org_ceiling {
+            None => self.default_ceiling(),
+            Some(c) => self.scopes.keys().filter(|s| c.contains(s)).cloned().collect(),
+        };
+        match &l.user_ceiling {
+            None => org,
+            Some(u) => org.into_iter().filter(|s| u.contains(s)).collect(),
+        }
+    }
+
+    /// Until when the revocation of a credential (API key, client, login
+    /// id) made at `now` must be kept: as long as any token derived from it
+    /// can verify (`max_ttl`, or `login_ttl` for login tokens, plus the
+    /// leeway), and at least as long as a replica may still hold the
+    /// credential in its secret cache.
+    pub fn credential_revoked_until(&self, now: i64) -> i64 {
+        let t = &self.tokens;
+        let longest = t.max_ttl.max(t.login_ttl).max(self.cache.secret_ttl);
+        now.saturating_add((longest + t.leeway).as_secs() as i64)
+    }
+}
+
 impl TokenConfig {
     /// Until when a revocation of a token expiring at `exp` must be kept:
     /// the token verifies until `exp + leeway`, so the entry lives as long.
@@ -142,6 +179,10 @@ pub struct NamedTokenScopes {
     pub read_only_dataset_streaming: Vec<String>,
     pub read_write_dataset_streaming_refreshing: Vec<String>,
     pub read_only_embedded_published_project: Vec<String>,
+    /// `named_tokens.max_valid_time` in minutes (1…9999).
+    pub max_valid_minutes: i64,
+    /// `named_tokens.allow_never_expiring`.
+    pub allow_never_expiring: bool,
 }
 
 impl NamedTokenScopes {
@@ -564,6 +605,21 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
                 &n.read_only_embedded_published_project,
                 d_nt_embed(),
             ),
+            max_valid_minutes: match &n.max_valid_time {
+                None => 9999,
+                Some(v) => {
+                    let d = p.duration("named_tokens.max_valid_time", v);
+                    let minutes = (d.as_secs() / 60) as i64;
+                    if !(1..=9999).contains(&minutes) || d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 {
+                        p.push(
+                            "named_tokens.max_valid_time",
+                            "must be whole minutes from 1m to 9999m (validTime is given in minutes, at most 9999)",
+                        );
+                    }
+                    minutes.clamp(1, 9999)
+                }
+            },
+            allow_never_expiring: n.allow_never_expiring.unwrap_or(true),
         }
     };
 
@@ -1144,6 +1200,50 @@ mod tests {
             assert!(all.contains(want), "missing {want:?} in:\n{all}");
         }
         assert!(!all.contains("partner.read"), "a valid mapping is no problem:\n{all}");
+    }
+
+    #[test]
+    fn named_token_lifetime_policy() {
+        let c = cfg("").unwrap();
+        assert_eq!(c.named_tokens.max_valid_minutes, 9999);
+        assert!(c.named_tokens.allow_never_expiring);
+        let c = cfg("[named_tokens]\nmax_valid_time = \"30d\"\nallow_never_expiring = false\n");
+        // 30 days is more than validTime can say (9999 minutes).
+        assert!(c.unwrap_err().join("\n").contains("named_tokens.max_valid_time"));
+        let c = cfg("[named_tokens]\nmax_valid_time = \"24h\"\nallow_never_expiring = false\n").unwrap();
+        assert_eq!(c.named_tokens.max_valid_minutes, 1440);
+        assert!(!c.named_tokens.allow_never_expiring);
+        for bad in ["0m", "90s", "10000m", "500ms", "soon"] {
+            let e = cfg(&format!("[named_tokens]\nmax_valid_time = \"{bad}\"\n")).unwrap_err();
+            assert!(e.join("\n").contains("named_tokens.max_valid_time"), "{bad}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn ceilings_default_to_every_declared_scope_but_manage_and_narrow() {
+        let text = "[scopes]\n\"tiles:read\" = \"r\"\n\"b:x\" = \"b\"\n\"clients:manage\" = \"m\"\n";
+        let c = validate(toml::from_str(text).unwrap()).unwrap();
+        let l = |org: Option<&[&str]>, user: Option<&[&str]>| crate::store::Limits {
+            name: "u".into(),
+            org_id: "o".into(),
+            org_ceiling: org.map(|v| v.iter().map(|s| s.to_string()).collect()),
+            user_ceiling: user.map(|v| v.iter().map(|s| s.to_string()).collect()),
+            disabled: false,
+        };
+        assert_eq!(c.ceiling(&l(None, None)), vec!["b:x", "tiles:read"]);
+        assert_eq!(
+            c.ceiling(&l(None, Some(&["tiles:read", "clients:manage"]))),
+            vec!["tiles:read"]
+        );
+        assert_eq!(
+            c.ceiling(&l(Some(&["clients:manage", "gone:x", "tiles:read"]), None)),
+            vec!["clients:manage", "tiles:read"],
+            "an explicit org ceiling may name clients:manage; undeclared scopes drop out"
+        );
+        assert!(c.ceiling(&l(Some(&[]), None)).is_empty());
+        assert!(c.ceiling(&l(Some(&["tiles:read"]), Some(&[]))).is_empty());
+        let until = c.credential_revoked_until(1000);
+        assert_eq!(until, 1000 + 4 * 3600 + 30, "max_ttl plus the leeway by default");
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub async fn collection(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut C
             (name.map(String::from), scope.map(String::from))
         }
     };
-    // A client may carry any declared scope but the credential-management one.
+    // A client may carry any declared scope but the credential-management
+    // one, within its owner's scope ceiling (default: all of those).
     let declared: Vec<String> = ctx
         .cfg
         .scopes
@@ -36,13 +37,31 @@ pub async fn collection(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut C
         .filter(|s| *s != super::MANAGE_SCOPE)
         .cloned()
         .collect();
+    let limits = ctx
+        .gw
+        .store
+        .principal_limits(&crate::store::Principal::User(uid.clone()))
+        .await?
+        .filter(|l| !l.disabled)
+        .ok_or(IssueError::InvalidToken("the token's user is disabled or gone"))?;
+    let ceiling: Vec<String> = ctx
+        .cfg
+        .ceiling(&limits)
+        .into_iter()
+        .filter(|s| declared.contains(s))
+        .collect();
     let scopes: Vec<String> = match &scope {
-        Some(s) => subset(s, &declared)
-            .map_err(|bad| IssueError::InvalidScope(format!("scope \"{bad}\" is not available")))?
-            .into_iter()
-            .map(String::from)
-            .collect(),
-        None => declared,
+        Some(s) => {
+            let wanted = subset(s, &declared)
+                .map_err(|bad| IssueError::InvalidScope(format!("scope \"{bad}\" is not available")))?;
+            if let Some(bad) = wanted.iter().find(|w| !ceiling.iter().any(|c| c == *w)) {
+                return Err(IssueError::InvalidScope(format!(
+                    "scope \"{bad}\" is beyond your scope ceiling"
+                )));
+            }
+            wanted.into_iter().map(String::from).collect()
+        }
+        None => ceiling,
     };
     let (client, secret) = ctx.gw.store.create_client(&uid, name.as_deref(), &scopes).await?;
     ctx.gw
@@ -64,26 +83,14 @@ pub async fn collection(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut C
 pub async fn item(ctx: &Ctx<'_>, parts: &http::request::Parts, id: &str) -> Result<Resp, IssueError> {
     ctx.require(parts, &[Method::DELETE])?;
     let (_, uid) = ctx.login_user(parts).await?;
-    // Only the owner's own client is revoked (never another user's id).
-    let owned = ctx
-        .gw
-        .store
-        .list_clients(Some(&uid))
-        .await?
-        .iter()
-        .any(|c| c.client_id == id);
-    if !owned {
-        return Err(IssueError::NotFound("no such client"));
+    // Only the owner's own client (never another user's id); the same
+    // action as the operator's, revoking before it deletes.
+    let op = crate::admin::ops::Op::on(ctx.gw, ctx.cfg, &uid);
+    match crate::admin::ops::delete_client(&op, id, Some(&uid)).await {
+        Ok(_) => Ok(crate::http::empty(StatusCode::NO_CONTENT)),
+        Err(crate::store::StoreError::NotFound(_)) => Err(IssueError::NotFound("no such client")),
+        Err(e) => Err(e.into()),
     }
-    // Tokens minted by the client die with it. The revocation is written
-    // first: should the deletion fail, the client's tokens are already dead
-    // everywhere and a retry finds the client to delete.
-    let until = now_unix() + ctx.cfg.tokens.max_ttl.as_secs() as i64 + ctx.cfg.tokens.leeway.as_secs() as i64;
-    super::revoke_id(ctx.gw, id, Some(until), &uid, "client.deleted").await?;
-    if !ctx.gw.store.delete_client(id, Some(&uid)).await? {
-        return Err(IssueError::NotFound("no such client"));
-    }
-    Ok(crate::http::empty(StatusCode::NO_CONTENT))
 }
 
 pub use crate::store::valid_name;

@@ -6,7 +6,7 @@ use http::StatusCode;
 use serde_json::Value;
 
 use super::signer::{rfc3339, sign, TokenClaims};
-use super::{json_object, optional_str, read_body, subset, Ctx, IssueError};
+use super::{grant, json_object, optional_str, read_body, Beyond, Ctx, IssueError};
 use crate::auth::now_unix;
 use crate::http::{json, Resp};
 use crate::store::{random_token, Principal};
@@ -30,7 +30,7 @@ pub async fn api_key_exchange(
     )?;
     let now = now_unix();
     let key = match ctx.api_key(&key_text).await? {
-        Some(k) if usable(ctx, &k.key, now) => k,
+        Some(k) if usable(ctx, &k, now) => k,
         _ => {
             return Err(ctx.gw.issuer.record_failure(
                 ctx.ip(),
@@ -38,11 +38,13 @@ pub async fn api_key_exchange(
             ))
         }
     };
-    let granted = match &scope {
-        Some(s) => subset(s, &key.key.scopes)
-            .map_err(|bad| IssueError::ScopeExceeded(format!("scope \"{bad}\" exceeds the API key's scopes")))?,
-        None => key.key.scopes.iter().map(String::as_str).collect(),
-    };
+    let ceiling = ceiling_of(ctx, &key);
+    let granted = grant(scope.as_deref(), &key.key.scopes, &ceiling).map_err(|(why, bad)| {
+        IssueError::ScopeExceeded(match why {
+            Beyond::Credential => format!("scope \"{bad}\" exceeds the API key's scopes"),
+            Beyond::Ceiling => format!("scope \"{bad}\" is beyond the scope ceiling of the key's owner"),
+        })
+    })?;
     let scope = granted.join(" ");
     let ttl = ttl.min(remaining(&key.key, now));
     let exp = now + ttl as i64;
@@ -63,7 +65,7 @@ pub async fn api_key_exchange(
             scope: &scope,
             token_type: "api_token",
             uid: Some(uid),
-            username: key.username.as_deref(),
+            username: key.username(),
             cid: Some(&key.key.id),
             ro: false,
         },
@@ -90,11 +92,20 @@ pub fn principal_id(p: &Principal) -> &str {
 }
 
 /// A key may be exchanged when neither revoked nor expired (also checked
-/// against the revocation set, which other replicas feed).
-pub fn usable(ctx: &Ctx<'_>, k: &crate::store::ApiKey, now: i64) -> bool {
+/// against the revocation set, which other replicas feed), and its
+/// principal exists and is not disabled.
+pub fn usable(ctx: &Ctx<'_>, c: &super::CachedKey, now: i64) -> bool {
+    let k = &c.key;
     k.revoked_at.is_none()
         && k.expires_at.is_none_or(|e| e > now)
+        && c.limits.as_ref().is_some_and(|l| !l.disabled)
         && !ctx.gw.verifier.revocations.is_revoked(None, Some(&k.id))
+}
+
+/// The scope ceiling of the key's principal (empty when it is gone, which
+/// [`usable`] refuses before).
+pub fn ceiling_of(ctx: &Ctx<'_>, c: &super::CachedKey) -> Vec<String> {
+    c.limits.as_ref().map(|l| ctx.cfg.ceiling(l)).unwrap_or_default()
 }
 
 /// A token never outlives the key it came from.

@@ -150,12 +150,20 @@ pub enum Endpoint {
     Metadata,
 }
 
-/// A long-lived secret found in the store, cached by its SHA-256.
+/// A long-lived secret found in the store, cached by its SHA-256, with
+/// what bounds its principal (ceilings, disabled; `None`: the principal is
+/// gone), read with it and as fresh as it (`cache.secret_ttl`).
 #[derive(Debug)]
 pub struct CachedKey {
     pub key: ApiKey,
-    pub username: Option<String>,
+    pub limits: Option<crate::store::Limits>,
     last_touch: std::sync::atomic::AtomicI64,
+}
+
+impl CachedKey {
+    pub fn username(&self) -> Option<&str> {
+        self.limits.as_ref().map(|l| l.name.as_str())
+    }
 }
 
 /// State of the token endpoints.
@@ -545,15 +553,10 @@ impl Ctx<'_> {
         let Some(key) = self.gw.store.lookup_api_key(plaintext).await? else {
             return Ok(None);
         };
-        let username = match &key.principal {
-            crate::store::Principal::User(uid) => self.gw.store.find_user(uid).await?.map(|u| u.username),
-            crate::store::Principal::ServiceAccount(id) => {
-                self.gw.store.find_service_account(id).await?.map(|s| s.name)
-            }
-        };
+        let limits = self.gw.store.principal_limits(&key.principal).await?;
         let c = Arc::new(CachedKey {
             key,
-            username,
+            limits,
             last_touch: std::sync::atomic::AtomicI64::new(0),
         });
         self.gw.issuer.api_keys.insert(h, c.clone());
@@ -616,6 +619,47 @@ pub fn subset<'a>(requested: &'a str, allowed: &[String]) -> Result<Vec<&'a str>
         }
     }
     Ok(out)
+}
+
+/// Why [`grant`] refused a scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beyond {
+    /// Not one of the credential's own scopes.
+    Credential,
+    /// One of the credential's, but beyond its principal's scope ceiling
+    /// (set or lowered by the operator, possibly after the credential was made).
+    Ceiling,
+}
+
+/// The scopes of a token derived from a credential with `credential`
+/// scopes whose principal's ceiling is `ceiling`: the `requested` ones,
+/// each of which must be the credential's and within the ceiling; or, when
+/// none are requested, the credential's scopes within the ceiling (a
+/// lowered ceiling narrows what older credentials give). Refused with the
+/// first offending scope when a requested scope is beyond either, or when
+/// nothing of a credential with scopes is left within the ceiling.
+pub fn grant<'a>(
+    requested: Option<&'a str>,
+    credential: &'a [String],
+    ceiling: &[String],
+) -> Result<Vec<&'a str>, (Beyond, &'a str)> {
+    let within = |s: &str| ceiling.iter().any(|c| c == s);
+    match requested {
+        Some(r) => {
+            let granted = subset(r, credential).map_err(|bad| (Beyond::Credential, bad))?;
+            match granted.iter().find(|s| !within(s)) {
+                Some(bad) => Err((Beyond::Ceiling, bad)),
+                None => Ok(granted),
+            }
+        }
+        None => {
+            let granted: Vec<&str> = credential.iter().map(String::as_str).filter(|s| within(s)).collect();
+            match credential.first() {
+                Some(first) if granted.is_empty() => Err((Beyond::Ceiling, first.as_str())),
+                _ => Ok(granted),
+            }
+        }
+    }
 }
 
 /// Revoke a token (`jti`) or a credential id everywhere: the store (and,
@@ -690,7 +734,37 @@ mod tests {
         assert!(subset("", &allowed).unwrap().is_empty());
     }
 
+    #[test]
+    fn grants_stay_within_credential_and_ceiling() {
+        let cred = vec!["a".to_string(), "b".to_string()];
+        let ceiling = vec!["a".to_string(), "c".to_string()];
+        assert_eq!(grant(None, &cred, &ceiling).unwrap(), vec!["a"]);
+        assert_eq!(grant(Some("a"), &cred, &ceiling).unwrap(), vec!["a"]);
+        assert_eq!(grant(Some("a b"), &cred, &ceiling).unwrap_err(), (Beyond::Ceiling, "b"));
+        assert_eq!(
+            grant(Some("c"), &cred, &ceiling).unwrap_err(),
+            (Beyond::Credential, "c")
+        );
+        assert_eq!(grant(None, &cred, &[]).unwrap_err(), (Beyond::Ceiling, "a"));
+        assert!(grant(None, &[], &ceiling).unwrap().is_empty());
+    }
+
     proptest::proptest! {
+        /// Whatever is asked, a grant is within both the credential and the ceiling.
+        #[test]
+        fn grant_never_escalates(
+            req in proptest::option::of(proptest::collection::vec("[a-d]", 0..5)),
+            cred in proptest::collection::vec("[a-d]", 0..4),
+            ceiling in proptest::collection::vec("[a-d]", 0..4),
+        ) {
+            let r = req.as_ref().map(|v| v.join(" "));
+            if let Ok(g) = grant(r.as_deref(), &cred, &ceiling) {
+                for s in g {
+                    proptest::prop_assert!(cred.iter().any(|c| c == s) && ceiling.iter().any(|c| c == s));
+                }
+            }
+        }
+
         /// A granted set is always within the allowed set, whatever is asked.
         #[test]
         fn subset_never_escalates(req in proptest::collection::vec("[a-c]:[rw]", 0..6)) {

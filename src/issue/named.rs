@@ -112,6 +112,23 @@ pub async fn create(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp,
                 req.action, req.resource_type
             ))
         })?;
+    check_valid_time(&req, &ctx.cfg.named_tokens)?;
+    // The user's scope ceiling, read now (a lowered ceiling binds an old
+    // generator token too): the pair's scopes must all be within it.
+    let limits = ctx
+        .gw
+        .store
+        .principal_limits(&crate::store::Principal::User(g.uid.clone()))
+        .await?
+        .filter(|l| !l.disabled)
+        .ok_or(IssueError::Unauthorized("the access-generator token is invalid"))?;
+    let ceiling = ctx.cfg.ceiling(&limits);
+    if let Some(bad) = scopes.iter().find(|s| !ceiling.contains(s)) {
+        return Err(IssueError::ScopeExceeded(format!(
+            "action={} with resourceType={} grants scope \"{bad}\", which is beyond your scope ceiling",
+            req.action, req.resource_type
+        )));
+    }
     let now = now_unix();
     let id = random_token("ntk_", 16);
     let exp = req.valid_minutes.map(|m| now + m * 60);
@@ -150,8 +167,43 @@ pub async fn create(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp,
     )?;
     // Recorded before it is handed out: a token that exists is revocable.
     ctx.gw.store.insert_named_token(&record).await?;
+    // An operator lowering the ceiling meanwhile revokes the named tokens
+    // beyond it that are stored when it looks; this one may have been
+    // stored just after. Read the ceiling again now that it is stored: if
+    // it no longer holds the scopes, revoke the token and refuse.
+    let now_ceiling = ctx
+        .gw
+        .store
+        .principal_limits(&crate::store::Principal::User(g.uid.clone()))
+        .await?
+        .filter(|l| !l.disabled)
+        .map(|l| ctx.cfg.ceiling(&l));
+    if !now_ceiling.is_some_and(|c| scopes.iter().all(|s| c.contains(s))) {
+        let op = crate::admin::ops::Op::on(ctx.gw, ctx.cfg, &g.uid);
+        crate::admin::ops::revoke_named(&op, &record.id).await?;
+        return Err(IssueError::ScopeExceeded(
+            "your scope ceiling changed while the token was made; it has been revoked".into(),
+        ));
+    }
     crate::admin::metrics::token_issued("named");
     Ok(json(StatusCode::OK, &describe(&record, Some(&token))))
+}
+
+/// The operator's bounds on `validTime`: at most
+/// `named_tokens.max_valid_time`, and `-1` only when
+/// `named_tokens.allow_never_expiring` is on.
+pub fn check_valid_time(req: &NamedRequest, policy: &crate::config::NamedTokenScopes) -> Result<(), IssueError> {
+    match req.valid_minutes {
+        None if !policy.allow_never_expiring => Err(IssueError::InvalidRequest(format!(
+            "parameter validTime -1 (never expires) is not allowed here; give 1 to {} minutes",
+            policy.max_valid_minutes
+        ))),
+        Some(m) if m > policy.max_valid_minutes => Err(IssueError::InvalidRequest(format!(
+            "parameter validTime must be at most {} minutes here",
+            policy.max_valid_minutes
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The JSON shape of a named token (the `token` only at creation).

@@ -12,9 +12,9 @@ use http::StatusCode;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use super::exchange::{principal_id, remaining, usable};
+use super::exchange::{ceiling_of, principal_id, remaining, usable};
 use super::signer::{sign, TokenClaims};
-use super::{media_type, read_body, subset, Ctx, IssueError, MANAGE_SCOPE};
+use super::{grant, media_type, read_body, Beyond, Ctx, IssueError, MANAGE_SCOPE};
 use crate::auth::now_unix;
 use crate::http::{json, Resp};
 use crate::store::{random_token, Client};
@@ -86,7 +86,7 @@ async fn json_grant(ctx: &Ctx<'_>, body: &[u8]) -> Result<Resp, IssueError> {
     };
     let now = now_unix();
     let key = match ctx.api_key(api_key).await? {
-        Some(k) if usable(ctx, &k.key, now) => k,
+        Some(k) if usable(ctx, &k, now) => k,
         _ => {
             return Err(ctx.gw.issuer.record_failure(
                 ctx.ip(),
@@ -94,11 +94,18 @@ async fn json_grant(ctx: &Ctx<'_>, body: &[u8]) -> Result<Resp, IssueError> {
             ))
         }
     };
+    // All the key's scopes that are within its owner's ceiling.
+    let scope = grant(None, &key.key.scopes, &ceiling_of(ctx, &key))
+        .map_err(|(_, bad)| {
+            IssueError::InvalidScope(format!(
+                "scope \"{bad}\" is beyond the scope ceiling of the key's owner"
+            ))
+        })?
+        .join(" ");
     let ttl = ctx.cfg.tokens.default_ttl.as_secs().min(remaining(&key.key, now));
     let exp = now + ttl as i64;
     let id = random_token("", 16);
     let sub = format!("tok_short_{id}");
-    let scope = key.key.scopes.join(" ");
     let token = sign(
         ctx.gw,
         &TokenClaims {
@@ -113,7 +120,7 @@ async fn json_grant(ctx: &Ctx<'_>, body: &[u8]) -> Result<Resp, IssueError> {
             scope: &scope,
             token_type: "access",
             uid: Some(principal_id(&key.key.principal)),
-            username: key.username.as_deref(),
+            username: key.username(),
             cid: Some(&key.key.id),
             ro: false,
         },
@@ -162,7 +169,9 @@ async fn authenticate_client(ctx: &Ctx<'_>, parts: &http::request::Parts, form: 
     let Some((client, stored)) = ctx.gw.store.client_with_secret(&id).await? else {
         return Err(fail("client authentication failed"));
     };
-    if stored.ct_eq(secret.as_bytes()).into() && !ctx.gw.verifier.revocations.is_revoked(None, Some(&client.client_id))
+    if stored.ct_eq(secret.as_bytes()).into()
+        && client.revoked_at.is_none()
+        && !ctx.gw.verifier.revocations.is_revoked(None, Some(&client.client_id))
     {
         Ok(client)
     } else {
@@ -256,7 +265,7 @@ async fn assertion_client(ctx: &Ctx<'_>, assertion: &str) -> Result<Client, Issu
     {
         return Err(IssueError::InvalidClient("the client assertion was already used"));
     }
-    if ctx.gw.verifier.revocations.is_revoked(None, Some(&client.client_id)) {
+    if client.revoked_at.is_some() || ctx.gw.verifier.revocations.is_revoked(None, Some(&client.client_id)) {
         return Err(bad);
     }
     Ok(client)
@@ -264,14 +273,37 @@ async fn assertion_client(ctx: &Ctx<'_>, assertion: &str) -> Result<Client, Issu
 
 async fn client_credentials(ctx: &Ctx<'_>, parts: &http::request::Parts, form: &Form) -> Result<Resp, IssueError> {
     let client = authenticate_client(ctx, parts, form).await?;
-    let scope = match form.get("scope") {
-        Some(s) => subset(s, &client.scopes)
-            .map_err(|bad| IssueError::InvalidScope(format!("scope \"{bad}\" exceeds the client's scopes")))?
-            .join(" "),
-        None => client.scopes.join(" "),
+    // The owner's ceiling, read now: a ceiling lowered after the client was
+    // made binds it too. A disabled owner's clients are revoked as well.
+    let owner = match ctx
+        .gw
+        .store
+        .principal_limits(&crate::store::Principal::User(client.owner_uid.clone()))
+        .await?
+    {
+        Some(l) if !l.disabled => l,
+        _ => {
+            return Err(ctx
+                .gw
+                .issuer
+                .record_failure(ctx.ip(), IssueError::InvalidClient("client authentication failed")))
+        }
     };
-    // The token names the client's owner (`uid`, `username`), as `/me` shows.
-    let owner = ctx.gw.store.find_user(&client.owner_uid).await?;
+    // Never the credential-management scope, whatever the client was given.
+    let ceiling: Vec<String> = ctx
+        .cfg
+        .ceiling(&owner)
+        .into_iter()
+        .filter(|s| s != MANAGE_SCOPE)
+        .collect();
+    let scope = grant(form.get("scope"), &client.scopes, &ceiling)
+        .map_err(|(why, bad)| {
+            IssueError::InvalidScope(match why {
+                Beyond::Credential => format!("scope \"{bad}\" exceeds the client's scopes"),
+                Beyond::Ceiling => format!("scope \"{bad}\" is beyond the scope ceiling of the client's owner"),
+            })
+        })?
+        .join(" ");
     let now = now_unix();
     let ttl = ctx.cfg.tokens.default_ttl.as_secs();
     let jti = random_token("", 16);
@@ -289,7 +321,7 @@ async fn client_credentials(ctx: &Ctx<'_>, parts: &http::request::Parts, form: &
             scope: &scope,
             token_type: "access",
             uid: Some(&client.owner_uid),
-            username: owner.as_ref().map(|u| u.username.as_str()),
+            username: Some(&owner.name),
             cid: Some(&client.client_id),
             ro: false,
         },
@@ -329,7 +361,9 @@ async fn password(ctx: &Ctx<'_>, form: &Form) -> Result<Resp, IssueError> {
             token_type: "login",
             uid: Some(&user.uid),
             username: Some(&user.username),
-            cid: None,
+            // Revocable as a whole: disabling the user or resetting the
+            // password revokes this id (and gives the user a new one).
+            cid: Some(&user.login_id),
             ro: false,
         },
     )?;

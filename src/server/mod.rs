@@ -275,6 +275,7 @@ impl Gateway {
                     // expires here when it does in the store; no reload per
                     // notification, so that a burst of revocations is
                     // applied without a full reload each.
+                    Ok((id, _)) if id == crate::store::LIMITS_CHANGED => self.issuer.forget_secrets(),
                     Ok((id, until)) => self.verifier.revocations.insert(&id, until),
                     Err(e) => {
                         tracing::warn!(error = %e, "revocation listener lost; reconnecting");

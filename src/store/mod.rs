@@ -42,6 +42,10 @@ use error::{db, map_db};
 
 /// Channel of the PostgreSQL notifications sent by [`Store::add_revocation`].
 pub const REVOCATION_CHANNEL: &str = "tilegate_revocations";
+/// The payload [`Store::announce_limits_changed`] sends on that channel
+/// instead of a revoked id (no id starts with `!`): receivers forget the
+/// credentials they cache, whose principal's ceiling or state changed.
+pub const LIMITS_CHANGED: &str = "!limits";
 
 /// Prefix of API keys.
 pub const API_KEY_PREFIX: &str = "tgk_";
@@ -88,6 +92,9 @@ pub struct Org {
     pub id: String,
     pub name: String,
     pub created_at: i64,
+    /// Scopes every credential of the org stays within; `None`: the
+    /// default (every declared scope but `clients:manage`).
+    pub scope_ceiling: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -96,6 +103,26 @@ pub struct User {
     pub org_id: String,
     pub username: String,
     pub created_at: i64,
+    /// The user's own ceiling, within the org's; `None`: the org's.
+    pub scope_ceiling: Option<Vec<String>>,
+    /// Set while the user is disabled.
+    pub disabled_at: Option<i64>,
+    /// The `cid` of the user's login tokens (not a secret: the tokens carry
+    /// it); replaced when the user is disabled or the password is reset.
+    #[serde(skip)]
+    pub login_id: String,
+}
+
+/// What bounds the credentials of a principal, read at every issuance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// The username or the service account's name.
+    pub name: String,
+    pub org_id: String,
+    pub org_ceiling: Option<Vec<String>>,
+    /// Users only; `None` for service accounts and users on the default.
+    pub user_ceiling: Option<Vec<String>>,
+    pub disabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -177,6 +204,8 @@ pub struct Client {
     pub name: Option<String>,
     pub scopes: Vec<String>,
     pub created_at: i64,
+    /// Set when an operator action (disabling the owner) revoked it.
+    pub revoked_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -369,12 +398,13 @@ const KEK_CHECK_PLAIN: &[u8] = b"tilegate kek check v1";
 
 macro_rules! org_cols {
     () => {
-        "id, name, created_at"
+        "id, name, created_at, scope_ceiling"
     };
 }
 macro_rules! user_cols {
     () => {
-        "uid, org_id, username, created_at"
+        "uid, org_id, username, created_at, scope_ceiling, disabled_at, \
+         COALESCE(login_id, 'lgn_' || uid) AS login_id"
     };
 }
 macro_rules! sa_cols {
@@ -389,7 +419,7 @@ macro_rules! key_cols {
 }
 macro_rules! client_cols {
     () => {
-        "client_id, org_id, owner_uid, name, scopes, created_at"
+        "client_id, org_id, owner_uid, name, scopes, created_at, revoked_at"
     };
 }
 macro_rules! named_cols {
@@ -399,7 +429,7 @@ macro_rules! named_cols {
 }
 macro_rules! gen_select {
     () => {
-        "SELECT g.id, g.uid, u.org_id, u.username, g.created_at, g.token_hash, g.token_enc \
+        "SELECT g.id, g.uid, u.org_id, u.username, g.created_at, g.token_hash, g.token_enc, u.disabled_at \
          FROM generator_tokens g JOIN users u ON u.uid = g.uid "
     };
 }
@@ -540,16 +570,24 @@ impl Store {
     // ---------------------------------------------------------------- orgs
 
     pub async fn create_org(&self, name: &str) -> Result<Org, StoreError> {
+        self.create_org_with(name, None).await
+    }
+
+    /// An organization with a scope ceiling (`None`: the default), in one write.
+    pub async fn create_org_with(&self, name: &str, ceiling: Option<&[String]>) -> Result<Org, StoreError> {
         check_name("organization name", name)?;
+        let ceiling_text = ceiling.map(join_scopes).transpose()?;
         let org = Org {
             id: random_id("org_"),
             name: name.to_string(),
             created_at: unix_now(),
+            scope_ceiling: ceiling_text.as_deref().map(split_scopes),
         };
-        sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)")
+        sqlx::query("INSERT INTO orgs (id, name, created_at, scope_ceiling) VALUES ($1, $2, $3, $4)")
             .bind(&org.id)
             .bind(&org.name)
             .bind(org.created_at)
+            .bind(ceiling_text)
             .execute(self.pool())
             .await
             .map_err(|e| map_db(e, "organization name already taken"))?;
@@ -589,7 +627,20 @@ impl Store {
     /// Creates the user and its access-generator token in one transaction.
     /// `Conflict` when the username is taken, `NotFound` when the org is missing.
     pub async fn create_user(&self, org_id: &str, username: &str, password: Option<&str>) -> Result<User, StoreError> {
+        self.create_user_with(org_id, username, password, None).await
+    }
+
+    /// [`Store::create_user`] with the user's own scope ceiling (`None`:
+    /// the org's), in the same transaction.
+    pub async fn create_user_with(
+        &self,
+        org_id: &str,
+        username: &str,
+        password: Option<&str>,
+        ceiling: Option<&[String]>,
+    ) -> Result<User, StoreError> {
         check_name("username", username)?;
+        let ceiling_text = ceiling.map(join_scopes).transpose()?;
         let password_hash = match password {
             Some(p) => {
                 check_password(p)?;
@@ -602,6 +653,9 @@ impl Store {
             org_id: org_id.to_string(),
             username: username.to_string(),
             created_at: unix_now(),
+            scope_ceiling: ceiling_text.as_deref().map(split_scopes),
+            disabled_at: None,
+            login_id: random_id("lgn_"),
         };
         let mut tx = self.begin_write().await?;
         let org: Option<String> = sqlx::query_scalar("SELECT id FROM orgs WHERE id = $1")
@@ -613,14 +667,16 @@ impl Store {
             return Err(StoreError::NotFound("organization".into()));
         }
         sqlx::query(
-            "INSERT INTO users (uid, org_id, username, password_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO users (uid, org_id, username, password_hash, created_at, scope_ceiling, login_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&user.uid)
         .bind(&user.org_id)
         .bind(&user.username)
         .bind(password_hash)
         .bind(user.created_at)
+        .bind(ceiling_text)
+        .bind(&user.login_id)
         .execute(&mut *tx)
         .await
         .map_err(|e| map_db(e, "username already taken"))?;
@@ -664,7 +720,9 @@ impl Store {
     }
 
     /// `Some(user)` when the password is right; `None` for an unknown user,
-    /// a user without password or a wrong password, in about the same time.
+    /// a user without password, a disabled user or a wrong password, in
+    /// about the same time (a disabled user's password is still checked, so
+    /// the answer does not tell whether it was right).
     pub async fn verify_password(&self, username: &str, password: &str) -> Result<Option<User>, StoreError> {
         // A username the store would never accept cannot exist (and
         // PostgreSQL would refuse a NUL in the lookup): no such user.
@@ -693,7 +751,11 @@ impl Store {
         let ok = self
             .blocking_hash(move || crypto::verify_password_hash(&phc, &password))
             .await?;
-        Ok(if ok && has_hash { user } else { None })
+        Ok(if ok && has_hash {
+            user.filter(|u| u.disabled_at.is_none())
+        } else {
+            None
+        })
     }
 
     async fn hash_password(&self, password: &str) -> Result<String, StoreError> {
@@ -711,6 +773,267 @@ impl Store {
         tokio::task::spawn_blocking(f)
             .await
             .map_err(|_| StoreError::Internal("password hashing task failed".into()))
+    }
+
+    // ------------------------------------------------ ceilings and containment
+
+    /// What bounds the principal's credentials: its org's ceiling, a
+    /// user's own ceiling and disabled flag, and its name. `None` when the
+    /// principal does not exist (any more).
+    pub async fn principal_limits(&self, principal: &Principal) -> Result<Option<Limits>, StoreError> {
+        let sql = match principal {
+            Principal::User(_) => {
+                "SELECT u.username AS name, u.org_id, o.scope_ceiling AS org_ceiling, \
+                 u.scope_ceiling AS user_ceiling, u.disabled_at \
+                 FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.uid = $1"
+            }
+            Principal::ServiceAccount(_) => {
+                "SELECT s.name, s.org_id, o.scope_ceiling AS org_ceiling, \
+                 CAST(NULL AS TEXT) AS user_ceiling, CAST(NULL AS BIGINT) AS disabled_at \
+                 FROM service_accounts s JOIN orgs o ON o.id = s.org_id WHERE s.id = $1"
+            }
+        };
+        if !valid_name(principal.id()) {
+            return Ok(None);
+        }
+        let Some(r) = sqlx::query(sql)
+            .bind(principal.id())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let limits = (|| {
+            Ok::<_, sqlx::Error>(Limits {
+                name: r.try_get("name")?,
+                org_id: r.try_get("org_id")?,
+                org_ceiling: ceiling_from(&r, "org_ceiling")?,
+                user_ceiling: ceiling_from(&r, "user_ceiling")?,
+                disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
+            })
+        })()
+        .map_err(db)?;
+        Ok(Some(limits))
+    }
+
+    /// Sets an organization's ceiling (`None`: back to the default);
+    /// `None` when no such org.
+    pub async fn set_org_ceiling(&self, org_id: &str, ceiling: Option<&[String]>) -> Result<Option<Org>, StoreError> {
+        let text = ceiling.map(join_scopes).transpose()?;
+        sqlx::query(concat!(
+            "UPDATE orgs SET scope_ceiling = $1 WHERE id = $2 RETURNING ",
+            org_cols!()
+        ))
+        .bind(text)
+        .bind(org_id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db)?
+        .map(|r| org_from_row(&r))
+        .transpose()
+        .map_err(db)
+    }
+
+    /// Sets a user's own ceiling (`None`: the org's); `None` when no such user.
+    pub async fn set_user_ceiling(&self, uid: &str, ceiling: Option<&[String]>) -> Result<Option<User>, StoreError> {
+        let text = ceiling.map(join_scopes).transpose()?;
+        sqlx::query(concat!(
+            "UPDATE users SET scope_ceiling = $1 WHERE uid = $2 RETURNING ",
+            user_cols!()
+        ))
+        .bind(text)
+        .bind(uid)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db)?
+        .map(|r| user_from_row(&r))
+        .transpose()
+        .map_err(db)
+    }
+
+    /// Disables the user and gives it a new login id, provided its login id
+    /// is still `login_id` (which the caller has revoked first). `Ok(false)`
+    /// when the login id changed meanwhile: revoke the new one and call
+    /// again. `NotFound` when no such user. Keeps the first `disabled_at`.
+    pub async fn disable_user(&self, uid: &str, login_id: &str, now: i64) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE users SET disabled_at = COALESCE(disabled_at, $1), login_id = $2 \
+             WHERE uid = $3 AND COALESCE(login_id, 'lgn_' || uid) = $4",
+        )
+        .bind(now)
+        .bind(random_id("lgn_"))
+        .bind(uid)
+        .bind(login_id)
+        .execute(self.pool())
+        .await
+        .map_err(db)?
+        .rows_affected();
+        self.login_replaced(uid, n).await
+    }
+
+    /// Lets a disabled user log in again; `None` when no such user.
+    pub async fn enable_user(&self, uid: &str) -> Result<Option<User>, StoreError> {
+        sqlx::query(concat!(
+            "UPDATE users SET disabled_at = NULL WHERE uid = $1 RETURNING ",
+            user_cols!()
+        ))
+        .bind(uid)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db)?
+        .map(|r| user_from_row(&r))
+        .transpose()
+        .map_err(db)
+    }
+
+    /// Replaces the password and the login id, provided the login id is
+    /// still `login_id` (revoked first by the caller); as
+    /// [`Store::disable_user`] otherwise.
+    pub async fn set_password(&self, uid: &str, login_id: &str, password: &str) -> Result<bool, StoreError> {
+        check_password(password)?;
+        let hash = self.hash_password(password).await?;
+        let n = sqlx::query(
+            "UPDATE users SET password_hash = $1, login_id = $2 \
+             WHERE uid = $3 AND COALESCE(login_id, 'lgn_' || uid) = $4",
+        )
+        .bind(hash)
+        .bind(random_id("lgn_"))
+        .bind(uid)
+        .bind(login_id)
+        .execute(self.pool())
+        .await
+        .map_err(db)?
+        .rows_affected();
+        self.login_replaced(uid, n).await
+    }
+
+    async fn login_replaced(&self, uid: &str, rows: u64) -> Result<bool, StoreError> {
+        if rows > 0 {
+            return Ok(true);
+        }
+        match self.find_user(uid).await? {
+            Some(u) if u.uid == uid => Ok(false),
+            _ => Err(StoreError::NotFound("user".into())),
+        }
+    }
+
+    /// Sets `revoked_at` of a client (kept from the first time); `None`
+    /// when no such client.
+    pub async fn revoke_client(&self, client_id: &str, now: i64) -> Result<Option<Client>, StoreError> {
+        sqlx::query(concat!(
+            "UPDATE clients SET revoked_at = COALESCE(revoked_at, $1) WHERE client_id = $2 RETURNING ",
+            client_cols!()
+        ))
+        .bind(now)
+        .bind(client_id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db)?
+        .map(|r| client_from_row(&r))
+        .transpose()
+        .map_err(db)
+    }
+
+    /// Marks every active named token of the user revoked, for the
+    /// listings (the tokens stop verifying with their generator token's
+    /// revocation, which the caller makes). Returns how many.
+    pub async fn mark_named_tokens_revoked(&self, uid: &str, now: i64) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("UPDATE named_tokens SET revoked_at = $1 WHERE uid = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(uid)
+                .execute(self.pool())
+                .await
+                .map_err(db)?
+                .rows_affected(),
+        )
+    }
+
+    /// Deletes the user and everything it holds (clients and their
+    /// assertion ids, named tokens, generator token, API keys) in one
+    /// transaction. The caller revokes first. `false` when no such user.
+    pub async fn delete_user(&self, uid: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        for sql in [
+            "DELETE FROM assertion_jtis WHERE client_id IN (SELECT client_id FROM clients WHERE owner_uid = $1)",
+            "DELETE FROM clients WHERE owner_uid = $1",
+            "DELETE FROM named_tokens WHERE uid = $1",
+            "DELETE FROM generator_tokens WHERE uid = $1",
+            "DELETE FROM api_keys WHERE principal_kind = 'user' AND principal_id = $1",
+        ] {
+            sqlx::query(sql).bind(uid).execute(&mut *tx).await.map_err(db)?;
+        }
+        let n = sqlx::query("DELETE FROM users WHERE uid = $1")
+            .bind(uid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        tx.commit().await.map_err(db)?;
+        Ok(n > 0)
+    }
+
+    /// Deletes the service account and its API keys in one transaction.
+    /// The caller revokes first. `false` when no such service account.
+    pub async fn delete_service_account(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM api_keys WHERE principal_kind = 'service_account' AND principal_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let n = sqlx::query("DELETE FROM service_accounts WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        tx.commit().await.map_err(db)?;
+        Ok(n > 0)
+    }
+
+    /// Deletes an organization whose users and service accounts the caller
+    /// has deleted (revoking first), with whatever rows still name it.
+    /// `Conflict` when a user or service account was added meanwhile;
+    /// `false` when no such org.
+    pub async fn delete_org(&self, org_id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let members: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM users WHERE org_id = $1) \
+             + (SELECT COUNT(*) FROM service_accounts WHERE org_id = $1)",
+        )
+        .bind(org_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        if members > 0 {
+            return Err(StoreError::Conflict(
+                "the organization gained a user or service account meanwhile; delete again".into(),
+            ));
+        }
+        for sql in [
+            "DELETE FROM assertion_jtis WHERE client_id IN (SELECT client_id FROM clients WHERE org_id = $1)",
+            "DELETE FROM clients WHERE org_id = $1",
+            "DELETE FROM named_tokens WHERE org_id = $1",
+            "DELETE FROM api_keys WHERE org_id = $1",
+        ] {
+            sqlx::query(sql).bind(org_id).execute(&mut *tx).await.map_err(db)?;
+        }
+        let n = sqlx::query("DELETE FROM orgs WHERE id = $1")
+            .bind(org_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_db(e, "the organization is still in use"))
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => StoreError::Conflict(
+                    "the organization gained a user or service account meanwhile; delete again".into(),
+                ),
+                other => other,
+            })?
+            .rows_affected();
+        tx.commit().await.map_err(db)?;
+        Ok(n > 0)
     }
 
     // ---------------------------------------------------- service accounts
@@ -871,6 +1194,21 @@ impl Store {
         .map_err(db)
     }
 
+    /// The key record with this id, if any.
+    pub async fn find_api_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
+        if !valid_name(id) {
+            return Ok(None);
+        }
+        sqlx::query(concat!("SELECT ", key_cols!(), " FROM api_keys WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db)?
+            .map(|r| key_from_row(&r))
+            .transpose()
+            .map_err(db)
+    }
+
     /// Sets `revoked_at` (kept from the first revocation); `None` when no such key.
     pub async fn revoke_api_key(&self, id: &str, now: i64) -> Result<Option<ApiKey>, StoreError> {
         sqlx::query(concat!(
@@ -1000,6 +1338,10 @@ impl Store {
         if !ct_eq(&stored, &hash) {
             return Ok(None);
         }
+        // A disabled user's generator token mints nothing.
+        if row.try_get::<Option<i64>, _>("disabled_at").map_err(db)?.is_some() {
+            return Ok(None);
+        }
         generator_from_row(&row).map(Some).map_err(db)
     }
 
@@ -1017,34 +1359,54 @@ impl Store {
             check_name("client name", name)?;
         }
         let scope_text = join_scopes(scopes)?;
-        let org_id = self.principal_org(&Principal::User(owner_uid.to_string())).await?;
-        let client = Client {
+        let mut client = Client {
             client_id: random_token(CLIENT_ID_PREFIX, 16),
-            org_id,
+            org_id: String::new(),
             owner_uid: owner_uid.to_string(),
             name: name.map(str::to_string),
             scopes: split_scopes(&scope_text),
             created_at: unix_now(),
+            revoked_at: None,
         };
         let secret = random_token(CLIENT_SECRET_PREFIX, 32);
         let enc = self
             .inner
             .cipher
             .seal(&client_aad(&client.client_id), secret.as_bytes())?;
-        sqlx::query(
-            "INSERT INTO clients (client_id, org_id, owner_uid, name, scopes, secret_enc, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&client.client_id)
-        .bind(&client.org_id)
-        .bind(&client.owner_uid)
-        .bind(client.name.as_deref())
-        .bind(&scope_text)
-        .bind(enc)
-        .bind(client.created_at)
-        .execute(self.pool())
-        .await
-        .map_err(db)?;
+        // Only for an enabled owner, read in the same statement. On
+        // PostgreSQL the owner's row is share-locked, so a concurrent
+        // disable (which updates that row, then revokes the owner's clients)
+        // either waits for this insert, and then sees the client, or makes
+        // it insert nothing; SQLite runs one writer at a time.
+        let sql = match self.inner.backend {
+            Backend::Sqlite => {
+                "INSERT INTO clients (client_id, org_id, owner_uid, name, scopes, secret_enc, created_at) \
+                 SELECT $1, u.org_id, u.uid, $2, $3, $4, $5 FROM users u \
+                 WHERE u.uid = $6 AND u.disabled_at IS NULL RETURNING org_id"
+            }
+            Backend::Postgres => {
+                "INSERT INTO clients (client_id, org_id, owner_uid, name, scopes, secret_enc, created_at) \
+                 SELECT $1, u.org_id, u.uid, $2, $3, $4, $5 FROM users u \
+                 WHERE u.uid = $6 AND u.disabled_at IS NULL FOR SHARE RETURNING org_id"
+            }
+        };
+        let org_id: Option<String> = sqlx::query_scalar(sql)
+            .bind(&client.client_id)
+            .bind(client.name.as_deref())
+            .bind(&scope_text)
+            .bind(enc)
+            .bind(client.created_at)
+            .bind(owner_uid)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db)?;
+        let Some(org_id) = org_id else {
+            return Err(match self.find_user(owner_uid).await? {
+                Some(u) if u.uid == owner_uid => StoreError::Invalid("the user is disabled".into()),
+                _ => StoreError::NotFound("user".into()),
+            });
+        };
+        client.org_id = org_id;
         Ok((client, secret))
     }
 
@@ -1074,12 +1436,23 @@ impl Store {
 
     /// Clients of one owner, or all; oldest first.
     pub async fn list_clients(&self, owner_uid: Option<&str>) -> Result<Vec<Client>, StoreError> {
+        self.list_clients_in(owner_uid, None).await
+    }
+
+    /// Clients of one owner and/or one organization, or all; oldest first.
+    pub async fn list_clients_in(
+        &self,
+        owner_uid: Option<&str>,
+        org_id: Option<&str>,
+    ) -> Result<Vec<Client>, StoreError> {
         sqlx::query(concat!(
             "SELECT ",
             client_cols!(),
-            " FROM clients WHERE ($1 IS NULL OR owner_uid = $1) ORDER BY created_at, client_id"
+            " FROM clients WHERE ($1 IS NULL OR owner_uid = $1) AND ($2 IS NULL OR org_id = $2) \
+             ORDER BY created_at, client_id"
         ))
         .bind(owner_uid)
+        .bind(org_id)
         .fetch_all(self.pool())
         .await
         .map_err(db)?
@@ -1264,6 +1637,22 @@ impl Store {
                 .bind(REVOCATION_CHANNEL)
                 .bind(notification(id, until))
                 .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+        }
+        Ok(())
+    }
+
+    /// Tells the other replicas (PostgreSQL) that a scope ceiling or a
+    /// user's state changed, so that they re-read the API keys they cache
+    /// (with their principal's limits) instead of waiting out
+    /// `cache.secret_ttl`. Nothing to do on SQLite (one process).
+    pub async fn announce_limits_changed(&self) -> Result<(), StoreError> {
+        if self.inner.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(REVOCATION_CHANNEL)
+                .bind(LIMITS_CHANGED)
+                .execute(self.pool())
                 .await
                 .map_err(db)?;
         }
@@ -1553,9 +1942,19 @@ fn prepare_sqlite_url(url: &str) -> Result<(String, bool), StoreError> {
 
 // ---------------------------------------------------------------- migrations
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/sqlite/0001_init.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("migrations/sqlite/0001_init.sql")),
+    (2, "containment", include_str!("migrations/sqlite/0002_containment.sql")),
+];
 
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/postgres/0001_init.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("migrations/postgres/0001_init.sql")),
+    (
+        2,
+        "containment",
+        include_str!("migrations/postgres/0002_containment.sql"),
+    ),
+];
 
 /// The migrations compiled into the binary for one backend.
 #[derive(Debug)]
@@ -1593,11 +1992,16 @@ async fn run_migrations(pool: &AnyPool, backend: Backend) -> Result<(), StoreErr
 
 // ------------------------------------------------------------- row mapping
 
+fn ceiling_from(r: &AnyRow, col: &str) -> Result<Option<Vec<String>>, sqlx::Error> {
+    Ok(r.try_get::<Option<String>, _>(col)?.map(|t| split_scopes(&t)))
+}
+
 fn org_from_row(r: &AnyRow) -> Result<Org, sqlx::Error> {
     Ok(Org {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         created_at: r.try_get("created_at")?,
+        scope_ceiling: ceiling_from(r, "scope_ceiling")?,
     })
 }
 
@@ -1607,6 +2011,9 @@ fn user_from_row(r: &AnyRow) -> Result<User, sqlx::Error> {
         org_id: r.try_get("org_id")?,
         username: r.try_get("username")?,
         created_at: r.try_get("created_at")?,
+        scope_ceiling: ceiling_from(r, "scope_ceiling")?,
+        disabled_at: r.try_get("disabled_at")?,
+        login_id: r.try_get("login_id")?,
     })
 }
 
@@ -1653,6 +2060,7 @@ fn client_from_row(r: &AnyRow) -> Result<Client, sqlx::Error> {
         name: r.try_get("name")?,
         scopes: split_scopes(&r.try_get::<String, _>("scopes")?),
         created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
     })
 }
 

@@ -170,6 +170,8 @@ both!(
     listen_notify,
     wrong_kek_and_reopen,
     closed_store_is_unavailable,
+    ceilings_and_containment,
+    deletions,
 );
 
 fn scopes(list: &[&str]) -> Vec<String> {
@@ -973,4 +975,341 @@ async fn postgres_wrong_password_is_unavailable() {
     let err = Store::open(&bad, 1, Kek::generate()).await.unwrap_err();
     assert!(err.is_unavailable(), "got {err:?}");
     assert!(!err.to_string().contains("not-the-password"));
+}
+
+// ------------------------------------------------- ceilings and containment
+
+async fn ceilings_and_containment(s: Store, _ctx: Ctx) {
+    let now = unix_now();
+    let org = s
+        .create_org_with("ceilinged", Some(&scopes(&["tiles:read", "datasets:stream"])))
+        .await
+        .unwrap();
+    assert_eq!(org.scope_ceiling, Some(scopes(&["tiles:read", "datasets:stream"])));
+    assert_eq!(s.find_org(&org.id).await.unwrap(), Some(org.clone()));
+    let open = s.create_org("open").await.unwrap();
+    assert_eq!(open.scope_ceiling, None);
+    let none = s.create_org_with("nothing", Some(&[])).await.unwrap();
+    assert_eq!(none.scope_ceiling, Some(vec![]), "an empty ceiling is not the default");
+    assert_eq!(
+        s.find_org("nothing").await.unwrap().unwrap().scope_ceiling,
+        Some(vec![])
+    );
+    assert!(matches!(
+        s.create_org_with("bad", Some(&scopes(&["a b"]))).await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    let alice = s
+        .create_user_with(&org.id, "alice", Some("correct horse"), Some(&scopes(&["tiles:read"])))
+        .await
+        .unwrap();
+    assert!(alice.login_id.starts_with("lgn_"));
+    assert_eq!(s.find_user("alice").await.unwrap(), Some(alice.clone()));
+    assert!(!serde_json::to_string(&alice).unwrap().contains(&alice.login_id));
+    let sa = s.create_service_account(&org.id, "svc").await.unwrap();
+    let limits = s
+        .principal_limits(&Principal::User(alice.uid.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        limits,
+        Limits {
+            name: "alice".into(),
+            org_id: org.id.clone(),
+            org_ceiling: Some(scopes(&["tiles:read", "datasets:stream"])),
+            user_ceiling: Some(scopes(&["tiles:read"])),
+            disabled: false,
+        }
+    );
+    let sal = s
+        .principal_limits(&Principal::ServiceAccount(sa.id.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (sal.name.as_str(), sal.user_ceiling, sal.disabled),
+        ("svc", None, false)
+    );
+    for missing in [
+        Principal::User("usr_missing".into()),
+        Principal::ServiceAccount("sa_missing".into()),
+        Principal::User("nul\u{0}".into()),
+    ] {
+        assert_eq!(s.principal_limits(&missing).await.unwrap(), None);
+    }
+
+    // Updates, and back to the default.
+    let o = s
+        .set_org_ceiling(&org.id, Some(&scopes(&["tiles:read"])))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(o.scope_ceiling, Some(scopes(&["tiles:read"])));
+    assert_eq!(s.set_org_ceiling("org_missing", None).await.unwrap(), None);
+    let u = s.set_user_ceiling(&alice.uid, None).await.unwrap().unwrap();
+    assert_eq!(u.scope_ceiling, None);
+    assert_eq!(s.set_user_ceiling("usr_missing", None).await.unwrap(), None);
+
+    // Disabling: only with the current login id, which it replaces.
+    assert!(!s.disable_user(&alice.uid, "lgn_stale", now).await.unwrap());
+    assert_eq!(s.find_user(&alice.uid).await.unwrap().unwrap().disabled_at, None);
+    assert!(matches!(
+        s.disable_user("usr_missing", "lgn_x", now).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(s.disable_user(&alice.uid, &alice.login_id, now).await.unwrap());
+    let disabled = s.find_user(&alice.uid).await.unwrap().unwrap();
+    assert_eq!(disabled.disabled_at, Some(now));
+    assert_ne!(disabled.login_id, alice.login_id);
+    assert!(
+        s.principal_limits(&Principal::User(alice.uid.clone()))
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    // A disabled user: the right password gives nothing, the generator
+    // token mints nothing, no client can be made for it.
+    assert_eq!(s.verify_password("alice", "correct horse").await.unwrap(), None);
+    let (_, gen_plain) = s.generator_token(&alice.uid).await.unwrap().unwrap();
+    assert_eq!(s.lookup_generator_token(&gen_plain).await.unwrap(), None);
+    let clients_before = count(&s, "clients").await;
+    assert!(matches!(
+        s.create_client(&alice.uid, None, &scopes(&["tiles:read"])).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(count(&s, "clients").await, clients_before);
+    // Disabling again keeps the first time.
+    assert!(s.disable_user(&alice.uid, &disabled.login_id, now + 9).await.unwrap());
+    assert_eq!(s.find_user(&alice.uid).await.unwrap().unwrap().disabled_at, Some(now));
+
+    let enabled = s.enable_user(&alice.uid).await.unwrap().unwrap();
+    assert_eq!(enabled.disabled_at, None);
+    assert_eq!(s.enable_user("usr_missing").await.unwrap(), None);
+    assert!(s.verify_password("alice", "correct horse").await.unwrap().is_some());
+    assert!(s.lookup_generator_token(&gen_plain).await.unwrap().is_some());
+
+    // A new password, with the current login id only.
+    assert!(!s.set_password(&alice.uid, "lgn_stale", "new password").await.unwrap());
+    assert!(s.verify_password("alice", "correct horse").await.unwrap().is_some());
+    assert!(s
+        .set_password(&alice.uid, &enabled.login_id, "new password")
+        .await
+        .unwrap());
+    assert_eq!(s.verify_password("alice", "correct horse").await.unwrap(), None);
+    let after = s.verify_password("alice", "new password").await.unwrap().unwrap();
+    assert_ne!(after.login_id, enabled.login_id);
+    assert!(matches!(
+        s.set_password(&alice.uid, &after.login_id, "").await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(!dump_table(&s, "users").await.contains("new password"));
+
+    // Clients can be revoked; named tokens marked revoked in bulk.
+    let (c, _) = s
+        .create_client(&alice.uid, Some("app"), &scopes(&["tiles:read"]))
+        .await
+        .unwrap();
+    assert_eq!(c.revoked_at, None);
+    assert_eq!(
+        s.revoke_client(&c.client_id, now).await.unwrap().unwrap().revoked_at,
+        Some(now)
+    );
+    assert_eq!(
+        s.revoke_client(&c.client_id, now + 5)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(now)
+    );
+    assert_eq!(s.revoke_client("tgc_missing", now).await.unwrap(), None);
+    let (found, _) = s.client_with_secret(&c.client_id).await.unwrap().unwrap();
+    assert_eq!(found.revoked_at, Some(now));
+    s.insert_named_token(&named("jti-c1", &alice.uid, &org.id, None))
+        .await
+        .unwrap();
+    s.insert_named_token(&named("jti-c2", &alice.uid, &org.id, Some(now + 60)))
+        .await
+        .unwrap();
+    assert_eq!(s.mark_named_tokens_revoked(&alice.uid, now).await.unwrap(), 2);
+    assert_eq!(s.mark_named_tokens_revoked(&alice.uid, now).await.unwrap(), 0);
+    assert!(s
+        .list_named_tokens(Some(&alice.uid))
+        .await
+        .unwrap()
+        .iter()
+        .all(|t| t.revoked_at == Some(now)));
+    assert_eq!(
+        s.list_clients_in(None, Some(&org.id)).await.unwrap(),
+        vec![found.clone()]
+    );
+    assert!(s.list_clients_in(None, Some(&open.id)).await.unwrap().is_empty());
+}
+
+async fn deletions(s: Store, _ctx: Ctx) {
+    let now = unix_now();
+    let (org, alice) = org_and_user(&s, "alice").await;
+    let bob = s.create_user(&org.id, "bob", None).await.unwrap();
+    let sa = s.create_service_account(&org.id, "svc").await.unwrap();
+    let (c, _) = s
+        .create_client(&alice.uid, None, &scopes(&["tiles:read"]))
+        .await
+        .unwrap();
+    s.use_assertion_jti(&c.client_id, "j1", now + 60, now).await.unwrap();
+    s.insert_named_token(&named("jti-d1", &alice.uid, &org.id, None))
+        .await
+        .unwrap();
+    let (ka, _) = s
+        .create_api_key(&Principal::User(alice.uid.clone()), &scopes(&["tiles:read"]), None)
+        .await
+        .unwrap();
+    let (kb, _) = s
+        .create_api_key(&Principal::User(bob.uid.clone()), &scopes(&["tiles:read"]), None)
+        .await
+        .unwrap();
+    let (ks, _) = s
+        .create_api_key(
+            &Principal::ServiceAccount(sa.id.clone()),
+            &scopes(&["tiles:read"]),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.find_api_key(&ka.id).await.unwrap(), Some(ka.clone()));
+    assert_eq!(s.find_api_key("key_missing").await.unwrap(), None);
+    assert_eq!(s.find_api_key("nul\u{0}").await.unwrap(), None);
+
+    // A user goes with everything it holds, nobody else's.
+    assert!(s.delete_user(&alice.uid).await.unwrap());
+    assert!(!s.delete_user(&alice.uid).await.unwrap());
+    assert_eq!(s.find_user("alice").await.unwrap(), None);
+    assert_eq!(s.generator_token(&alice.uid).await.unwrap(), None);
+    assert!(s.list_clients(Some(&alice.uid)).await.unwrap().is_empty());
+    assert!(s.list_named_tokens(Some(&alice.uid)).await.unwrap().is_empty());
+    assert_eq!(s.find_api_key(&ka.id).await.unwrap(), None);
+    assert_eq!(count(&s, "assertion_jtis").await, 0);
+    assert!(s.find_api_key(&kb.id).await.unwrap().is_some());
+    assert!(s.find_user("bob").await.unwrap().is_some());
+
+    // An org with members is not deleted; once they are gone, it is.
+    assert!(matches!(s.delete_org(&org.id).await, Err(StoreError::Conflict(_))));
+    assert!(s.delete_service_account(&sa.id).await.unwrap());
+    assert!(!s.delete_service_account(&sa.id).await.unwrap());
+    assert_eq!(s.find_api_key(&ks.id).await.unwrap(), None);
+    assert!(s.delete_user(&bob.uid).await.unwrap());
+    assert!(s.delete_org(&org.id).await.unwrap());
+    assert!(!s.delete_org(&org.id).await.unwrap());
+    assert_eq!(s.find_org(&org.id).await.unwrap(), None);
+    for table in [
+        "users",
+        "service_accounts",
+        "api_keys",
+        "clients",
+        "named_tokens",
+        "generator_tokens",
+    ] {
+        assert_eq!(count(&s, table).await, 0, "{table}");
+    }
+}
+
+/// Only the first migration, as a store made by a release before the
+/// scope ceilings.
+#[derive(Debug)]
+struct FirstMigrationOnly(Backend);
+
+impl<'s> MigrationSource<'s> for FirstMigrationOnly {
+    fn resolve(self) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
+        let list = match self.0 {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let first = list[..1]
+            .iter()
+            .map(|&(v, d, sql)| Migration::new(v, d.into(), MigrationType::Simple, sql.into(), false))
+            .collect();
+        Box::pin(async move { Ok(first) })
+    }
+}
+
+/// A v1 store with a user, an org and a client opens under this release:
+/// the user gets a login id, nobody a ceiling (the defaults), and the user
+/// logs in as before.
+async fn v1_store_migrates(kind: Kind) {
+    let Some((url, db)) = setup(kind).await else {
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let backend = Backend::from_url(&url).unwrap();
+    let connect = match backend {
+        Backend::Sqlite => prepare_sqlite_url(&url).unwrap().0,
+        Backend::Postgres => url.clone(),
+    };
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&connect)
+        .await
+        .unwrap();
+    Migrator::new(FirstMigrationOnly(backend))
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    let hash = crypto::hash_password("correct horse").unwrap();
+    for (sql, binds) in [
+        (
+            "INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, 1)",
+            vec!["org_v1", "old"],
+        ),
+        (
+            "INSERT INTO users (uid, org_id, username, password_hash, created_at) VALUES ($1, $2, $3, $4, 1)",
+            vec!["usr_v1", "org_v1", "olduser", hash.as_str()],
+        ),
+        (
+            "INSERT INTO clients (client_id, org_id, owner_uid, name, scopes, secret_enc, created_at) \
+             VALUES ($1, $2, $3, NULL, $4, 'x', 1)",
+            vec!["tgc_v1", "org_v1", "usr_v1", "tiles:read"],
+        ),
+    ] {
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        q.execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let kek = Kek::generate();
+    let s = Store::open(&url, 2, kek.clone()).await.unwrap();
+    let u = s.find_user("olduser").await.unwrap().unwrap();
+    assert_eq!(u.login_id, "lgn_usr_v1");
+    assert_eq!((u.scope_ceiling.clone(), u.disabled_at), (None, None));
+    assert_eq!(s.verify_password("olduser", "correct horse").await.unwrap(), Some(u));
+    assert_eq!(s.find_org("old").await.unwrap().unwrap().scope_ceiling, None);
+    assert_eq!(s.list_clients(None).await.unwrap()[0].revoked_at, None);
+    let l = s
+        .principal_limits(&Principal::User("usr_v1".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((l.org_ceiling, l.user_ceiling, l.disabled), (None, None, false));
+    // Opening again runs nothing more and finds the same.
+    s.close().await;
+    let s = Store::open(&url, 2, kek).await.unwrap();
+    assert_eq!(s.find_user("olduser").await.unwrap().unwrap().login_id, "lgn_usr_v1");
+    s.close().await;
+    teardown(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_store_migrates_sqlite() {
+    v1_store_migrates(Kind::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_store_migrates_postgres() {
+    v1_store_migrates(Kind::Postgres).await
 }
