@@ -149,6 +149,14 @@ pub struct FileStore {
     /// Connections in the store pool. Default 8.
     #[serde(default = "d_pool")]
     pub pool_size: u32,
+    /// How long a store operation waits for a database connection before
+    /// the request gets 503. Default 1s.
+    #[serde(default = "d_acquire_timeout")]
+    pub acquire_timeout: String,
+    /// Accept a PostgreSQL URL whose `sslmode` is not `verify-full` for a
+    /// host other than loopback. Default false.
+    #[serde(default)]
+    pub allow_insecure_transport: bool,
 }
 
 impl Default for FileStore {
@@ -159,6 +167,8 @@ impl Default for FileStore {
             kek_file: d_kek_file(),
             revocation_resync: d_resync(),
             pool_size: d_pool(),
+            acquire_timeout: d_acquire_timeout(),
+            allow_insecure_transport: false,
         }
     }
 }
@@ -503,6 +513,9 @@ fn d_resync() -> String {
 }
 fn d_pool() -> u32 {
     8
+}
+fn d_acquire_timeout() -> String {
+    "1s".into()
 }
 fn d_issuer() -> String {
     "http://127.0.0.1:8080".into()

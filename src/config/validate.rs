@@ -67,6 +67,8 @@ pub struct StoreConfig {
     pub kek_file: PathBuf,
     pub revocation_resync: Duration,
     pub pool_size: u32,
+    pub acquire_timeout: Duration,
+    pub allow_insecure_transport: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -306,14 +308,21 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
 
     let store = {
         let s = &raw.store;
-        if !(s.url.starts_with("sqlite:") || s.url.starts_with("postgres://") || s.url.starts_with("postgresql://")) {
-            p.push(
-                "store.url",
-                format!("\"{}\" must start with sqlite: or postgres://", s.url),
-            );
+        if s.url.starts_with("postgres://") || s.url.starts_with("postgresql://") {
+            // TLS policy (store/transport.rs); the message never repeats the
+            // URL, which holds the password.
+            if let Err(e) = crate::store::check_postgres_transport(&s.url, s.allow_insecure_transport) {
+                p.push("store.url", e);
+            }
+        } else if !s.url.starts_with("sqlite:") {
+            p.push("store.url", "must start with sqlite: or postgres://");
         }
         if s.pool_size == 0 {
             p.push("store.pool_size", "must be at least 1");
+        }
+        let acquire_timeout = p.duration("store.acquire_timeout", &s.acquire_timeout);
+        if acquire_timeout < Duration::from_millis(10) || acquire_timeout > Duration::from_secs(60) {
+            p.push("store.acquire_timeout", "must be between 10ms and 60s");
         }
         StoreConfig {
             url: s.url.clone(),
@@ -321,6 +330,8 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             kek_file: s.kek_file.clone().into(),
             revocation_resync: p.duration("store.revocation_resync", &s.revocation_resync),
             pool_size: s.pool_size,
+            acquire_timeout,
+            allow_insecure_transport: s.allow_insecure_transport,
         }
     };
 

@@ -85,7 +85,9 @@ pub fn load_kek(cfg: &Config) -> Result<Kek, StartError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let kek = Kek::generate();
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| StartError::Other(format!("{}: {e}", dir.display())))?;
+                // 0700 when created here (it is usually the store's `data/` too).
+                crate::store::create_private_dir(dir)
+                    .map_err(|e| StartError::Other(format!("{}: {e}", dir.display())))?;
             }
             write_private(path, kek.to_base64().as_bytes())?;
             tracing::info!(path = %path.display(), "generated a key-encryption key");
@@ -111,7 +113,7 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), StartError> {
 /// Open the store and make sure an active signing key exists.
 pub async fn open_store(cfg: &Config) -> Result<Arc<Store>, StartError> {
     let kek = load_kek(cfg)?;
-    let store = Store::open(&cfg.store.url, cfg.store.pool_size, kek).await?;
+    let store = Store::open_with(&cfg.store.url, cfg.store.pool_size, cfg.store.acquire_timeout, kek).await?;
     ensure_signing_key(&store, cfg).await?;
     Ok(Arc::new(store))
 }

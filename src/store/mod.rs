@@ -20,6 +20,9 @@
 
 mod crypto;
 mod error;
+mod files;
+mod health;
+mod transport;
 
 #[cfg(test)]
 mod tests;
@@ -39,6 +42,9 @@ use crypto::{ct_eq, random_id, Cipher};
 pub use crypto::{random_token, sha256_hex, Kek};
 pub use error::StoreError;
 use error::{db, map_db};
+pub use files::create_private_dir;
+use health::{Gated, Health};
+pub use transport::check_postgres_transport;
 
 /// Channel of the PostgreSQL notifications sent by [`Store::add_revocation`].
 pub const REVOCATION_CHANNEL: &str = "tilegate_revocations";
@@ -59,6 +65,9 @@ const MAX_NAME_LEN: usize = 128;
 /// Rows of `assertion_jtis` are kept this long after their `exp`, so that a
 /// verifier allowing clock-skew leeway up to this much still sees replays.
 const JTI_RETENTION_SECS: i64 = 300;
+/// How long a store call waits for a database connection unless the config
+/// says otherwise (`store.acquire_timeout`).
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Which database the store runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -344,6 +353,8 @@ pub struct Store {
 
 struct Inner {
     pool: AnyPool,
+    /// Fails calls at once while PostgreSQL is unreachable (health.rs).
+    health: Arc<Health>,
     backend: Backend,
     cipher: Cipher,
     /// The connection URL, kept for the revocation listener. Never logged.
@@ -413,13 +424,27 @@ impl Store {
     /// `sqlite::memory:` gives a private in-memory database on one connection
     /// (for tests). `postgres://…`: a pool of `pool_size` connections.
     /// Fails with `Crypto` when `kek` is not the key the store was created with.
+    /// A call waits at most [`DEFAULT_ACQUIRE_TIMEOUT`] for a connection.
     pub async fn open(url: &str, pool_size: u32, kek: Kek) -> Result<Store, StoreError> {
+        Store::open_with(url, pool_size, DEFAULT_ACQUIRE_TIMEOUT, kek).await
+    }
+
+    /// [`Store::open`] with the longest wait for a database connection
+    /// (`store.acquire_timeout`): a call that gets none by then fails with
+    /// `Unavailable` (503). While PostgreSQL is unreachable, calls fail at
+    /// once instead (see `health.rs`).
+    pub async fn open_with(
+        url: &str,
+        pool_size: u32,
+        acquire_timeout: Duration,
+        kek: Kek,
+    ) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let cipher = kek.cipher()?;
         let mut options = AnyPoolOptions::new()
             .max_connections(pool_size.max(1))
-            .acquire_timeout(Duration::from_secs(5));
+            .acquire_timeout(acquire_timeout);
         let connect_url = match backend {
             Backend::Postgres => url.to_string(),
             Backend::Sqlite => {
@@ -471,6 +496,7 @@ impl Store {
         let store = Store {
             inner: Arc::new(Inner {
                 pool,
+                health: Health::new(backend == Backend::Postgres, acquire_timeout),
                 backend,
                 cipher,
                 url: url.to_string(),
@@ -503,8 +529,12 @@ impl Store {
         self.inner.pool.close().await;
     }
 
-    fn pool(&self) -> &AnyPool {
-        &self.inner.pool
+    /// The pool, behind the fail-fast check of `health.rs`.
+    fn pool(&self) -> Gated<'_> {
+        Gated {
+            pool: &self.inner.pool,
+            health: &self.inner.health,
+        }
     }
 
     /// A write transaction. SQLite: `BEGIN IMMEDIATE`, which takes the write
@@ -1537,12 +1567,8 @@ fn prepare_sqlite_url(url: &str) -> Result<(String, bool), StoreError> {
     if path.is_empty() {
         return Err(StoreError::Invalid("sqlite URL needs a file path".into()));
     }
-    if let Some(parent) = std::path::Path::new(path).parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Unavailable(format!("cannot create the store directory: {e}")))?;
-        }
-    }
+    // The directory 0700 and the files 0600, whatever the umask (files.rs).
+    files::prepare_sqlite_files(std::path::Path::new(path), params)?;
     let url = match (params.is_empty(), has_mode) {
         (true, _) => format!("sqlite://{path}?mode=rwc"),
         (false, false) => format!("sqlite://{path}?{params}&mode=rwc"),
