@@ -208,6 +208,10 @@ pub struct FileTokens {
     pub max_token_bytes: usize,
     /// How long a rotated-out key still verifies tokens. Default = max_ttl.
     pub rotation_grace: Option<String>,
+    /// Longest lifetime (`exp` − now) of a `client_secret_jwt` client
+    /// assertion. Default 1h.
+    #[serde(default = "d_max_assertion_lifetime")]
+    pub max_assertion_lifetime: String,
 }
 
 impl Default for FileTokens {
@@ -224,6 +228,7 @@ impl Default for FileTokens {
             password_grant: true,
             max_token_bytes: 8192,
             rotation_grace: None,
+            max_assertion_lifetime: d_max_assertion_lifetime(),
         }
     }
 }
@@ -537,6 +542,9 @@ fn d_max_ttl() -> String {
 }
 fn d_leeway() -> String {
     "30s".into()
+}
+fn d_max_assertion_lifetime() -> String {
+    "1h".into()
 }
 fn d_login_ttl() -> String {
     "15m".into()

@@ -84,6 +84,7 @@ pub struct TokenConfig {
     pub password_grant: bool,
     pub max_token_bytes: usize,
     pub rotation_grace: Duration,
+    pub max_assertion_lifetime: Duration,
 }
 
 impl TokenConfig {
@@ -388,6 +389,16 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             password_grant: t.password_grant,
             max_token_bytes: t.max_token_bytes,
             rotation_grace,
+            max_assertion_lifetime: {
+                let m = p.duration("tokens.max_assertion_lifetime", &t.max_assertion_lifetime);
+                // The assertion's jti is kept until its exp + 5 minutes, so
+                // any lifetime is covered; the bound only keeps a captured,
+                // unused assertion from being good for days.
+                if m < Duration::from_secs(1) || m > Duration::from_secs(86_400) {
+                    p.push("tokens.max_assertion_lifetime", "must be between 1s and 24h");
+                }
+                m
+            },
         }
     };
 
