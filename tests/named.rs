@@ -1504,13 +1504,70 @@ fn kid_of(jwt: &str) -> String {
     header["kid"].as_str().unwrap().to_owned()
 }
 
+/// Two replicas like [`two_replicas`], with a periodic refresh (keys and
+/// revocations) far longer than any wait of the test: what they learn
+/// within seconds comes from notifications. The KEK is also in A's
+/// `kek_file`, for the CLI.
+async fn two_replicas_slow_refresh(db: &PgDb, up: &Upstream) -> (Gateway, Gateway) {
+    let mut kek = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut kek).unwrap();
+    let kek = STANDARD.encode(kek);
+    let cfg = toml(&db.url, &up.url(), "10m");
+    let env = [("TILEGATE_KEK", kek.as_str())];
+    let a = start_gateway_in(tempfile::tempdir().unwrap(), &cfg, &env);
+    std::fs::write(a.dir.path().join("kek"), &kek).unwrap();
+    let b = start_gateway_in(tempfile::tempdir().unwrap(), &cfg, &env);
+    db.wait_listeners(2, Duration::from_secs(10)).await;
+    (a, b)
+}
+
+/// The kids of a replica's JWKS.
+async fn jwks_kids(gw: &Gateway) -> BTreeSet<String> {
+    let jwks: Value = http()
+        .get(gw.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Poll until `gw` signs with `kid` (a token exchanged there carries it) and
+/// publishes it; only the exchange and the JWKS are asked, never a token
+/// signed with `kid`, which would make the replica re-read the keys.
+async fn signs_with_after(gw: &Gateway, key: &str, kid: &str, start: Instant) -> Duration {
+    loop {
+        let t = exchange_token(gw, key).await;
+        if kid_of(&t) == kid && jwks_kids(gw).await.contains(kid) {
+            let took = start.elapsed();
+            eprintln!("{} signs with {kid} {took:?} after the rotation", gw.addr);
+            return took;
+        }
+        assert!(
+            start.elapsed() < POLL_LIMIT,
+            "{} still signs with {} {:?} after a rotation to {kid}",
+            gw.addr,
+            kid_of(&t),
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_a_token_from_one_replica_opens_the_other_and_a_rotation_on_one_is_honoured_by_both() {
     let Some(base) = pg_base_url() else { return };
     let _guard = PG_LOCK.lock().await;
     let db = PgDb::create(&base);
     let up = start_upstream().await;
-    let (a, b) = two_replicas(&db, &up).await;
+    let (a, b) = two_replicas_slow_refresh(&db, &up).await;
 
     let (_org, sa) = admin_org_and_account(&a).await;
     let key = admin_api_key(&b, &sa, "tiles:read").await;
@@ -1518,42 +1575,45 @@ async fn pg_a_token_from_one_replica_opens_the_other_and_a_rotation_on_one_is_ho
     // Issued by A, accepted by B (and the other way round).
     let from_a = exchange_token(&a, &key).await;
     let from_b = exchange_token(&b, &key).await;
-    assert_eq!(kid_of(&from_a), kid_of(&from_b), "one signing key for both replicas");
+    let first_kid = kid_of(&from_a);
+    assert_eq!(first_kid, kid_of(&from_b), "one signing key for both replicas");
     assert_eq!(tile_status(&b, &from_a).await, 200);
     assert_eq!(tile_status(&a, &from_b).await, 200);
 
-    // Rotate on A: A signs with the new key at once; B accepts it at once
-    // (unknown kid of its own issuer → re-read from the store) and then
-    // signs with it too; tokens of the old key keep working on both.
+    // Rotate on A (admin API): A signs with the new key at once, and B,
+    // told by the store's notification, signs with it and publishes it
+    // within seconds, before it has seen any token of the new key.
     let rotated = admin_post(&a, "/admin/v1/keys/rotate", json!({})).await;
+    let started = Instant::now();
     let new_kid = rotated["kid"].as_str().unwrap().to_owned();
-    assert_ne!(new_kid, kid_of(&from_a));
+    assert_ne!(new_kid, first_kid);
     let new_from_a = exchange_token(&a, &key).await;
     assert_eq!(kid_of(&new_from_a), new_kid);
-    assert_eq!(tile_status(&b, &new_from_a).await, 200);
+    signs_with_after(&b, &key, &new_kid, started).await;
     let new_from_b = exchange_token(&b, &key).await;
-    assert_eq!(kid_of(&new_from_b), new_kid, "B signs with the rotated key");
-    assert_eq!(tile_status(&a, &new_from_b).await, 200);
+    assert_eq!(kid_of(&new_from_b), new_kid);
+    // Both verify both: the old key's tokens (inside its grace) and the new.
     for gw in [&a, &b] {
-        assert_eq!(tile_status(gw, &from_a).await, 200, "old-key tokens still verify");
-        let jwks: Value = http()
-            .get(gw.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let kids: BTreeSet<&str> = jwks["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k["kid"].as_str().unwrap())
-            .collect();
-        assert!(
-            kids.contains(new_kid.as_str()) && kids.contains(kid_of(&from_a).as_str()),
-            "{kids:?}"
-        );
+        for t in [&from_a, &from_b, &new_from_a, &new_from_b] {
+            assert_eq!(tile_status(gw, t).await, 200, "{}: kid {}", gw.addr, kid_of(t));
+        }
+        let kids = jwks_kids(gw).await;
+        assert!(kids.contains(&new_kid) && kids.contains(&first_kid), "{kids:?}");
+    }
+
+    // Rotate with the CLI, which no running replica serves: both switch
+    // within seconds all the same.
+    let third_kid = s(&cli_json(&a, &["keys", "rotate"], None)["kid"]);
+    let started = Instant::now();
+    assert!(third_kid != new_kid && third_kid != first_kid, "{third_kid}");
+    signs_with_after(&a, &key, &third_kid, started).await;
+    signs_with_after(&b, &key, &third_kid, started).await;
+    let last_a = exchange_token(&a, &key).await;
+    let last_b = exchange_token(&b, &key).await;
+    for gw in [&a, &b] {
+        for t in [&from_a, &new_from_b, &last_a, &last_b] {
+            assert_eq!(tile_status(gw, t).await, 200, "{}: kid {}", gw.addr, kid_of(t));
+        }
     }
 }
 

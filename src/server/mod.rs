@@ -26,7 +26,7 @@ use crate::auth::{now_unix, Verifier};
 use crate::config::{self, Config};
 use crate::issue::Issuer;
 use crate::proxy::Upstream;
-use crate::store::{Kek, RevocationListener, Store, StoreError};
+use crate::store::{Kek, RevocationListener, Store, StoreError, StoreEvent};
 
 /// What a config load builds and a reload swaps whole.
 pub struct Runtime {
@@ -253,8 +253,10 @@ impl Gateway {
                             }
                             failures = 0;
                             listener = Some(l);
-                            // Catch up on what happened while not listening.
+                            // Catch up on what happened while not listening
+                            // (revocations, and a rotation elsewhere).
                             self.resync_revocations().await;
+                            self.reload_keys_after_event().await;
                         }
                         Ok(Ok(None)) => notifications = false,
                         Ok(Err(e)) => {
@@ -274,7 +276,11 @@ impl Gateway {
                     // expires here when it does in the store; no reload per
                     // notification, so that a burst of revocations is
                     // applied without a full reload each.
-                    Ok((id, until)) => self.verifier.revocations.insert(&id, until),
+                    Ok(StoreEvent::Revoked(id, until)) => self.verifier.revocations.insert(&id, until),
+                    // A rotation on another replica or by the CLI: sign
+                    // with and publish the new key now, not at the next
+                    // periodic refresh.
+                    Ok(StoreEvent::KeysChanged) => self.reload_keys_after_event().await,
                     Err(e) => {
                         tracing::warn!(error = %e, "revocation listener lost; reconnecting");
                         listener = None;
@@ -283,6 +289,13 @@ impl Gateway {
                     }
                 },
             }
+        }
+    }
+
+    async fn reload_keys_after_event(&self) {
+        match self.verifier.reload_keys().await {
+            Ok(()) => tracing::debug!("signing keys re-read (notified)"),
+            Err(e) => tracing::warn!(error = %e, "signing keys not re-read; the periodic refresh retries"),
         }
     }
 
@@ -318,9 +331,9 @@ const LISTEN_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const LISTEN_RETRY: Duration = Duration::from_millis(250);
 
 /// The next revoked id from the listener; never resolves without one.
-async fn next_revocation(listener: &mut Option<RevocationListener>) -> Result<(String, Option<i64>), StoreError> {
+async fn next_revocation(listener: &mut Option<RevocationListener>) -> Result<StoreEvent, StoreError> {
     match listener {
-        Some(l) => l.recv().await,
+        Some(l) => l.recv_event().await,
         None => std::future::pending().await,
     }
 }

@@ -48,6 +48,19 @@ pub use transport::check_postgres_transport;
 
 /// Channel of the PostgreSQL notifications sent by [`Store::add_revocation`].
 pub const REVOCATION_CHANNEL: &str = "tilegate_revocations";
+/// Channel of the PostgreSQL notifications sent by
+/// [`Store::insert_signing_key`] (payload: the new kid), so every replica
+/// re-reads the signing keys at once after a rotation anywhere.
+pub const KEYS_CHANNEL: &str = "tilegate_keys";
+
+/// What another replica (or the CLI) changed, from [`RevocationListener::recv_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// An id was revoked, until the given time (`None`: for ever).
+    Revoked(String, Option<i64>),
+    /// The signing keys changed (a rotation): re-read them.
+    KeysChanged,
+}
 
 /// Prefix of API keys.
 pub const API_KEY_PREFIX: &str = "tgk_";
@@ -287,10 +300,21 @@ impl RevocationListener {
     /// sqlx does not document cancel safety: run it in its own task rather
     /// than racing it in `tokio::select!`.
     pub async fn recv(&mut self) -> Result<(String, Option<i64>), StoreError> {
+        loop {
+            if let StoreEvent::Revoked(id, until) = self.recv_event().await? {
+                return Ok((id, until));
+            }
+        }
+    }
+
+    /// The next event: a revocation, or a change of the signing keys. Same
+    /// error behaviour as [`RevocationListener::recv`].
+    pub async fn recv_event(&mut self) -> Result<StoreEvent, StoreError> {
         match self.inner.try_recv().await {
+            Ok(Some(n)) if n.channel() == KEYS_CHANNEL => Ok(StoreEvent::KeysChanged),
             Ok(Some(n)) => {
                 let (id, until) = parse_notification(n.payload());
-                Ok((id.to_owned(), until))
+                Ok(StoreEvent::Revoked(id.to_owned(), until))
             }
             Ok(None) => {
                 tracing::warn!("revocation listener lost its database connection");
@@ -1328,7 +1352,8 @@ impl Store {
             .map_err(db)
     }
 
-    /// PostgreSQL: a dedicated connection listening on `tilegate_revocations`.
+    /// PostgreSQL: a dedicated connection listening on `tilegate_revocations`
+    /// and `tilegate_keys`.
     /// SQLite: `None` (a single process updates its own set).
     pub async fn revocation_listener(&self) -> Result<Option<RevocationListener>, StoreError> {
         if self.inner.backend != Backend::Postgres {
@@ -1345,7 +1370,11 @@ impl Store {
         // recv with sqlx's growing backoff: the caller reconnects promptly
         // and resyncs.
         inner.eager_reconnect(false);
-        inner.listen(REVOCATION_CHANNEL).await.map_err(unavailable)?;
+        // One statement (`LISTEN a; LISTEN b`), revocations first.
+        inner
+            .listen_all([REVOCATION_CHANNEL, KEYS_CHANNEL])
+            .await
+            .map_err(unavailable)?;
         Ok(Some(RevocationListener { inner }))
     }
 
@@ -1376,6 +1405,15 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| map_db(e, "a signing key with this kid exists"))?;
+        if self.inner.backend == Backend::Postgres {
+            // Delivered at commit: every replica's listener re-reads the keys.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(KEYS_CHANNEL)
+                .bind(&k.kid)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(())
     }
