@@ -330,3 +330,55 @@ async fn the_sqlite_store_is_private_whatever_the_umask() {
         gw.logs()
     );
 }
+
+/// An on-path attacker serves their own JWKS to a gateway that fetches an
+/// issuer's keys over plain http, and forges that issuer's tokens: such a
+/// `jwks_url` is a config error unless the issuer opts in with
+/// `allow_insecure_http` (a loopback URL, a local sidecar, needs no opt-in).
+#[test]
+fn a_plain_http_jwks_url_needs_an_explicit_opt_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, Issuer::new().jwks()).unwrap();
+    let check = |issuer: &str| {
+        let toml = config("http://127.0.0.1:9", &jwks, issuer).replace("{DIR}", dir.path().to_str().unwrap());
+        let path = dir.path().join("check.toml");
+        std::fs::write(&path, toml).unwrap();
+        cli(&path, dir.path(), &["check-config"], None)
+    };
+    let issuer = |url: &str, extra: &str| {
+        format!(
+            "[[issuers]]\nissuer = \"https://partner.test\"\naudiences = [\"{AUD}\"]\nalgorithms = [\"ES256\"]\n\
+             jwks_url = \"{url}\"\n{extra}"
+        )
+    };
+    for url in [
+        "http://idp.example.com/jwks.json",
+        "http://10.0.0.7:8080/jwks.json",
+        "HTTP://idp.example.com/jwks.json",
+        "http://localhost.idp.example.com/jwks.json",
+    ] {
+        let out = check(&issuer(url, ""));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{url} accepted");
+        assert!(
+            err.contains("jwks_url") && err.contains("allow_insecure_http"),
+            "{url}: {err}"
+        );
+        let out = check(&issuer(url, "allow_insecure_http = true\n"));
+        assert!(
+            out.status.success(),
+            "{url} with the opt-in: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for url in [
+        "https://idp.example.com/jwks.json",
+        "http://127.0.0.1:8081/jwks.json",
+        "http://localhost:8081/jwks.json",
+        "http://[::1]:8081/jwks.json",
+    ] {
+        let out = check(&issuer(url, ""));
+        assert!(out.status.success(), "{url}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

@@ -399,6 +399,9 @@ pub struct FileIssuer {
     pub hmac_secret_env: Option<String>,
     #[serde(default = "d_jwks_refresh")]
     pub jwks_refresh: String,
+    /// Accept a `jwks_url` over plain http to a host other than loopback.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -560,7 +560,22 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
         }
         let source = if let Some(u) = &f.jwks_url {
             match u.parse::<Uri>() {
-                Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) => IssuerKeySource::JwksUrl(uri),
+                Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) => {
+                    // Over plain http anyone on the path can serve their own
+                    // keys and forge this issuer's tokens (loopback excepted).
+                    let host = uri.host().unwrap_or("");
+                    if uri.scheme_str() == Some("http")
+                        && !f.allow_insecure_http
+                        && !crate::store::is_loopback_host(host)
+                    {
+                        p.push(
+                            format!("{key}.jwks_url"),
+                            "plain http lets anyone on the network path replace the issuer's keys and forge \
+                             its tokens; use https, or set allow_insecure_http = true on this issuer",
+                        );
+                    }
+                    IssuerKeySource::JwksUrl(uri)
+                }
                 _ => {
                     p.push(format!("{key}.jwks_url"), format!("\"{u}\" is not an http(s) URL"));
                     continue;

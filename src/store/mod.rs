@@ -44,7 +44,7 @@ pub use error::StoreError;
 use error::{db, map_db};
 pub use files::create_private_dir;
 use health::{Gated, Health};
-pub use transport::check_postgres_transport;
+pub use transport::{check_postgres_transport, is_loopback_host};
 
 /// Channel of the PostgreSQL notifications sent by [`Store::add_revocation`].
 pub const REVOCATION_CHANNEL: &str = "tilegate_revocations";

@@ -40,7 +40,7 @@ pub fn check_postgres_transport(url: &str, allow_insecure: bool) -> Result<(), S
     if let Some(ca) = root_cert(url) {
         check_root_cert(&ca)?;
     }
-    let local = options.get_socket().is_some() || is_loopback(options.get_host());
+    let local = options.get_socket().is_some() || is_loopback_host(options.get_host());
     if local || allow_insecure || matches!(mode, PgSslMode::VerifyFull) {
         return Ok(());
     }
@@ -77,7 +77,7 @@ fn mode_name(mode: PgSslMode) -> &'static str {
 }
 
 /// `localhost`, 127.0.0.0/8, `::1` (also bracketed, as a URL writes it).
-fn is_loopback(host: &str) -> bool {
+pub fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host.eq_ignore_ascii_case("localhost.")
