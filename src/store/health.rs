@@ -67,18 +67,18 @@ impl Health {
         if !self.enabled || !unreachable(e, pool) {
             return;
         }
-        if !self.down.swap(true, Ordering::Relaxed) {
+        if !self.down.swap(true, Ordering::SeqCst) {
             tracing::warn!(error = %e, "the database is unreachable; store calls fail at once until it answers");
         }
-        if !self.probing.swap(true, Ordering::AcqRel) {
+        if !self.probing.swap(true, Ordering::SeqCst) {
             match tokio::runtime::Handle::try_current() {
                 Ok(rt) => {
                     rt.spawn(self.clone().probe(pool.clone()));
                 }
                 Err(_) => {
                     // No runtime to probe from: let calls try again.
-                    self.probing.store(false, Ordering::Release);
-                    self.down.store(false, Ordering::Relaxed);
+                    self.probing.store(false, Ordering::SeqCst);
+                    self.down.store(false, Ordering::SeqCst);
                 }
             }
         }
@@ -98,8 +98,10 @@ impl Health {
                 break;
             }
         }
-        self.down.store(false, Ordering::Relaxed);
-        self.probing.store(false, Ordering::Release);
+        // `probing` first: a call that trips the breaker in between then
+        // starts a new probe instead of leaving `down` set with none.
+        self.probing.store(false, Ordering::SeqCst);
+        self.down.store(false, Ordering::SeqCst);
     }
 }
 
