@@ -78,9 +78,10 @@ const MAX_NAME_LEN: usize = 128;
 /// Rows of `assertion_jtis` are kept this long after their `exp`, so that a
 /// verifier allowing clock-skew leeway up to this much still sees replays.
 const JTI_RETENTION_SECS: i64 = 300;
-/// How long a store call waits for a database connection unless the config
-/// says otherwise (`store.acquire_timeout`).
-pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a call of a store made by [`Store::open`] waits for a database
+/// connection (sqlx's default). The gateway and the CLI use
+/// [`Store::open_with`] and `store.acquire_timeout` (1s by default).
+pub const OPEN_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Which database the store runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -448,9 +449,9 @@ impl Store {
     /// `sqlite::memory:` gives a private in-memory database on one connection
     /// (for tests). `postgres://…`: a pool of `pool_size` connections.
     /// Fails with `Crypto` when `kek` is not the key the store was created with.
-    /// A call waits at most [`DEFAULT_ACQUIRE_TIMEOUT`] for a connection.
+    /// A call waits at most [`OPEN_ACQUIRE_TIMEOUT`] for a connection.
     pub async fn open(url: &str, pool_size: u32, kek: Kek) -> Result<Store, StoreError> {
-        Store::open_with(url, pool_size, DEFAULT_ACQUIRE_TIMEOUT, kek).await
+        Store::open_with(url, pool_size, OPEN_ACQUIRE_TIMEOUT, kek).await
     }
 
     /// [`Store::open`] with the longest wait for a database connection
