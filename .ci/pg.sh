@@ -7,6 +7,13 @@
 #
 # Progress goes to stderr; the only stdout line is the URL, so:
 #   TILEGATE_TEST_PG_URL=$(bash .ci/pg.sh | tail -1)
+#
+# TLS: the cluster also speaks TLS with a certificate for 127.0.0.1, ::1
+# and localhost, signed by a test CA made here once (openssl) in
+# /var/lib/tilegate-test-pg-tls/. The CA certificate, ca.pem there, is what
+# tests trust (scripts/test.sh exports its path as TILEGATE_TEST_PG_CA).
+# Plaintext stays allowed: the URL above has no sslmode (sqlx's `prefer`),
+# and tests that are not about TLS use it as it is.
 set -euo pipefail
 
 ROLE=tilegate
@@ -81,6 +88,50 @@ if [ "$(cat "$CONF_D/tilegate.conf" 2>/dev/null || true)" != "$WANT" ]; then
     changed=1
 fi
 
+# TLS material, made once; remade when missing, unreadable or within 30
+# days of expiry. openssl writes nothing to stdout here (fd 1 is stderr).
+TLS_DIR=/var/lib/tilegate-test-pg-tls
+reload=0
+tls_ok() {
+    [ -s "$TLS_DIR/ca.pem" ] && [ -s "$TLS_DIR/server.pem" ] && [ -s "$TLS_DIR/server.key" ] &&
+        openssl x509 -checkend 2592000 -noout -in "$TLS_DIR/server.pem" >/dev/null 2>&1 &&
+        openssl verify -CAfile "$TLS_DIR/ca.pem" "$TLS_DIR/server.pem" >/dev/null 2>&1
+}
+if ! tls_ok; then
+    log "making the test CA and server certificate in $TLS_DIR"
+    install -d -m 0755 "$TLS_DIR"
+    tmp=$(mktemp -d)
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+        -subj "/CN=tilegate test PostgreSQL CA" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -keyout "$tmp/ca.key" -out "$tmp/ca.pem" >/dev/null 2>&1
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj "/CN=localhost" -keyout "$tmp/server.key" -out "$tmp/server.csr" >/dev/null 2>&1
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
+        "basicConstraints=critical,CA:FALSE" "extendedKeyUsage=serverAuth" \
+        "keyUsage=critical,digitalSignature" >"$tmp/ext"
+    openssl x509 -req -in "$tmp/server.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" \
+        -CAcreateserial -days 3650 -extfile "$tmp/ext" -out "$tmp/server.pem" >/dev/null 2>&1
+    install -m 0644 "$tmp/ca.pem" "$TLS_DIR/ca.pem"
+    install -m 0644 "$tmp/server.pem" "$TLS_DIR/server.pem"
+    # PostgreSQL refuses a key file that others may read.
+    install -m 0600 -o postgres -g postgres "$tmp/server.key" "$TLS_DIR/server.key"
+    rm -rf "$tmp"
+    tls_ok || {
+        log "the TLS material in $TLS_DIR does not verify"
+        exit 1
+    }
+    reload=1
+fi
+WANT_TLS="ssl = on
+ssl_cert_file = '$TLS_DIR/server.pem'
+ssl_key_file = '$TLS_DIR/server.key'"
+if [ "$(cat "$CONF_D/tilegate-tls.conf" 2>/dev/null || true)" != "$WANT_TLS" ]; then
+    install -d -o postgres -g postgres "$CONF_D"
+    echo "$WANT_TLS" >"$CONF_D/tilegate-tls.conf"
+    reload=1
+fi
+
 # Without systemd nothing creates the socket directory at boot.
 install -d -o postgres -g postgres -m 2775 /var/run/postgresql
 
@@ -91,6 +142,11 @@ if [ "$status" = "online" ] && [ "$changed" = 1 ]; then
 elif [ "$status" != "online" ]; then
     log "starting cluster $VERSION/main"
     detached pg_ctlcluster "$VERSION" main start
+elif [ "$reload" = 1 ]; then
+    # TLS settings and files take effect on a reload: no restart, so the
+    # connections of anything else using the cluster stay up.
+    log "reloading cluster (TLS configuration changed)"
+    detached pg_ctlcluster "$VERSION" main reload
 else
     log "cluster already running"
 fi
@@ -120,5 +176,18 @@ fi
 URL="postgres://$ROLE:$PASSWORD@$HOST:$PORT/$DATABASE"
 # Prove the URL works over TCP with password authentication.
 PGPASSWORD=$PASSWORD psql -X -q -h "$HOST" -p "$PORT" -U "$ROLE" -d "$DATABASE" -tAc 'SELECT 1' >/dev/null
+# Prove TLS with full verification against the test CA (a reload is
+# applied asynchronously: give it a moment).
+for i in $(seq 1 50); do
+    if PGPASSWORD=$PASSWORD PGSSLMODE=verify-full PGSSLROOTCERT=$TLS_DIR/ca.pem \
+        psql -X -q -h "$HOST" -p "$PORT" -U "$ROLE" -d "$DATABASE" -tAc 'SELECT 1' >/dev/null 2>&1; then
+        break
+    fi
+    if [ "$i" = 50 ]; then
+        log "TLS with verify-full against $TLS_DIR/ca.pem fails"
+        exit 1
+    fi
+    sleep 0.2
+done
 log "ready"
 echo "$URL" >&3

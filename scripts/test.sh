@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README; .ci/run calls exactly this). Installs and
 # starts what the tests need, idempotently: PostgreSQL from Debian's
-# packages, PyJWT for the independent JWT check, Node packages and Chromium
-# for the browser test. Then runs the Rust suite and the JS client suite.
+# packages (with TLS), PyJWT for the independent JWT check, authlib as a
+# real OAuth client, Node packages and Chromium for the browser test. Then runs the Rust suite and the JS client suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,9 @@ bash .ci/pg.sh >"$PG_OUT"
 TILEGATE_TEST_PG_URL=$(tail -n 1 "$PG_OUT")
 rm -f "$PG_OUT"
 export TILEGATE_TEST_PG_URL
+# The CA of the cluster's TLS certificate (pg.sh makes it), for the tests
+# that connect with sslmode=verify-full.
+export TILEGATE_TEST_PG_CA=/var/lib/tilegate-test-pg-tls/ca.pem
 if [ -f scripts/ci-deps.sh ]; then bash scripts/ci-deps.sh; fi
 
 cargo test --locked

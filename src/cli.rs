@@ -352,7 +352,9 @@ async fn open(cfg: &Config) -> Result<Store, ExitCode> {
         eprintln!("{e}");
         ExitCode::FAILURE
     })?;
-    Store::open(&cfg.store.url, 2, kek).await.map_err(|e| {
+    // A command may wait longer than a request would.
+    let wait = cfg.store.acquire_timeout.max(std::time::Duration::from_secs(5));
+    Store::open_with(&cfg.store.url, 2, wait, kek).await.map_err(|e| {
         eprintln!("store: {e}");
         ExitCode::FAILURE
     })

@@ -260,3 +260,125 @@ async fn a_rotated_out_key_stops_verifying_after_its_grace() {
     let r = http().get(&url).bearer_auth(&old).send().await.unwrap();
     assert_eq!(r.status(), 401);
 }
+
+/// Another local user reads the SQLite store (password and key hashes,
+/// encrypted secrets): the gateway creates the store's directory 0700 and
+/// the database (hence its `-wal` and `-shm`) 0600 even under umask 000, and
+/// tightens files an earlier run left readable (docs/security.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_store_is_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, Issuer::new().jwks()).unwrap();
+    let toml = config(&up.url(), &jwks, "").replacen(
+        "url = \"sqlite://{DIR}/tilegate.db\"\nkek_file = \"{DIR}/kek\"",
+        "url = \"sqlite://{DIR}/data/store/tilegate.db\"\nkek_file = \"{DIR}/secrets/kek\"",
+        1,
+    );
+    assert!(toml.contains("/data/store/tilegate.db"));
+    let root = dir.path().to_owned();
+    let (data, store, db) = (
+        root.join("data"),
+        root.join("data/store"),
+        root.join("data/store/tilegate.db"),
+    );
+    let (wal, shm) = (
+        root.join("data/store/tilegate.db-wal"),
+        root.join("data/store/tilegate.db-shm"),
+    );
+
+    let t = toml.clone();
+    let mut gw = tokio::task::spawn_blocking(move || start_gateway_with_umask(dir, &t, 0o000))
+        .await
+        .unwrap();
+    // A write, so the WAL holds something.
+    admin_post(&gw, "/admin/v1/orgs", json!({"name": "acme"})).await;
+    for d in [&data, &store, &root.join("secrets")] {
+        assert_eq!(mode(d), 0o700, "{}", d.display());
+    }
+    for f in [&db, &wal, &shm, &root.join("secrets/kek")] {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+
+    // Files left group/other-readable (an older version, a copy made by
+    // hand) are tightened at the next start, and the log says so.
+    let dir = std::mem::replace(&mut gw.dir, tempfile::tempdir().unwrap());
+    drop(gw); // SIGKILL: -wal and -shm stay
+    for f in [&db, &wal, &shm] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let gw = tokio::task::spawn_blocking(move || start_gateway_with_umask(dir, &toml, 0o000))
+        .await
+        .unwrap();
+    admin_post(&gw, "/admin/v1/orgs", json!({"name": "other"})).await;
+    for f in [&db, &wal, &shm] {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+    assert!(
+        gw.logs()
+            .contains("the store file was readable by other users; tightened"),
+        "{}",
+        gw.logs()
+    );
+}
+
+/// An on-path attacker serves their own JWKS to a gateway that fetches an
+/// issuer's keys over plain http, and forges that issuer's tokens: such a
+/// `jwks_url` is a config error unless the issuer opts in with
+/// `allow_insecure_http` (a loopback URL, a local sidecar, needs no opt-in).
+#[test]
+fn a_plain_http_jwks_url_needs_an_explicit_opt_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, Issuer::new().jwks()).unwrap();
+    let check = |issuer: &str| {
+        let toml = config("http://127.0.0.1:9", &jwks, issuer).replace("{DIR}", dir.path().to_str().unwrap());
+        let path = dir.path().join("check.toml");
+        std::fs::write(&path, toml).unwrap();
+        cli(&path, dir.path(), &["check-config"], None)
+    };
+    let issuer = |url: &str, extra: &str| {
+        format!(
+            "[[issuers]]\nissuer = \"https://partner.test\"\naudiences = [\"{AUD}\"]\nalgorithms = [\"ES256\"]\n\
+             jwks_url = \"{url}\"\n{extra}"
+        )
+    };
+    for url in [
+        "http://idp.example.com/jwks.json",
+        "http://10.0.0.7:8080/jwks.json",
+        "HTTP://idp.example.com/jwks.json",
+        "http://localhost.idp.example.com/jwks.json",
+    ] {
+        let out = check(&issuer(url, ""));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{url} accepted");
+        assert!(
+            err.contains("jwks_url") && err.contains("allow_insecure_http"),
+            "{url}: {err}"
+        );
+        let out = check(&issuer(url, "allow_insecure_http = true\n"));
+        assert!(
+            out.status.success(),
+            "{url} with the opt-in: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for url in [
+        "https://idp.example.com/jwks.json",
+        "http://127.0.0.1:8081/jwks.json",
+        "http://localhost:8081/jwks.json",
+        "http://[::1]:8081/jwks.json",
+    ] {
+        let out = check(&issuer(url, ""));
+        assert!(out.status.success(), "{url}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

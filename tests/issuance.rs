@@ -147,6 +147,7 @@ both_stores!(
     case_ceilings_bind_every_credential,
     case_named_token_valid_time_policy,
     case_operators_contain_a_user_and_delete_what_it_holds,
+    case_authlib_client_secret_jwt,
 );
 
 // ---------------------------------------------------------------- fixture
@@ -636,6 +637,82 @@ fn assert_pyjwt_ok(jwks: &Value, tokens: &[&str]) {
     }
 }
 
+// ---------------------------------------------------------------- authlib
+
+/// Whether authlib (with requests) is importable; without it the check is
+/// skipped with a note, or fails when `CI` is set.
+fn authlib_available() -> bool {
+    let ok = Command::new("python3")
+        .args([
+            "-c",
+            "import authlib.integrations.requests_client, authlib.oauth2.rfc7523",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        if std::env::var_os("CI").is_some() {
+            panic!("python3 with authlib and requests is required in CI: run scripts/ci-deps.sh (pip install authlib requests)");
+        }
+        eprintln!("note: python3 authlib not installed (scripts/ci-deps.sh); skipping the authlib client");
+    }
+    ok
+}
+
+/// authlib's requests client doing client_credentials with
+/// client_secret_jwt as its documentation shows, its assertion left as
+/// authlib makes it (one hour; `aud` is the token endpoint by the issuer's
+/// URL, which is not the address the request goes to).
+const AUTHLIB_CLIENT: &str = r#"
+import json, sys
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc7523 import ClientSecretJWT
+from authlib.common.errors import AuthlibBaseError
+d = json.load(sys.stdin)
+s = OAuth2Session(d["client_id"], d["client_secret"], token_endpoint_auth_method="client_secret_jwt", scope=d["scope"])
+s.trust_env = False
+s.register_client_auth_method(ClientSecretJWT(d["aud"]))
+try:
+    tok = s.fetch_token(d["url"], grant_type="client_credentials")
+    print(json.dumps({"ok": True, "token": tok}))
+except AuthlibBaseError as e:
+    print(json.dumps({"ok": False, "error": e.error, "description": e.description}))
+"#;
+
+/// Run [`AUTHLIB_CLIENT`] against the gateway: `{"ok": true, "token": …}`
+/// or `{"ok": false, "error": …, "description": …}`.
+fn authlib_client_credentials(token_url: &str, client_id: &str, secret: &str, scope: &str) -> Value {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .args(["-c", AUTHLIB_CLIENT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let input = json!({ "url": token_url, "aud": TOKEN_ENDPOINT, "client_id": client_id,
+                        "client_secret": secret, "scope": scope });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "authlib failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "authlib printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
 // ---------------------------------------------------------------- cases
 
 /// `POST /v1/auth/token`: the exact success shape and the JWT claims.
@@ -1037,9 +1114,13 @@ async fn case_client_assertions_and_grant_errors(store_url: &str) {
     // Expired (beyond the 30 s leeway).
     let bad = assertion(&id, s, TOKEN_ENDPOINT, now() - 120, Some(&rand_hex()));
     assert_invalid_client(&fx.with_assertion(&bad).await);
-    // Lives too long.
-    let bad = assertion(&id, s, TOKEN_ENDPOINT, now() + 3600, Some(&rand_hex()));
+    // Lives too long: beyond tokens.max_assertion_lifetime (1h) plus the
+    // 30 s leeway; an hour itself is fine (authlib's default, see
+    // case_authlib_client_secret_jwt).
+    let bad = assertion(&id, s, TOKEN_ENDPOINT, now() + 3600 + 120, Some(&rand_hex()));
     assert_invalid_client(&fx.with_assertion(&bad).await);
+    let hour = assertion(&id, s, TOKEN_ENDPOINT, now() + 3600, Some(&rand_hex()));
+    assert_eq!(fx.with_assertion(&hour).await.status, 200);
     // Signed with another secret.
     let bad = assertion(
         &id,
@@ -3109,4 +3190,60 @@ async fn case_operators_contain_a_user_and_delete_what_it_holds(store_url: &str)
         "a refused request changed the store"
     );
     assert_eq!(fx.password_grant("cy", "cy's password").await.status, 200);
+}
+
+/// A real authlib client (the most used Python OAuth client) does
+/// client_credentials with client_secret_jwt: its one-hour assertion is
+/// accepted by default (it was refused over ten minutes), the token opens a
+/// tile route, and a gateway with `tokens.max_assertion_lifetime = "10m"`
+/// refuses the same client with `invalid_client`.
+async fn case_authlib_client_secret_jwt(store_url: &str) {
+    if !authlib_available() {
+        return;
+    }
+    let fx = setup(store_url).await;
+    let login = fx.login().await;
+    let (id, secret) = fx.new_client(&login, json!({"scope": "tiles:read"})).await;
+    let url = fx.url("/oauth/token");
+    let (u, i, s) = (url.clone(), id.clone(), secret.clone());
+    let r = tokio::task::spawn_blocking(move || authlib_client_credentials(&u, &i, &s, "tiles:read"))
+        .await
+        .unwrap();
+    assert_eq!(r["ok"], true, "authlib: {r}");
+    assert_eq!(r["token"]["token_type"], "Bearer", "{r}");
+    assert_eq!(r["token"]["scope"], "tiles:read", "{r}");
+    let token = str_of(&r["token"], "access_token");
+    assert_eq!(jwt(&token).1["sub"], id.as_str());
+    fx.assert_tile_ok(&token).await;
+    // Again: authlib makes a fresh jti each time, so the single-use check
+    // lets it through.
+    let (u, i, s) = (url, id.clone(), secret.clone());
+    let r = tokio::task::spawn_blocking(move || authlib_client_credentials(&u, &i, &s, "tiles:read"))
+        .await
+        .unwrap();
+    assert_eq!(r["ok"], true, "authlib, second time: {r}");
+
+    // The bound is the operator's (a reload applies it): at 10 minutes
+    // authlib's hour is too long.
+    let cfg = std::fs::read_to_string(&fx.gw.config_path).unwrap();
+    let cfg = cfg.replacen(
+        &format!("audience = \"{AUDIENCE}\"\n"),
+        &format!("audience = \"{AUDIENCE}\"\nmax_assertion_lifetime = \"10m\"\n"),
+        1,
+    );
+    assert!(cfg.contains("max_assertion_lifetime"));
+    std::fs::write(&fx.gw.config_path, cfg).unwrap();
+    fx.gw.signal("HUP");
+    let start = Instant::now();
+    while fx.gw.logs().matches("config reloaded").count() == 0 {
+        assert!(start.elapsed() < Duration::from_secs(20), "no reload: {}", fx.gw.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let u = fx.url("/oauth/token");
+    let r = tokio::task::spawn_blocking(move || authlib_client_credentials(&u, &id, &secret, "tiles:read"))
+        .await
+        .unwrap();
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["error"], "invalid_client", "{r}");
+    assert_eq!(r["description"], "the client assertion lives too long", "{r}");
 }

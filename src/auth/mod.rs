@@ -252,32 +252,87 @@ impl ScopeClaim {
 }
 
 /// Cache key hasher: the key is already a SHA-256, so its first 8 bytes are
-/// a good hash; no need to hash it again.
-#[derive(Clone, Default)]
-pub struct PrefixHasher(u64);
+/// spread well, but the token is the attacker's: unkeyed, cheap grinding of
+/// tokens whose prefixes share the bits the cache indexes by would cluster
+/// its entries (the negative cache takes any garbage). So the prefix is
+/// mixed with two random per-process keys (`(prefix ^ k0) * k1`, the
+/// 128-bit product folded to 64, as foldhash does): one multiplication,
+/// and which prefixes collide depends on keys the attacker never sees.
+#[derive(Clone)]
+pub struct PrefixHasher {
+    acc: u64,
+    mul: u64,
+}
 
 impl Hasher for PrefixHasher {
     fn finish(&self) -> u64 {
-        self.0
+        let p = u128::from(self.acc) * u128::from(self.mul);
+        (p as u64) ^ ((p >> 64) as u64)
     }
     fn write(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(8).take(1) {
             let mut b = [0u8; 8];
             b[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(b);
+            self.acc ^= u64::from_le_bytes(b);
         }
     }
     fn write_usize(&mut self, _: usize) {}
 }
 
-#[derive(Clone, Default)]
-pub struct BuildPrefixHasher;
+/// Builds [`PrefixHasher`]s with this process's random keys.
+#[derive(Clone)]
+pub struct BuildPrefixHasher {
+    k0: u64,
+    k1: u64,
+}
+
+impl Default for BuildPrefixHasher {
+    fn default() -> Self {
+        let mut b = [0u8; 16];
+        if aws_lc_rs::rand::fill(&mut b).is_err() {
+            // Never seen; std's per-process random SipHash keys instead.
+            let s = std::collections::hash_map::RandomState::new();
+            b[..8].copy_from_slice(&s.hash_one(0u8).to_le_bytes());
+            b[8..].copy_from_slice(&s.hash_one(1u8).to_le_bytes());
+        }
+        let (k0, k1) = b.split_at(8);
+        BuildPrefixHasher {
+            k0: u64::from_le_bytes(k0.try_into().unwrap_or_default()),
+            // Odd, so the multiplication loses no bit.
+            k1: u64::from_le_bytes(k1.try_into().unwrap_or_default()) | 1,
+        }
+    }
+}
 
 impl BuildHasher for BuildPrefixHasher {
     type Hasher = PrefixHasher;
     fn build_hasher(&self) -> PrefixHasher {
-        PrefixHasher(0)
+        PrefixHasher {
+            acc: self.k0,
+            mul: self.k1,
+        }
     }
+}
+
+#[cfg(test)]
+#[test]
+fn the_cache_hasher_is_keyed_so_ground_prefixes_do_not_cluster() {
+    // 4,096 keys whose first 8 bytes agree in their low 32 bits: unkeyed,
+    // all of them shared the low 32 bits of the hash.
+    let build = BuildPrefixHasher::default();
+    let lows: std::collections::BTreeSet<u64> = (0u64..4096)
+        .map(|i| {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&((i << 32) | 0xdead_beef).to_le_bytes());
+            build.hash_one(key) & 0xffff
+        })
+        .collect();
+    assert!(lows.len() > 3000, "{} distinct low 16 bits", lows.len());
+    // Keyed per process: another key set orders the same key elsewhere.
+    let key = [7u8; 32];
+    assert_eq!(build.hash_one(key), build.hash_one(key));
+    let other = BuildPrefixHasher::default();
+    assert_ne!(build.hash_one(key), other.hash_one(key));
 }
 
 type Key = [u8; 32];
@@ -340,11 +395,11 @@ impl Verifier {
             cache: Cache::builder()
                 .max_capacity(cfg.cache.max_entries)
                 .expire_after(TokenExpiry)
-                .build_with_hasher(BuildPrefixHasher),
+                .build_with_hasher(BuildPrefixHasher::default()),
             negative: Cache::builder()
                 .max_capacity(cfg.cache.negative_max_entries)
                 .time_to_live(cfg.cache.negative_ttl.max(Duration::from_millis(1)))
-                .build_with_hasher(BuildPrefixHasher),
+                .build_with_hasher(BuildPrefixHasher::default()),
             revocations,
             store,
             grace_secs: cfg.tokens.rotation_grace.as_secs() as i64,

@@ -214,6 +214,14 @@ pub struct FileStore {
     /// Connections in the store pool. Default 8.
     #[serde(default = "d_pool")]
     pub pool_size: u32,
+    /// How long a store operation waits for a database connection before
+    /// the request gets 503. Default 1s.
+    #[serde(default = "d_acquire_timeout")]
+    pub acquire_timeout: String,
+    /// Accept a PostgreSQL URL whose `sslmode` is not `verify-full` for a
+    /// host other than loopback. Default false.
+    #[serde(default)]
+    pub allow_insecure_transport: bool,
 }
 
 impl Default for FileStore {
@@ -224,6 +232,8 @@ impl Default for FileStore {
             kek_file: d_kek_file(),
             revocation_resync: d_resync(),
             pool_size: d_pool(),
+            acquire_timeout: d_acquire_timeout(),
+            allow_insecure_transport: false,
         }
     }
 }
@@ -263,6 +273,10 @@ pub struct FileTokens {
     pub max_token_bytes: usize,
     /// How long a rotated-out key still verifies tokens. Default = max_ttl.
     pub rotation_grace: Option<String>,
+    /// Longest lifetime (`exp` − now) of a `client_secret_jwt` client
+    /// assertion. Default 1h.
+    #[serde(default = "d_max_assertion_lifetime")]
+    pub max_assertion_lifetime: String,
 }
 
 impl Default for FileTokens {
@@ -279,6 +293,7 @@ impl Default for FileTokens {
             password_grant: true,
             max_token_bytes: 8192,
             rotation_grace: None,
+            max_assertion_lifetime: d_max_assertion_lifetime(),
         }
     }
 }
@@ -480,6 +495,9 @@ pub struct FileIssuer {
     /// before its signature is checked again. Default 5m.
     #[serde(default = "d_issuer_cache_ttl")]
     pub cache_ttl: String,
+    /// Accept a `jwks_url` over plain http to a host other than loopback.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -648,6 +666,9 @@ fn d_resync() -> String {
 fn d_pool() -> u32 {
     8
 }
+fn d_acquire_timeout() -> String {
+    "1s".into()
+}
 fn d_issuer() -> String {
     "http://127.0.0.1:8080".into()
 }
@@ -668,6 +689,9 @@ fn d_max_ttl() -> String {
 }
 fn d_leeway() -> String {
     "30s".into()
+}
+fn d_max_assertion_lifetime() -> String {
+    "1h".into()
 }
 fn d_login_ttl() -> String {
     "15m".into()

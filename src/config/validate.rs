@@ -78,6 +78,8 @@ pub struct StoreConfig {
     pub kek_file: PathBuf,
     pub revocation_resync: Duration,
     pub pool_size: u32,
+    pub acquire_timeout: Duration,
+    pub allow_insecure_transport: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +95,7 @@ pub struct TokenConfig {
     pub password_grant: bool,
     pub max_token_bytes: usize,
     pub rotation_grace: Duration,
+    pub max_assertion_lifetime: Duration,
 }
 
 impl Config {
@@ -433,14 +436,21 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
 
     let store = {
         let s = &raw.store;
-        if !(s.url.starts_with("sqlite:") || s.url.starts_with("postgres://") || s.url.starts_with("postgresql://")) {
-            p.push(
-                "store.url",
-                format!("\"{}\" must start with sqlite: or postgres://", s.url),
-            );
+        if s.url.starts_with("postgres://") || s.url.starts_with("postgresql://") {
+            // TLS policy (store/transport.rs); the message never repeats the
+            // URL, which holds the password.
+            if let Err(e) = crate::store::check_postgres_transport(&s.url, s.allow_insecure_transport) {
+                p.push("store.url", e);
+            }
+        } else if !s.url.starts_with("sqlite:") {
+            p.push("store.url", "must start with sqlite: or postgres://");
         }
         if s.pool_size == 0 {
             p.push("store.pool_size", "must be at least 1");
+        }
+        let acquire_timeout = p.duration("store.acquire_timeout", &s.acquire_timeout);
+        if acquire_timeout < Duration::from_millis(10) || acquire_timeout > Duration::from_secs(60) {
+            p.push("store.acquire_timeout", "must be between 10ms and 60s");
         }
         StoreConfig {
             url: s.url.clone(),
@@ -448,6 +458,8 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             kek_file: s.kek_file.clone().into(),
             revocation_resync: p.duration("store.revocation_resync", &s.revocation_resync),
             pool_size: s.pool_size,
+            acquire_timeout,
+            allow_insecure_transport: s.allow_insecure_transport,
         }
     };
 
@@ -504,6 +516,16 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             password_grant: t.password_grant,
             max_token_bytes: t.max_token_bytes,
             rotation_grace,
+            max_assertion_lifetime: {
+                let m = p.duration("tokens.max_assertion_lifetime", &t.max_assertion_lifetime);
+                // The assertion's jti is kept until its exp + 5 minutes, so
+                // any lifetime is covered; the bound only keeps a captured,
+                // unused assertion from being good for days.
+                if m < Duration::from_secs(1) || m > Duration::from_secs(86_400) {
+                    p.push("tokens.max_assertion_lifetime", "must be between 1s and 24h");
+                }
+                m
+            },
         }
     };
 
@@ -769,7 +791,22 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
         }
         let source = if let Some(u) = &f.jwks_url {
             match u.parse::<Uri>() {
-                Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) => IssuerKeySource::JwksUrl(uri),
+                Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) => {
+                    // Over plain http anyone on the path can serve their own
+                    // keys and forge this issuer's tokens (loopback excepted).
+                    let host = uri.host().unwrap_or("");
+                    if uri.scheme_str() == Some("http")
+                        && !f.allow_insecure_http
+                        && !crate::store::is_loopback_host(host)
+                    {
+                        p.push(
+                            format!("{key}.jwks_url"),
+                            "plain http lets anyone on the network path replace the issuer's keys and forge \
+                             its tokens; use https, or set allow_insecure_http = true on this issuer",
+                        );
+                    }
+                    IssuerKeySource::JwksUrl(uri)
+                }
                 _ => {
                     p.push(format!("{key}.jwks_url"), format!("\"{u}\" is not an http(s) URL"));
                     continue;

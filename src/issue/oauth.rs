@@ -20,8 +20,6 @@ use crate::http::{json, Resp};
 use crate::store::{random_token, Client};
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// Longest lifetime accepted for a client assertion.
-const MAX_ASSERTION_LIFETIME: i64 = 600;
 
 pub async fn token(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut ClientBody) -> Result<Resp, IssueError> {
     ctx.require(&parts, &[http::Method::POST])?;
@@ -249,7 +247,12 @@ async fn assertion_client(ctx: &Ctx<'_>, assertion: &str) -> Result<Client, Issu
             _ => IssueError::InvalidClient("the client assertion is invalid"),
         })?;
     let now = now_unix();
-    if data.claims.exp - now > MAX_ASSERTION_LIFETIME {
+    // `tokens.max_assertion_lifetime` (1h by default: authlib's assertions
+    // live one hour), plus the leeway for a client clock running ahead.
+    // The single-use jti below is kept until exp + 5 minutes, which covers
+    // any lifetime (the leeway is at most 5 minutes).
+    let longest = ctx.cfg.tokens.max_assertion_lifetime.as_secs() + ctx.cfg.tokens.leeway.as_secs();
+    if data.claims.exp.saturating_sub(now) > i64::try_from(longest).unwrap_or(i64::MAX) {
         return Err(IssueError::InvalidClient("the client assertion lives too long"));
     }
     let jti = data

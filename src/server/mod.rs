@@ -29,7 +29,7 @@ use crate::auth::{now_unix, Verifier};
 use crate::config::{self, Config};
 use crate::issue::Issuer;
 use crate::proxy::Upstream;
-use crate::store::{Kek, RevocationListener, Store, StoreError};
+use crate::store::{Kek, RevocationListener, Store, StoreError, StoreEvent};
 
 /// What a config load builds and a reload swaps whole.
 pub struct Runtime {
@@ -88,7 +88,9 @@ pub fn load_kek(cfg: &Config) -> Result<Kek, StartError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let kek = Kek::generate();
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| StartError::Other(format!("{}: {e}", dir.display())))?;
+                // 0700 when created here (it is usually the store's `data/` too).
+                crate::store::create_private_dir(dir)
+                    .map_err(|e| StartError::Other(format!("{}: {e}", dir.display())))?;
             }
             write_private(path, kek.to_base64().as_bytes())?;
             tracing::info!(path = %path.display(), "generated a key-encryption key");
@@ -114,7 +116,7 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), StartError> {
 /// Open the store and make sure an active signing key exists.
 pub async fn open_store(cfg: &Config) -> Result<Arc<Store>, StartError> {
     let kek = load_kek(cfg)?;
-    let store = Store::open(&cfg.store.url, cfg.store.pool_size, kek).await?;
+    let store = Store::open_with(&cfg.store.url, cfg.store.pool_size, cfg.store.acquire_timeout, kek).await?;
     ensure_signing_key(&store, cfg).await?;
     Ok(Arc::new(store))
 }
@@ -254,8 +256,10 @@ impl Gateway {
                             }
                             failures = 0;
                             listener = Some(l);
-                            // Catch up on what happened while not listening.
+                            // Catch up on what happened while not listening
+                            // (revocations, and a rotation elsewhere).
                             self.resync_revocations().await;
+                            self.reload_keys_after_event().await;
                         }
                         Ok(Ok(None)) => notifications = false,
                         Ok(Err(e)) => {
@@ -275,8 +279,12 @@ impl Gateway {
                     // expires here when it does in the store; no reload per
                     // notification, so that a burst of revocations is
                     // applied without a full reload each.
-                    Ok((id, _)) if id == crate::store::LIMITS_CHANGED => self.issuer.forget_secrets(),
-                    Ok((id, until)) => self.verifier.revocations.insert(&id, until),
+                    Ok(StoreEvent::LimitsChanged) => self.issuer.forget_secrets(),
+                    Ok(StoreEvent::Revoked(id, until)) => self.verifier.revocations.insert(&id, until),
+                    // A rotation on another replica or by the CLI: sign
+                    // with and publish the new key now, not at the next
+                    // periodic refresh.
+                    Ok(StoreEvent::KeysChanged) => self.reload_keys_after_event().await,
                     Err(e) => {
                         tracing::warn!(error = %e, "revocation listener lost; reconnecting");
                         listener = None;
@@ -285,6 +293,13 @@ impl Gateway {
                     }
                 },
             }
+        }
+    }
+
+    async fn reload_keys_after_event(&self) {
+        match self.verifier.reload_keys().await {
+            Ok(()) => tracing::debug!("signing keys re-read (notified)"),
+            Err(e) => tracing::warn!(error = %e, "signing keys not re-read; the periodic refresh retries"),
         }
     }
 
@@ -320,9 +335,9 @@ const LISTEN_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const LISTEN_RETRY: Duration = Duration::from_millis(250);
 
 /// The next revoked id from the listener; never resolves without one.
-async fn next_revocation(listener: &mut Option<RevocationListener>) -> Result<(String, Option<i64>), StoreError> {
+async fn next_revocation(listener: &mut Option<RevocationListener>) -> Result<StoreEvent, StoreError> {
     match listener {
-        Some(l) => l.recv().await,
+        Some(l) => l.recv_event().await,
         None => std::future::pending().await,
     }
 }

@@ -67,8 +67,13 @@ pub(crate) fn map_db(e: sqlx::Error, conflict: &str) -> StoreError {
         sqlx::Error::RowNotFound => StoreError::NotFound("no such record".into()),
         sqlx::Error::PoolTimedOut => StoreError::Unavailable("timed out waiting for a database connection".into()),
         sqlx::Error::PoolClosed => StoreError::Unavailable("the store is closed".into()),
+        // A failed TLS handshake comes back as an I/O error around rustls'.
+        sqlx::Error::Io(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => {
+            StoreError::Unavailable(format!("TLS with the database failed: {io}"))
+        }
         sqlx::Error::Io(io) => StoreError::Unavailable(format!("database I/O error: {io}")),
-        sqlx::Error::Tls(_) => StoreError::Unavailable("database TLS error".into()),
+        // rustls' reason ("invalid peer certificate: UnknownIssuer"), never a secret.
+        sqlx::Error::Tls(e) => StoreError::Unavailable(format!("TLS with the database failed: {e}")),
         sqlx::Error::WorkerCrashed => StoreError::Unavailable("database worker crashed".into()),
         sqlx::Error::Configuration(_) => StoreError::Invalid("invalid database configuration or URL".into()),
         sqlx::Error::Migrate(m) => StoreError::Internal(format!("migration failed: {m}")),

@@ -20,6 +20,9 @@
 
 mod crypto;
 mod error;
+mod files;
+mod health;
+mod transport;
 
 #[cfg(test)]
 mod tests;
@@ -39,6 +42,9 @@ use crypto::{ct_eq, random_id, Cipher};
 pub use crypto::{random_token, sha256_hex, Kek};
 pub use error::StoreError;
 use error::{db, map_db};
+pub use files::create_private_dir;
+use health::{Gated, Health};
+pub use transport::{check_postgres_transport, is_loopback_host};
 
 /// Channel of the PostgreSQL notifications sent by [`Store::add_revocation`].
 pub const REVOCATION_CHANNEL: &str = "tilegate_revocations";
@@ -46,6 +52,22 @@ pub const REVOCATION_CHANNEL: &str = "tilegate_revocations";
 /// instead of a revoked id (no id starts with `!`): receivers forget the
 /// credentials they cache, whose principal's ceiling or state changed.
 pub const LIMITS_CHANGED: &str = "!limits";
+/// Channel of the PostgreSQL notifications sent by
+/// [`Store::insert_signing_key`] (payload: the new kid), so every replica
+/// re-reads the signing keys at once after a rotation anywhere.
+pub const KEYS_CHANNEL: &str = "tilegate_keys";
+
+/// What another replica (or the CLI) changed, from [`RevocationListener::recv_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// An id was revoked, until the given time (`None`: for ever).
+    Revoked(String, Option<i64>),
+    /// The signing keys changed (a rotation): re-read them.
+    KeysChanged,
+    /// A principal's ceiling or state changed ([`LIMITS_CHANGED`]): forget
+    /// the credentials cached with their limits.
+    LimitsChanged,
+}
 
 /// Prefix of API keys.
 pub const API_KEY_PREFIX: &str = "tgk_";
@@ -63,6 +85,10 @@ const MAX_NAME_LEN: usize = 128;
 /// Rows of `assertion_jtis` are kept this long after their `exp`, so that a
 /// verifier allowing clock-skew leeway up to this much still sees replays.
 const JTI_RETENTION_SECS: i64 = 300;
+/// How long a call of a store made by [`Store::open`] waits for a database
+/// connection (sqlx's default). The gateway and the CLI use
+/// [`Store::open_with`] and `store.acquire_timeout` (1s by default).
+pub const OPEN_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Which database the store runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -307,10 +333,22 @@ impl RevocationListener {
     /// sqlx does not document cancel safety: run it in its own task rather
     /// than racing it in `tokio::select!`.
     pub async fn recv(&mut self) -> Result<(String, Option<i64>), StoreError> {
+        loop {
+            if let StoreEvent::Revoked(id, until) = self.recv_event().await? {
+                return Ok((id, until));
+            }
+        }
+    }
+
+    /// The next event: a revocation, a change of limits, or a change of the signing keys. Same
+    /// error behaviour as [`RevocationListener::recv`].
+    pub async fn recv_event(&mut self) -> Result<StoreEvent, StoreError> {
         match self.inner.try_recv().await {
+            Ok(Some(n)) if n.channel() == KEYS_CHANNEL => Ok(StoreEvent::KeysChanged),
+            Ok(Some(n)) if n.payload() == LIMITS_CHANGED => Ok(StoreEvent::LimitsChanged),
             Ok(Some(n)) => {
                 let (id, until) = parse_notification(n.payload());
-                Ok((id.to_owned(), until))
+                Ok(StoreEvent::Revoked(id.to_owned(), until))
             }
             Ok(None) => {
                 tracing::warn!("revocation listener lost its database connection");
@@ -373,6 +411,8 @@ pub struct Store {
 
 struct Inner {
     pool: AnyPool,
+    /// Fails calls at once while PostgreSQL is unreachable (health.rs).
+    health: Arc<Health>,
     backend: Backend,
     cipher: Cipher,
     /// The connection URL, kept for the revocation listener. Never logged.
@@ -443,13 +483,27 @@ impl Store {
     /// `sqlite::memory:` gives a private in-memory database on one connection
     /// (for tests). `postgres://…`: a pool of `pool_size` connections.
     /// Fails with `Crypto` when `kek` is not the key the store was created with.
+    /// A call waits at most [`OPEN_ACQUIRE_TIMEOUT`] for a connection.
     pub async fn open(url: &str, pool_size: u32, kek: Kek) -> Result<Store, StoreError> {
+        Store::open_with(url, pool_size, OPEN_ACQUIRE_TIMEOUT, kek).await
+    }
+
+    /// [`Store::open`] with the longest wait for a database connection
+    /// (`store.acquire_timeout`): a call that gets none by then fails with
+    /// `Unavailable` (503). While PostgreSQL is unreachable, calls fail at
+    /// once instead (see `health.rs`).
+    pub async fn open_with(
+        url: &str,
+        pool_size: u32,
+        acquire_timeout: Duration,
+        kek: Kek,
+    ) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let cipher = kek.cipher()?;
         let mut options = AnyPoolOptions::new()
             .max_connections(pool_size.max(1))
-            .acquire_timeout(Duration::from_secs(5));
+            .acquire_timeout(acquire_timeout);
         let connect_url = match backend {
             Backend::Postgres => url.to_string(),
             Backend::Sqlite => {
@@ -501,6 +555,7 @@ impl Store {
         let store = Store {
             inner: Arc::new(Inner {
                 pool,
+                health: Health::new(backend == Backend::Postgres, acquire_timeout),
                 backend,
                 cipher,
                 url: url.to_string(),
@@ -533,8 +588,12 @@ impl Store {
         self.inner.pool.close().await;
     }
 
-    fn pool(&self) -> &AnyPool {
-        &self.inner.pool
+    /// The pool, behind the fail-fast check of `health.rs`.
+    fn pool(&self) -> Gated<'_> {
+        Gated {
+            pool: &self.inner.pool,
+            health: &self.inner.health,
+        }
     }
 
     /// A write transaction. SQLite: `BEGIN IMMEDIATE`, which takes the write
@@ -1687,7 +1746,8 @@ impl Store {
             .map_err(db)
     }
 
-    /// PostgreSQL: a dedicated connection listening on `tilegate_revocations`.
+    /// PostgreSQL: a dedicated connection listening on `tilegate_revocations`
+    /// and `tilegate_keys`.
     /// SQLite: `None` (a single process updates its own set).
     pub async fn revocation_listener(&self) -> Result<Option<RevocationListener>, StoreError> {
         if self.inner.backend != Backend::Postgres {
@@ -1704,7 +1764,11 @@ impl Store {
         // recv with sqlx's growing backoff: the caller reconnects promptly
         // and resyncs.
         inner.eager_reconnect(false);
-        inner.listen(REVOCATION_CHANNEL).await.map_err(unavailable)?;
+        // One statement (`LISTEN a; LISTEN b`), revocations first.
+        inner
+            .listen_all([REVOCATION_CHANNEL, KEYS_CHANNEL])
+            .await
+            .map_err(unavailable)?;
         Ok(Some(RevocationListener { inner }))
     }
 
@@ -1735,6 +1799,15 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| map_db(e, "a signing key with this kid exists"))?;
+        if self.inner.backend == Backend::Postgres {
+            // Delivered at commit: every replica's listener re-reads the keys.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(KEYS_CHANNEL)
+                .bind(&k.kid)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(())
     }
@@ -1926,12 +1999,8 @@ fn prepare_sqlite_url(url: &str) -> Result<(String, bool), StoreError> {
     if path.is_empty() {
         return Err(StoreError::Invalid("sqlite URL needs a file path".into()));
     }
-    if let Some(parent) = std::path::Path::new(path).parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Unavailable(format!("cannot create the store directory: {e}")))?;
-        }
-    }
+    // The directory 0700 and the files 0600, whatever the umask (files.rs).
+    files::prepare_sqlite_files(std::path::Path::new(path), params)?;
     let url = match (params.is_empty(), has_mode) {
         (true, _) => format!("sqlite://{path}?mode=rwc"),
         (false, false) => format!("sqlite://{path}?{params}&mode=rwc"),

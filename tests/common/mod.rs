@@ -104,9 +104,63 @@ pub fn start_gateway(toml: &str) -> Gateway {
 }
 
 pub fn start_gateway_in(dir: tempfile::TempDir, toml: &str, env: &[(&str, &str)]) -> Gateway {
+    spawn_gateway(dir, toml, env, None)
+}
+
+/// [`start_gateway_in`] with the process's umask set to `umask` first (a
+/// shell sets it and execs the binary).
+pub fn start_gateway_with_umask(dir: tempfile::TempDir, toml: &str, umask: u32) -> Gateway {
+    spawn_gateway(dir, toml, &[], Some(umask))
+}
+
+/// `tilegate serve` on `toml` (in a temp dir) that must exit by itself
+/// within `limit`: its exit code and what it wrote to stderr.
+pub fn serve_until_exit(toml: &str, limit: Duration) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("tilegate.toml");
     std::fs::write(&config_path, toml.replace("{DIR}", dir.path().to_str().unwrap())).unwrap();
-    let mut c = Command::new(bin());
+    let mut child = Command::new(bin())
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .env("TILEGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tilegate serve");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tilegate serve still runs after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (status.code(), err)
+}
+
+fn spawn_gateway(dir: tempfile::TempDir, toml: &str, env: &[(&str, &str)], umask: Option<u32>) -> Gateway {
+    let config_path = dir.path().join("tilegate.toml");
+    std::fs::write(&config_path, toml.replace("{DIR}", dir.path().to_str().unwrap())).unwrap();
+    let mut c = match umask {
+        None => Command::new(bin()),
+        Some(m) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("umask {m:03o} && exec \"$0\" \"$@\""))
+                .arg(bin());
+            c
+        }
+    };
     c.arg("serve").arg("--config").arg(&config_path).current_dir(dir.path());
     c.env("RUST_LOG", "info").env("TILEGATE_ADMIN_TOKEN", ADMIN_TOKEN);
     for (k, v) in env {
