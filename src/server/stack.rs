@@ -509,35 +509,37 @@ async fn authorize_and_forward(
     // Behind a trusted proxy, who and how the client is comes from its
     // X-Forwarded-For and X-Forwarded-Proto; every other connection (one
     // branch) is its own client, with the listener's scheme.
-    let fwd = conn
-        .trusted
-        .as_ref()
-        .map(|t| super::trusted::forwarded(t, conn.client, &conn.client_ip, &parts.headers));
-    let https = match &fwd {
-        Some(super::trusted::Forwarded { https: Some(h), .. }) => *h,
-        _ => conn.tls,
-    };
-    let proto = if https {
-        proxy::X_FORWARDED_PROTO_HTTPS
-    } else {
-        proxy::X_FORWARDED_PROTO_HTTP
-    };
-    let ctx = ForwardCtx {
-        client_ip: fwd.as_ref().map_or(&conn.client_ip, |f| &f.real_ip),
-        forwarded_for: fwd.as_ref().map(|f| &f.chain),
-        proto: &proto,
-        names: &cfg.identity,
-        identity: verified.as_ref().map(|v| &v.identity),
-        strip_authorization: if verified.is_some() {
-            new_query.is_none()
+    // Scoped: nothing of it is kept across the upstream call.
+    {
+        let fwd = conn
+            .trusted
+            .as_ref()
+            .map(|t| super::trusted::forwarded(t, conn.client, &conn.client_ip, &parts.headers));
+        let https = match &fwd {
+            Some(super::trusted::Forwarded { https: Some(h), .. }) => *h,
+            _ => conn.tls,
+        };
+        let proto = if https {
+            proxy::X_FORWARDED_PROTO_HTTPS
         } else {
-            !route.forward_tokens && !matches!(extract::bearer(&parts.headers), Ok(None))
-        },
-        upgrade,
-        authority: authority.as_ref(),
-    };
-    proxy::prepare_request_headers(&mut parts.headers, &ctx);
-    drop(fwd);
+            proxy::X_FORWARDED_PROTO_HTTP
+        };
+        let ctx = ForwardCtx {
+            client_ip: fwd.as_ref().map_or(&conn.client_ip, |f| &f.real_ip),
+            forwarded_for: fwd.as_ref().map(|f| &f.chain),
+            proto: &proto,
+            names: &cfg.identity,
+            identity: verified.as_ref().map(|v| &v.identity),
+            strip_authorization: if verified.is_some() {
+                new_query.is_none()
+            } else {
+                !route.forward_tokens && !matches!(extract::bearer(&parts.headers), Ok(None))
+            },
+            upgrade,
+            authority: authority.as_ref(),
+        };
+        proxy::prepare_request_headers(&mut parts.headers, &ctx);
+    }
     let upstream = &rt.upstreams[route.upstream];
     parts.version = if upstream.cfg.http2 {
         Version::HTTP_2
