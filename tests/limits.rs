@@ -531,3 +531,43 @@ async fn rate_limit_per_subject_is_shared_by_every_token_of_one_credential() {
     assert_eq!(statuses, [200, 429, 429, 429, 429], "one quota for the key");
     assert_eq!(other_status, 200, "another key has its own quota");
 }
+
+#[test]
+fn check_config_names_every_bad_trusted_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.toml");
+    let base =
+        "[scopes]\n\"tiles:read\" = \"r\"\n[[upstreams]]\nname = \"tiles\"\nbackends = [\"http://127.0.0.1:9\"]\n";
+    let good = format!(
+        "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\", \"2001:db8::/32\"]\nproxy_protocol = true\n{base}"
+    );
+    std::fs::write(&path, &good).unwrap();
+    let ok = cli(&path, dir.path(), &["check-config"], None);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+
+    let bad = format!(
+        "[server]\ntrusted_proxies = [\"10.0.0.1/8\", \"0.0.0.0/0\", \"lb.internal\", \"::/0\", \"10.0.0.0/40\"]\n{base}"
+    );
+    std::fs::write(&path, &bad).unwrap();
+    let out = cli(&path, dir.path(), &["check-config"], None);
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "server.trusted_proxies: \"10.0.0.1/8\": host bits are set (the network is 10.0.0.0/8)",
+        "server.trusted_proxies: \"0.0.0.0/0\": a /0 network trusts every address",
+        "server.trusted_proxies: \"lb.internal\": not an IP address or CIDR network",
+        "server.trusted_proxies: \"::/0\": a /0 network",
+        "server.trusted_proxies: \"10.0.0.0/40\": the prefix length must be 1 to 32",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    // PROXY headers without anyone to trust them from.
+    std::fs::write(&path, format!("[server]\nproxy_protocol = true\n{base}")).unwrap();
+    let out = cli(&path, dir.path(), &["check-config"], None);
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("server.proxy_protocol: PROXY headers are read only from trusted_proxies"),
+        "{err}"
+    );
+}

@@ -106,7 +106,7 @@ fn parse_net(s: &str) -> Result<Net, String> {
             .parse::<u8>()
             .ok()
             .filter(|p| *p <= width)
-            .ok_or_else(|| format!("the prefix length must be 0 to {width}"))?,
+            .ok_or_else(|| format!("the prefix length must be 1 to {width}"))?,
     };
     if prefix == 0 {
         return Err("a /0 network trusts every address, so any client could choose its own address".into());
@@ -276,7 +276,7 @@ mod tests {
         assert!(bad("10.0.0.1/8").contains("10.0.0.0/8"), "{}", bad("10.0.0.1/8"));
         assert!(bad("0.0.0.0/0").contains("/0"));
         assert!(bad("::/0").contains("/0"));
-        assert!(bad("10.0.0.0/33").contains("0 to 32"));
+        assert!(bad("10.0.0.0/33").contains("1 to 32"));
         assert!(bad("example.com").contains("not an IP"));
         assert!(bad("::ffff:10.0.0.0/104").contains("IPv4"));
         assert!(
