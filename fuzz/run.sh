@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${SECONDS_EACH:-300}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(path token config token_request)
+[ ${#targets[@]} -gt 0 ] || targets=(path token config token_request forwarding)
 # No sanitizer: the code under test is safe Rust; the hunt is for panics
 # and broken invariants. Debug assertions on, so overflows panic.
 export RUSTC_BOOTSTRAP=1

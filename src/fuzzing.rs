@@ -480,3 +480,44 @@ pub fn token_request(data: &[u8]) {
         }
     }
 }
+
+/// What the gateway reads from a trusted load balancer: a PROXY protocol
+/// header (v2 or v1) at the start of a connection, and the
+/// `X-Forwarded-For` walk. Never a panic; the reader consumes no more than
+/// the header it accepts (the byte after it stays for TLS or HTTP); the
+/// forwarded chain ends with the hop; and whatever a client writes into
+/// `X-Forwarded-For`, once a trusted proxy appends an untrusted address,
+/// that address is the client.
+pub fn forwarding(data: &[u8]) {
+    use futures_util::FutureExt as _;
+
+    use crate::server::trusted::{client_of, forwarded, TrustedProxies};
+
+    let mut rest = data;
+    let read = crate::server::proxy_protocol::read(&mut rest)
+        .now_or_never()
+        .expect("reading a slice never waits");
+    if read.is_ok() {
+        assert!(rest.len() < data.len(), "a header was accepted without reading it");
+    }
+    let Ok(value) = HeaderValue::from_bytes(data) else {
+        return;
+    };
+    static TRUSTED: OnceLock<TrustedProxies> = OnceLock::new();
+    let trusted = TRUSTED.get_or_init(|| {
+        TrustedProxies::parse(&["127.0.0.0/8".into(), "10.0.0.0/8".into(), "2001:db8::/32".into()]).expect("nets")
+    });
+    let hop: std::net::IpAddr = "127.0.0.1".parse().expect("ip");
+    let hop_value = HeaderValue::from_static("127.0.0.1");
+    let mut h = HeaderMap::new();
+    h.insert("x-forwarded-for", value);
+    let f = forwarded(trusted, hop, &hop_value, &h);
+    assert_eq!(f.client, client_of(trusted, hop, &h));
+    assert!(f.chain.as_bytes().ends_with(b"127.0.0.1"), "the hop is appended");
+    h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
+    assert_eq!(
+        client_of(trusted, hop, &h),
+        "198.51.100.1".parse::<std::net::IpAddr>().expect("ip"),
+        "a client chose its address"
+    );
+}

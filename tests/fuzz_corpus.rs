@@ -36,3 +36,8 @@ fn config_corpus() {
 fn token_request_corpus() {
     replay("token_request", tilegate::fuzzing::token_request);
 }
+
+#[test]
+fn forwarding_corpus() {
+    replay("forwarding", tilegate::fuzzing::forwarding);
+}

@@ -131,6 +131,16 @@ pub struct FileServer {
     /// Default 1024.
     #[serde(default = "d_max_conns_per_ip")]
     pub max_connections_per_ip: usize,
+    /// Networks (CIDR, or single addresses) of the load balancers and
+    /// reverse proxies in front: only connections from them have their
+    /// `X-Forwarded-For` / `X-Forwarded-Proto` (or PROXY header) read.
+    /// Default empty: nobody is trusted.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Connections from trusted proxies must start with a PROXY protocol
+    /// header (v2, or v1), whose address is the client's. Default false.
+    #[serde(default)]
+    pub proxy_protocol: bool,
 }
 
 impl Default for FileServer {
@@ -156,6 +166,8 @@ impl Default for FileServer {
             h2_keep_alive_interval: d_h2_ka_interval(),
             h2_keep_alive_timeout: d_h2_ka_timeout(),
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
         }
     }
 }
@@ -388,6 +400,12 @@ pub struct FileLimits {
     /// endpoints before 429. Default 30.
     #[serde(default = "d_auth_failures")]
     pub auth_failures_per_minute: u32,
+    /// Failed authentications per credential identifier (username, OAuth
+    /// client id) per minute, from every address together, before that
+    /// identifier is refused from addresses that have not proven it.
+    /// Default 10.
+    #[serde(default = "d_auth_failures_credential")]
+    pub auth_failures_per_credential: u32,
 }
 
 impl Default for FileLimits {
@@ -395,6 +413,7 @@ impl Default for FileLimits {
         Self {
             token_body_bytes: d_token_body(),
             auth_failures_per_minute: d_auth_failures(),
+            auth_failures_per_credential: d_auth_failures_credential(),
         }
     }
 }
@@ -749,6 +768,9 @@ fn d_token_body() -> usize {
 }
 fn d_auth_failures() -> u32 {
     30
+}
+fn d_auth_failures_credential() -> u32 {
+    10
 }
 pub(crate) fn d_nt_stream() -> Vec<String> {
     vec!["datasets:stream".into()]

@@ -54,6 +54,9 @@ pub struct ServerConfig {
     pub h2_keep_alive_interval: Duration,
     pub h2_keep_alive_timeout: Duration,
     pub max_connections_per_ip: usize,
+    /// Peers whose forwarding headers (or PROXY header) are read.
+    pub trusted_proxies: Arc<crate::server::trusted::TrustedProxies>,
+    pub proxy_protocol: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +174,7 @@ pub struct Endpoints {
 pub struct LimitsConfig {
     pub token_body_bytes: usize,
     pub auth_failures_per_minute: u32,
+    pub auth_failures_per_credential: u32,
 }
 
 /// The five valid `action` × `resourceType` pairs of named tokens and the
@@ -403,6 +407,21 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
         if s.max_connections == 0 {
             p.push("server.max_connections", "must be at least 1");
         }
+        let trusted_proxies = match crate::server::trusted::TrustedProxies::parse(&s.trusted_proxies) {
+            Ok(t) => t,
+            Err(errors) => {
+                for e in errors {
+                    p.push("server.trusted_proxies", e);
+                }
+                Default::default()
+            }
+        };
+        if s.proxy_protocol && s.trusted_proxies.is_empty() {
+            p.push(
+                "server.proxy_protocol",
+                "PROXY headers are read only from trusted_proxies: list the load balancers' addresses",
+            );
+        }
         ServerConfig {
             listen: p.addr("server.listen", &s.listen),
             tls,
@@ -423,6 +442,8 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             h2_keep_alive_interval: p.positive_duration("server.h2_keep_alive_interval", &s.h2_keep_alive_interval),
             h2_keep_alive_timeout: p.positive_duration("server.h2_keep_alive_timeout", &s.h2_keep_alive_timeout),
             max_connections_per_ip: p.at_least_one("server.max_connections_per_ip", s.max_connections_per_ip),
+            trusted_proxies: Arc::new(trusted_proxies),
+            proxy_protocol: s.proxy_protocol,
         }
     };
 
@@ -555,6 +576,7 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
     let limits = LimitsConfig {
         token_body_bytes: raw.limits.token_body_bytes,
         auth_failures_per_minute: raw.limits.auth_failures_per_minute,
+        auth_failures_per_credential: raw.limits.auth_failures_per_credential,
     };
 
     let scopes = raw.scopes.clone();

@@ -27,6 +27,7 @@ use moka::sync::Cache;
 use crate::body::{ClientBody, ClientBodyError};
 use crate::config::{Config, Endpoints};
 use crate::http::{IntoResponse, Resp};
+use crate::server::conn::AddrKey;
 use crate::server::{ConnInfo, Gateway, Runtime};
 use crate::store::{ApiKey, GeneratorToken, StoreError};
 
@@ -170,8 +171,57 @@ impl CachedKey {
 pub struct Issuer {
     api_keys: Cache<[u8; 32], Arc<CachedKey>>,
     generators: Cache<[u8; 32], Arc<GeneratorToken>>,
-    failures: arc_swap::ArcSwap<DefaultKeyedRateLimiter<IpAddr>>,
-    blocked: Cache<IpAddr, ()>,
+    failures: arc_swap::ArcSwap<Failures>,
+    /// Addresses over their failure quota, for a minute.
+    blocked: Cache<AddrKey, ()>,
+    /// Credential identifiers over their failure quota, for a minute.
+    blocked_credentials: Cache<Credential, ()>,
+    /// (credential, address) pairs that authenticated recently: a blocked
+    /// credential is still checked from these addresses, so the owner is
+    /// not locked out by someone else's failures.
+    proven: Cache<(Credential, AddrKey), ()>,
+    /// Keys the credential hashes (per process: nobody can aim two
+    /// identifiers at one counter).
+    hasher: std::hash::RandomState,
+}
+
+/// The failure throttle's counters; a reload replaces them whole.
+struct Failures {
+    by_address: DefaultKeyedRateLimiter<AddrKey>,
+    /// `None` when `limits.auth_failures_per_credential` is 0.
+    by_credential: Option<DefaultKeyedRateLimiter<Credential>>,
+}
+
+/// A presented credential identifier (a username, an OAuth client id), as
+/// a keyed hash of its kind and text: the counters never hold the
+/// identifier itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Credential(u64);
+
+/// What a [`Credential`] identifies.
+#[derive(Clone, Copy, Debug, Hash)]
+pub enum CredentialKind {
+    /// A username of the password grant.
+    Username,
+    /// An OAuth client id (client secret, Basic or form, or a client
+    /// assertion's issuer).
+    Client,
+}
+
+/// How long an address that authenticated as a credential stays exempt
+/// from that credential's block.
+const PROVEN_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long an address or credential over its quota is refused.
+const BLOCKED_FOR: Duration = Duration::from_secs(60);
+
+impl Failures {
+    fn new(cfg: &Config) -> Failures {
+        Failures {
+            by_address: limiter(cfg.limits.auth_failures_per_minute),
+            by_credential: (cfg.limits.auth_failures_per_credential > 0)
+                .then(|| limiter(cfg.limits.auth_failures_per_credential)),
+        }
+    }
 }
 
 impl Issuer {
@@ -185,17 +235,30 @@ impl Issuer {
                 .max_capacity(100_000)
                 .time_to_live(cfg.cache.secret_ttl)
                 .build(),
-            failures: arc_swap::ArcSwap::from_pointee(limiter(cfg.limits.auth_failures_per_minute)),
-            blocked: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(60))
-                .build(),
+            failures: arc_swap::ArcSwap::from_pointee(Failures::new(cfg)),
+            blocked: Cache::builder().max_capacity(100_000).time_to_live(BLOCKED_FOR).build(),
+            blocked_credentials: Cache::builder().max_capacity(100_000).time_to_live(BLOCKED_FOR).build(),
+            proven: Cache::builder().max_capacity(100_000).time_to_live(PROVEN_FOR).build(),
+            hasher: std::hash::RandomState::new(),
         }
     }
 
     pub fn reconfigure(&self, cfg: &Config) {
-        self.failures
-            .store(Arc::new(limiter(cfg.limits.auth_failures_per_minute)));
+        self.failures.store(Arc::new(Failures::new(cfg)));
+    }
+
+    /// Forget the failure counters' keys whose quota has refilled (the
+    /// server's upkeep task calls this periodically), so that a stream of
+    /// new addresses or identifiers leaves nothing behind. The block and
+    /// proof caches are bounded and expire by themselves.
+    pub fn prune(&self) {
+        let f = self.failures.load();
+        f.by_address.retain_recent();
+        f.by_address.shrink_to_fit();
+        if let Some(c) = &f.by_credential {
+            c.retain_recent();
+            c.shrink_to_fit();
+        }
     }
 
     /// Forget cached secrets (after a revocation or regeneration).
@@ -238,11 +301,12 @@ impl Issuer {
         })
     }
 
-    /// Refuse early when this address failed too often recently.
+    /// Refuse early when this address (IPv4, or IPv6 /64) failed too often
+    /// recently.
     fn check_blocked(&self, ip: IpAddr) -> Result<(), IssueError> {
-        if self.blocked.contains_key(&ip) {
+        if self.blocked.contains_key(&AddrKey::of(ip)) {
             crate::admin::metrics::auth_throttled();
-            return Err(IssueError::TooManyRequests(60));
+            return Err(IssueError::TooManyRequests(BLOCKED_FOR.as_secs()));
         }
         Ok(())
     }
@@ -250,16 +314,58 @@ impl Issuer {
     /// Count a failed authentication; past the quota the address is blocked
     /// for a minute and this answer is already a 429.
     fn record_failure(&self, ip: IpAddr, e: IssueError) -> IssueError {
-        if self.failures.load().check_key(&ip).is_err() {
-            self.blocked.insert(ip, ());
+        let key = AddrKey::of(ip);
+        if self.failures.load().by_address.check_key(&key).is_err() {
+            self.blocked.insert(key, ());
             crate::admin::metrics::auth_throttled();
-            return IssueError::TooManyRequests(60);
+            return IssueError::TooManyRequests(BLOCKED_FOR.as_secs());
         }
         e
     }
+
+    /// The throttle's key for a presented identifier.
+    pub fn credential(&self, kind: CredentialKind, id: &str) -> Credential {
+        use std::hash::BuildHasher;
+        Credential(self.hasher.hash_one((kind, id)))
+    }
+
+    /// Refuse, before the secret is checked, an attempt on a credential
+    /// that failed too often recently, unless this address proved it.
+    fn check_credential(&self, ip: IpAddr, c: Credential) -> Result<(), IssueError> {
+        if self.blocked_credentials.contains_key(&c) && !self.proven.contains_key(&(c, AddrKey::of(ip))) {
+            crate::admin::metrics::auth_throttled();
+            return Err(IssueError::TooManyRequests(BLOCKED_FOR.as_secs()));
+        }
+        Ok(())
+    }
+
+    /// Count a failed attempt on credential `c` from `ip`: against the
+    /// address (as [`Self::record_failure`]) and against the credential,
+    /// from every address together. Past the credential's quota it is
+    /// blocked for a minute, and this answer is a 429 unless the address
+    /// proved the credential before.
+    fn credential_failure(&self, ip: IpAddr, c: Credential, e: IssueError) -> IssueError {
+        let e = self.record_failure(ip, e);
+        if let Some(l) = &self.failures.load().by_credential {
+            if l.check_key(&c).is_err() {
+                self.blocked_credentials.insert(c, ());
+                if !self.proven.contains_key(&(c, AddrKey::of(ip))) {
+                    crate::admin::metrics::auth_throttled();
+                    return IssueError::TooManyRequests(BLOCKED_FOR.as_secs());
+                }
+            }
+        }
+        e
+    }
+
+    /// A correct secret for `c` from `ip`: this address stays exempt from
+    /// `c`'s block for a week.
+    fn credential_proven(&self, ip: IpAddr, c: Credential) {
+        self.proven.insert((c, AddrKey::of(ip)), ());
+    }
 }
 
-fn limiter(per_minute: u32) -> DefaultKeyedRateLimiter<IpAddr> {
+fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> DefaultKeyedRateLimiter<K> {
     let n = std::num::NonZeroU32::new(per_minute.max(1)).expect("max(1)");
     RateLimiter::keyed(Quota::per_minute(n))
 }
@@ -420,6 +526,7 @@ pub async fn serve(
     parts: http::request::Parts,
     body: &mut ClientBody,
     conn: &ConnInfo,
+    client: IpAddr,
 ) -> Resp {
     let cfg = &rt.config;
     let origin = parts.headers.get(http::header::ORIGIN).cloned();
@@ -451,7 +558,7 @@ pub async fn serve(
         }
         r
     } else {
-        let ctx = Ctx { gw, cfg, conn };
+        let ctx = Ctx { gw, cfg, conn, client };
         dispatch(&ctx, ep, parts, body).await.unwrap_or_else(error_response)
     };
     if let (true, Some(o)) = (cors_ok, origin) {
@@ -494,11 +601,14 @@ pub struct Ctx<'a> {
     pub gw: &'a Gateway,
     pub cfg: &'a Config,
     pub conn: &'a ConnInfo,
+    /// The client the failure throttle counts: the connection's client,
+    /// or behind a trusted proxy the one its `X-Forwarded-For` names.
+    pub client: IpAddr,
 }
 
 impl Ctx<'_> {
     fn ip(&self) -> IpAddr {
-        self.conn.remote.ip()
+        self.client
     }
 
     /// A bearer JWT of ours or a trusted issuer, verified through the cache

@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 
 use super::exchange::{ceiling_of, principal_id, remaining, usable};
 use super::signer::{sign, TokenClaims};
-use super::{grant, media_type, read_body, Beyond, Ctx, IssueError, MANAGE_SCOPE};
+use super::{grant, media_type, read_body, Beyond, Credential, CredentialKind, Ctx, IssueError, MANAGE_SCOPE};
 use crate::auth::now_unix;
 use crate::http::{json, Resp};
 use crate::store::{random_token, Client};
@@ -131,13 +131,43 @@ async fn json_grant(ctx: &Ctx<'_>, body: &[u8]) -> Result<Resp, IssueError> {
     ))
 }
 
-/// Authenticate the client by exactly one method.
+/// Authenticate the client by exactly one method. A failure with a client
+/// id named (Basic, form, or an assertion's issuer) counts against that
+/// client id as well as the address; a success proves the address for it.
 async fn authenticate_client(ctx: &Ctx<'_>, parts: &http::request::Parts, form: &Form) -> Result<Client, IssueError> {
-    let fail = |m| ctx.failed(IssueError::InvalidClient(m));
-    let basic = basic_credentials(parts).map_err(|e| match e {
-        IssueError::InvalidClient(m) => fail(m),
-        other => other,
-    })?;
+    let mut named: Option<Credential> = None;
+    let r = authenticate_client_as(ctx, parts, form, &mut named).await;
+    let issuer = &ctx.gw.issuer;
+    match (r, named) {
+        (Ok(c), Some(cred)) => {
+            issuer.credential_proven(ctx.ip(), cred);
+            Ok(c)
+        }
+        (Ok(c), None) => Ok(c),
+        (Err(IssueError::InvalidClient(m)), Some(cred)) => {
+            Err(issuer.credential_failure(ctx.ip(), cred, IssueError::InvalidClient(m)))
+        }
+        (Err(IssueError::InvalidClient(m)), None) => Err(ctx.failed(IssueError::InvalidClient(m))),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// [`authenticate_client`]'s checks; sets `named` once a client id is
+/// known, and refuses a blocked one from an address that has not proven
+/// it. Failures are `InvalidClient`, counted by the caller.
+async fn authenticate_client_as(
+    ctx: &Ctx<'_>,
+    parts: &http::request::Parts,
+    form: &Form,
+    named: &mut Option<Credential>,
+) -> Result<Client, IssueError> {
+    let issuer = &ctx.gw.issuer;
+    let mut name = |id: &str| -> Result<(), IssueError> {
+        let cred = issuer.credential(CredentialKind::Client, id);
+        *named = Some(cred);
+        issuer.check_credential(ctx.ip(), cred)
+    };
+    let basic = basic_credentials(parts)?;
     let post = form
         .get("client_secret")
         .map(|s| (form.get("client_id").unwrap_or(""), s));
@@ -154,18 +184,16 @@ async fn authenticate_client(ctx: &Ctx<'_>, parts: &http::request::Parts, form: 
                 "client_assertion_type must be {ASSERTION_TYPE}"
             )));
         }
-        return assertion_client(ctx, a).await.map_err(|e| match e {
-            IssueError::InvalidClient(m) => fail(m),
-            other => other,
-        });
+        return assertion_client(ctx, a, &mut name).await;
     }
     let (id, secret) = match (basic, post) {
         (Some((i, s)), _) => (i, s.to_owned()),
         (None, Some((i, s))) => (i.to_owned(), s.to_owned()),
-        _ => return Err(fail("client authentication is required")),
+        _ => return Err(IssueError::InvalidClient("client authentication is required")),
     };
+    name(&id)?;
     let Some((client, stored)) = ctx.gw.store.client_with_secret(&id).await? else {
-        return Err(fail("client authentication failed"));
+        return Err(IssueError::InvalidClient("client authentication failed"));
     };
     if stored.ct_eq(secret.as_bytes()).into()
         && client.revoked_at.is_none()
@@ -173,7 +201,7 @@ async fn authenticate_client(ctx: &Ctx<'_>, parts: &http::request::Parts, form: 
     {
         Ok(client)
     } else {
-        Err(fail("client authentication failed"))
+        Err(IssueError::InvalidClient("client authentication failed"))
     }
 }
 
@@ -221,13 +249,18 @@ struct AssertionClaims {
 
 /// RFC 7523 client_secret_jwt: HS256 with the client secret, iss = sub =
 /// client_id, aud = the token endpoint URL, short exp, single-use jti.
-async fn assertion_client(ctx: &Ctx<'_>, assertion: &str) -> Result<Client, IssueError> {
+async fn assertion_client(
+    ctx: &Ctx<'_>,
+    assertion: &str,
+    name: &mut impl FnMut(&str) -> Result<(), IssueError>,
+) -> Result<Client, IssueError> {
     let bad = IssueError::InvalidClient("the client assertion is invalid");
     let peek = jsonwebtoken::dangerous::insecure_decode::<AssertionPeek>(assertion)
         .map_err(|_| IssueError::InvalidClient("the client assertion is malformed"))?;
     if peek.claims.iss != peek.claims.sub {
         return Err(bad);
     }
+    name(&peek.claims.iss)?;
     let Some((client, secret)) = ctx.gw.store.client_with_secret(&peek.claims.iss).await? else {
         return Err(bad);
     };
@@ -340,12 +373,19 @@ async fn password(ctx: &Ctx<'_>, form: &Form) -> Result<Resp, IssueError> {
     let (Some(username), Some(pw)) = (form.get("username"), form.get("password")) else {
         return Err(IssueError::InvalidRequest("username and password are required".into()));
     };
+    // Counted per username too (whether it exists or not, alike), so an
+    // attack spread over many addresses is slowed; checked before argon2.
+    let issuer = &ctx.gw.issuer;
+    let cred = issuer.credential(CredentialKind::Username, username);
+    issuer.check_credential(ctx.ip(), cred)?;
     let Some(user) = ctx.gw.store.verify_password(username, pw).await? else {
-        return Err(ctx
-            .gw
-            .issuer
-            .record_failure(ctx.ip(), IssueError::InvalidGrant("invalid username or password")));
+        return Err(issuer.credential_failure(
+            ctx.ip(),
+            cred,
+            IssueError::InvalidGrant("invalid username or password"),
+        ));
     };
+    issuer.credential_proven(ctx.ip(), cred);
     let now = now_unix();
     let ttl = ctx.cfg.tokens.login_ttl.as_secs();
     let jti = random_token("", 16);

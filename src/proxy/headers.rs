@@ -18,8 +18,14 @@ static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// What the forwarder needs to know of the request beyond its headers.
 pub struct ForwardCtx<'a> {
-    /// The client's address as a header value (computed once per connection).
+    /// The client's address as a header value (computed once per
+    /// connection, or derived from a trusted proxy's `X-Forwarded-For`):
+    /// `X-Real-IP`, and `X-Forwarded-For` unless `forwarded_for` is set.
     pub client_ip: &'a HeaderValue,
+    /// `X-Forwarded-For` of a request that came through a trusted proxy:
+    /// the chain it sent with the proxy's address appended
+    /// (`server::trusted`).
+    pub forwarded_for: Option<&'a HeaderValue>,
     pub proto: &'a HeaderValue,
     pub names: &'a IdentityHeaders,
     pub identity: Option<&'a IdentityValues>,
@@ -149,8 +155,12 @@ pub fn prepare_request_headers(h: &mut HeaderMap, ctx: &ForwardCtx<'_>) {
         h.remove(AUTHORIZATION);
     }
     // A client's own X-Forwarded-For, X-Real-IP or Forwarded is no fact the
-    // gateway can vouch for: replaced by the address it sees.
-    h.insert(X_FORWARDED_FOR.clone(), ctx.client_ip.clone());
+    // gateway can vouch for: replaced by the address it sees (a trusted
+    // proxy's chain is kept, with the proxy appended).
+    h.insert(
+        X_FORWARDED_FOR.clone(),
+        ctx.forwarded_for.unwrap_or(ctx.client_ip).clone(),
+    );
     h.insert(X_REAL_IP.clone(), ctx.client_ip.clone());
     if h.contains_key(&FORWARDED) {
         h.remove(&FORWARDED);
@@ -213,6 +223,7 @@ mod tests {
         };
         let ctx = ForwardCtx {
             client_ip: &ip,
+            forwarded_for: None,
             proto: &proto,
             names: &n,
             identity: Some(&id),
@@ -255,6 +266,7 @@ mod tests {
         let n = names();
         let ctx = ForwardCtx {
             client_ip: &ip,
+            forwarded_for: None,
             proto: &ip,
             names: &n,
             identity: None,
@@ -289,6 +301,7 @@ mod tests {
         let n = names();
         let ctx = ForwardCtx {
             client_ip: &ip,
+            forwarded_for: None,
             proto: &ip,
             names: &n,
             identity: None,
@@ -315,6 +328,7 @@ mod tests {
         let n = names();
         let ctx = ForwardCtx {
             client_ip: &ip,
+            forwarded_for: None,
             proto: &proto,
             names: &n,
             identity: None,
@@ -338,5 +352,30 @@ mod tests {
         };
         prepare_request_headers(&mut h, &ctx);
         assert_eq!(h[&X_FORWARDED_HOST], "tiles.example:8443");
+    }
+
+    #[test]
+    fn a_trusted_proxys_chain_is_kept_with_the_proxy_appended() {
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_FOR.clone(), "203.0.113.7".parse().unwrap());
+        h.insert(X_REAL_IP.clone(), "6.6.6.6".parse().unwrap());
+        let client = HeaderValue::from_static("203.0.113.7");
+        let chain = HeaderValue::from_static("203.0.113.7, 127.0.0.1");
+        let proto = HeaderValue::from_static("https");
+        let n = names();
+        let ctx = ForwardCtx {
+            client_ip: &client,
+            forwarded_for: Some(&chain),
+            proto: &proto,
+            names: &n,
+            identity: None,
+            strip_authorization: false,
+            upgrade: false,
+            authority: None,
+        };
+        prepare_request_headers(&mut h, &ctx);
+        assert_eq!(h[&X_FORWARDED_FOR], "203.0.113.7, 127.0.0.1");
+        assert_eq!(h[&X_REAL_IP], "203.0.113.7");
+        assert_eq!(h[&X_FORWARDED_PROTO], "https");
     }
 }

@@ -233,14 +233,45 @@ pub struct Route {
     pub limiter: Option<SubjectLimiter>,
 }
 
-/// Requests per second per token subject on one route (governor, keyed by
-/// a hash of the subject so the hot path allocates nothing).
+/// Requests per second per caller on one route (governor, keyed by a hash
+/// of the [`LimitKey`] so the hot path allocates nothing).
 #[derive(Clone)]
 pub struct SubjectLimiter(Arc<governor::DefaultKeyedRateLimiter<u64>>, std::hash::RandomState);
 
 impl std::fmt::Debug for SubjectLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SubjectLimiter")
+    }
+}
+
+/// Who `rate_limit_per_subject` counts a request against: what the token
+/// was derived from, not the token's `sub` (an API-key exchange mints a
+/// new `sub` for every token, so a `sub` key would give each fresh token
+/// a quota of its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LimitKey<'a> {
+    /// The credential the gateway derived the token from (`cid`: an API
+    /// key, an OAuth client, an access-generator token): every token
+    /// exchanged from one key shares its quota.
+    Credential(&'a str),
+    /// The principal (`uid`) of a gateway token that names no credential
+    /// (a login token from the password grant).
+    Principal(&'a str),
+    /// The subject: a gateway token with neither (minted by the CLI), and
+    /// every external issuer's token, under its namespaced subject
+    /// (`<issuer>|<sub>`), which is stable per user of that issuer.
+    Subject(&'a str),
+}
+
+impl<'a> LimitKey<'a> {
+    /// The key of a verified token. External issuers' tokens never carry
+    /// `cid` or `uid` (`Verified`); their subject is namespaced.
+    pub fn of(v: &'a crate::auth::Verified) -> LimitKey<'a> {
+        match (v.own, v.cid.as_deref(), v.uid.as_deref()) {
+            (true, Some(cid), _) => LimitKey::Credential(cid),
+            (true, None, Some(uid)) => LimitKey::Principal(uid),
+            _ => LimitKey::Subject(&v.sub),
+        }
     }
 }
 
@@ -253,14 +284,32 @@ impl SubjectLimiter {
         ))
     }
 
-    /// `Err(seconds to wait)` when the subject is over its quota.
-    pub fn check(&self, subject: &str) -> Result<(), u64> {
+    /// `Err(seconds to wait)` when the caller is over its quota.
+    pub fn check(&self, key: LimitKey<'_>) -> Result<(), u64> {
         use std::hash::BuildHasher;
-        let key = self.1.hash_one(subject);
+        // The variant is hashed too: a credential id never shares a quota
+        // with a subject that happens to spell the same.
+        let key = self.1.hash_one(key);
         self.0.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
             wait.as_secs().max(1)
         })
+    }
+
+    /// Forget the callers whose quota has refilled, and give the memory
+    /// back (the upkeep task calls this periodically).
+    pub fn prune(&self) {
+        self.0.retain_recent();
+        self.0.shrink_to_fit();
+    }
+
+    /// Callers with a key in the map.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -529,6 +578,27 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subject_limiter_keys_are_separate_per_kind_and_pruned_once_refilled() {
+        let l = SubjectLimiter::new(1).unwrap();
+        assert!(l.check(LimitKey::Credential("k1")).is_ok());
+        assert_eq!(l.check(LimitKey::Credential("k1")), Err(1));
+        // Another credential, and a subject spelled like the credential.
+        assert!(l.check(LimitKey::Credential("k2")).is_ok());
+        assert!(l.check(LimitKey::Subject("k1")).is_ok());
+        assert!(l.check(LimitKey::Principal("k1")).is_ok());
+        assert_eq!(l.len(), 4);
+        // Keys still within their window stay.
+        l.prune();
+        assert_eq!(l.len(), 4);
+        // governor drops a key once its state is a full emission interval
+        // older than a fresh one: two seconds after the last use here.
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        l.prune();
+        assert!(l.is_empty(), "refilled keys are forgotten");
+        assert!(l.check(LimitKey::Credential("k1")).is_ok());
+    }
 
     fn route(name: &str, m: PathMatch, methods: &[Method], host: Option<&str>) -> Route {
         let mut set = if methods.is_empty() {

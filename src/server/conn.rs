@@ -3,7 +3,8 @@
 //! - [`ConnLimits`]: the listener's connection cap and a cap per client
 //!   address (IPv4 address, IPv6 /64), checked at accept; a connection
 //!   over the per-address cap is closed at once and takes no slot of the
-//!   listener's cap.
+//!   listener's cap. A trusted proxy's connection takes only a listener
+//!   slot; its PROXY header, when required, keys it on the client.
 //! - [`drive`]: runs one connection under a handshake deadline (from accept
 //!   until the first request head is complete: first bytes, TLS, protocol
 //!   sniffing, the HTTP/2 preface and SETTINGS) and an idle timeout (no
@@ -119,6 +120,13 @@ pub enum Refused {
 pub struct ConnLimits {
     slots: Arc<Semaphore>,
     max: usize,
+    addrs: AddrCap,
+}
+
+/// The per-address cap alone; cheap to clone into a connection's task, to
+/// key a connection on the client address its PROXY header names.
+#[derive(Clone)]
+pub struct AddrCap {
     per_addr: usize,
     /// Open connections per address; an entry exists only while its count
     /// is above zero, so the map never holds more entries than there are
@@ -127,13 +135,22 @@ pub struct ConnLimits {
 }
 
 /// One admitted connection: its slot of the listener's cap and of its
-/// address's; both are given back on drop.
+/// address's (none for a trusted proxy's connection until its PROXY
+/// header names the client); both are given back on drop.
 pub struct Admission {
     _slot: OwnedSemaphorePermit,
-    _addr: AddrSlot,
+    _addr: Option<AddrSlot>,
 }
 
-struct AddrSlot {
+impl Admission {
+    /// Count the connection against its client's address too.
+    pub fn key(&mut self, addr: AddrSlot) {
+        self._addr = Some(addr);
+    }
+}
+
+/// One connection's slot of its address's cap.
+pub struct AddrSlot {
     key: AddrKey,
     open: Arc<Mutex<HashMap<AddrKey, u32>>>,
 }
@@ -150,45 +167,71 @@ impl Drop for AddrSlot {
     }
 }
 
+impl AddrCap {
+    /// A slot of `ip`'s cap, or [`Refused::PerAddress`].
+    pub fn take(&self, ip: IpAddr) -> Result<AddrSlot, Refused> {
+        let key = AddrKey::of(ip);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(key).or_insert(0);
+        if *n as usize >= self.per_addr {
+            return Err(Refused::PerAddress);
+        }
+        *n += 1;
+        Ok(AddrSlot {
+            key,
+            open: self.open.clone(),
+        })
+    }
+}
+
 impl ConnLimits {
     pub fn new(max: usize, per_addr: usize) -> ConnLimits {
         ConnLimits {
             slots: Arc::new(Semaphore::new(max)),
             max,
-            per_addr: per_addr.max(1),
-            open: Arc::new(Mutex::new(HashMap::new())),
+            addrs: AddrCap {
+                per_addr: per_addr.max(1),
+                open: Arc::new(Mutex::new(HashMap::new())),
+            },
         }
     }
 
     /// Admit a connection from `ip`, or say why not. The per-address cap
     /// is checked first, so a refused address takes no listener slot.
     pub fn admit(&self, ip: IpAddr) -> Result<Admission, Refused> {
-        let key = AddrKey::of(ip);
-        {
-            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-            let n = open.entry(key).or_insert(0);
-            if *n as usize >= self.per_addr {
-                return Err(Refused::PerAddress);
-            }
-            *n += 1;
-        }
-        // From here on, dropping `addr` gives the address slot back.
-        let addr = AddrSlot {
-            key,
-            open: self.open.clone(),
-        };
+        // Dropping `addr` on the way out gives the address slot back.
+        let addr = self.addrs.take(ip)?;
         match self.slots.clone().try_acquire_owned() {
             Ok(slot) => Ok(Admission {
                 _slot: slot,
-                _addr: addr,
+                _addr: Some(addr),
             }),
             Err(_) => Err(Refused::Full),
         }
     }
 
+    /// Admit a trusted proxy's connection: the listener's cap only. A
+    /// proxy carries many clients, and counting them all against its one
+    /// address would cap them together; its PROXY header, when there is
+    /// one, keys the connection on the client ([`Admission::key`]).
+    pub fn admit_proxy(&self) -> Result<Admission, Refused> {
+        match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => Ok(Admission {
+                _slot: slot,
+                _addr: None,
+            }),
+            Err(_) => Err(Refused::Full),
+        }
+    }
+
+    /// The per-address cap, for [`Admission::key`].
+    pub fn addr_cap(&self) -> AddrCap {
+        self.addrs.clone()
+    }
+
     /// Addresses with at least one open connection.
     pub fn addresses(&self) -> usize {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.addrs.open.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Resolves once every admitted connection has ended.
@@ -502,6 +545,23 @@ mod tests {
         drop((a2, a3, b1));
         assert_eq!(limits.addresses(), 0, "entries go when their count drops to zero");
         assert_eq!(limits.slots.available_permits(), 3);
+    }
+
+    #[test]
+    fn a_proxy_connection_takes_a_listener_slot_and_is_keyed_on_its_client() {
+        let limits = ConnLimits::new(3, 1);
+        let mut p1 = limits.admit_proxy().unwrap();
+        let p2 = limits.admit_proxy().unwrap();
+        assert_eq!(limits.addresses(), 0, "the proxy's own address is not counted");
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        p1.key(limits.addr_cap().take(client).unwrap());
+        assert_eq!(limits.addr_cap().take(client).err(), Some(Refused::PerAddress));
+        assert_eq!(limits.admit(client).err(), Some(Refused::PerAddress));
+        let _other = limits.admit("203.0.113.8".parse().unwrap()).unwrap();
+        assert_eq!(limits.admit_proxy().err(), Some(Refused::Full));
+        drop((p1, p2));
+        assert_eq!(limits.addresses(), 1);
+        assert_eq!(limits.slots.available_permits(), 2);
     }
 
     #[test]

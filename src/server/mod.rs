@@ -3,11 +3,13 @@
 //! request path itself is composed in `stack.rs`.
 
 pub mod conn;
+pub mod proxy_protocol;
 mod reload;
 mod shutdown;
 pub mod stack;
+pub mod trusted;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -345,9 +347,36 @@ async fn next_revocation(listener: &mut Option<RevocationListener>) -> Result<St
 /// Per-connection facts the request path needs.
 #[derive(Clone)]
 pub struct ConnInfo {
+    /// The TCP peer.
     pub remote: SocketAddr,
+    /// The client spoke TLS: to this listener, or to the proxy in front
+    /// (a PROXY v2 header's SSL flag).
     pub tls: bool,
+    /// The connection's client: the address its PROXY header carries, or
+    /// else the TCP peer.
+    pub client: IpAddr,
+    /// `client` as a header value (computed once per connection).
     pub client_ip: HeaderValue,
+    /// Set when `client` is a trusted proxy: then each request's
+    /// `X-Forwarded-For` and `X-Forwarded-Proto` say who and how the
+    /// client is (`trusted.rs`). `None` on every other connection, so
+    /// their requests cost one branch.
+    pub trusted: Option<Arc<trusted::TrustedProxies>>,
+}
+
+impl ConnInfo {
+    /// A connection's facts; `trusted` is the `[server] trusted_proxies`
+    /// of the config it was accepted under.
+    pub fn new(remote: SocketAddr, tls: bool, client: IpAddr, trusted: &Arc<trusted::TrustedProxies>) -> ConnInfo {
+        let client = client.to_canonical();
+        ConnInfo {
+            remote,
+            tls,
+            client,
+            client_ip: HeaderValue::from_str(&client.to_string()).unwrap_or(HeaderValue::from_static("unknown")),
+            trusted: trusted.contains(client).then(|| trusted.clone()),
+        }
+    }
 }
 
 /// Handles to a running gateway (tests and `demo` use them).
@@ -397,6 +426,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, StartError> {
     };
     tokio::spawn(reload::reload_loop(gw.clone(), reload_rx, shutdown_rx.clone()));
     tokio::spawn(crate::admin::metrics::upkeep_loop(shutdown_rx.clone()));
+    tokio::spawn(limiter_upkeep(gw.clone(), shutdown_rx.clone()));
     tokio::spawn(gw.clone().revocation_sync(shutdown_rx.clone()));
     tokio::spawn(
         gw.verifier
@@ -451,47 +481,90 @@ async fn accept_loop(
             _ = shutdown.changed() => break,
         };
         let accepted = tokio::time::Instant::now();
-        let admission = match limits.admit(remote.ip()) {
+        // Trusted proxies and PROXY headers as configured now: a reload
+        // applies to the connections accepted after it.
+        let (trusted, proxy_protocol) = {
+            let rt = gw.runtime.load();
+            (
+                rt.config.server.trusted_proxies.clone(),
+                rt.config.server.proxy_protocol,
+            )
+        };
+        let from_proxy = !trusted.is_empty() && trusted.contains(remote.ip());
+        let admitted = if from_proxy {
+            limits.admit_proxy()
+        } else {
+            limits.admit(remote.ip())
+        };
+        let mut admission = match admitted {
             Ok(a) => a,
             Err(why) => {
-                match why {
-                    conn::Refused::Full => crate::admin::metrics::connection_refused(),
-                    conn::Refused::PerAddress => crate::admin::metrics::connection_refused_per_ip(),
-                }
-                tracing::debug!(client.ip = %remote.ip(), reason = ?why, "connection refused");
+                refused(why, remote.ip());
                 drop(stream);
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
-        let info = ConnInfo {
-            remote,
-            tls: tls.is_some(),
-            client_ip: HeaderValue::from_str(&remote.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown")),
-        };
-        let activity = Arc::new(conn::Activity::default());
-        let svc = conn::Tracked::new(
-            TowerToHyperService::new(stack::build(gw.clone(), info)),
-            activity.clone(),
-        );
+        let read_proxy_header = from_proxy && proxy_protocol;
+        let addr_cap = read_proxy_header.then(|| limits.addr_cap());
         let builder = builder.clone();
         let shutdown = shutdown.clone();
         let tls = tls.clone();
+        let gw = gw.clone();
         tokio::spawn(async move {
-            let _admission = admission;
+            let mut stream = stream;
             crate::admin::metrics::connection_opened();
             let deadline = accepted + timeouts.handshake;
+            // A trusted proxy's PROXY header names the client (and says
+            // whether it spoke TLS to the proxy); read within the
+            // handshake deadline, and nothing but a valid one is served.
+            let (client, proxied_tls) = match addr_cap {
+                None => (remote.ip(), false),
+                Some(cap) => match tokio::time::timeout_at(deadline, proxy_protocol::read(&mut stream)).await {
+                    Ok(Ok(h)) => {
+                        let client = h.source.map_or(remote.ip(), |s| s.ip());
+                        // The client's connections count against its own
+                        // address, unless it is a trusted proxy as well.
+                        if !trusted.contains(client) {
+                            match cap.take(client) {
+                                Ok(slot) => admission.key(slot),
+                                Err(why) => {
+                                    refused(why, client);
+                                    crate::admin::metrics::connection_closed();
+                                    return;
+                                }
+                            }
+                        }
+                        (client, h.tls)
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(client.ip = %remote.ip(), error = %e, "PROXY header refused");
+                        crate::admin::metrics::connection_closed();
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(client.ip = %remote.ip(), "PROXY header timed out");
+                        crate::admin::metrics::connection_timed_out("handshake");
+                        crate::admin::metrics::connection_closed();
+                        return;
+                    }
+                },
+            };
+            let _admission = admission;
+            let info = ConnInfo::new(remote, tls.is_some() || proxied_tls, client, &trusted);
+            let activity = Arc::new(conn::Activity::default());
+            let svc = conn::Tracked::new(TowerToHyperService::new(stack::build(gw, info)), activity.clone());
             let closed = match tls {
                 None => conn::drive(&builder, stream, svc, &activity, timeouts, deadline, shutdown).await,
                 // The handshake deadline covers the TLS handshake too.
                 Some(acc) => match tokio::time::timeout_at(deadline, acc.accept(stream)).await {
                     Ok(Ok(s)) => conn::drive(&builder, s, svc, &activity, timeouts, deadline, shutdown).await,
                     Ok(Err(_)) => {
-                        tracing::debug!(client.ip = %remote.ip(), "TLS handshake failed");
+                        tracing::debug!(client.ip = %client, "TLS handshake failed");
                         conn::Closed::Normally
                     }
                     Err(_) => {
-                        tracing::debug!(client.ip = %remote.ip(), "TLS handshake timed out");
+                        tracing::debug!(client.ip = %client, "TLS handshake timed out");
                         conn::Closed::Handshake
                     }
                 },
@@ -510,6 +583,41 @@ async fn accept_loop(
     tokio::select! {
         _ = limits.drained() => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(grace) => tracing::warn!("shutdown grace elapsed; closing remaining connections"),
+    }
+}
+
+/// Count and log a connection refused by a cap.
+fn refused(why: conn::Refused, ip: IpAddr) {
+    match why {
+        conn::Refused::Full => crate::admin::metrics::connection_refused(),
+        conn::Refused::PerAddress => crate::admin::metrics::connection_refused_per_ip(),
+    }
+    tracing::debug!(client.ip = %ip, reason = ?why, "connection refused");
+}
+
+/// How often the rate limiters forget keys that are back to a full quota.
+const LIMITER_PRUNE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Keep the rate limiters' maps to the keys that matter: the token
+/// endpoints' failure counters and every route's `rate_limit_per_subject`
+/// limiter drop the keys whose quota has refilled (governor's
+/// `retain_recent`) and give the memory back (`shrink_to_fit`), so a
+/// stream of new addresses or credentials leaves nothing behind.
+async fn limiter_upkeep(gw: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(LIMITER_PRUNE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tick.tick() => {
+                gw.issuer.prune();
+                for route in gw.runtime.load().config.routes.routes() {
+                    if let Some(l) = &route.limiter {
+                        l.prune();
+                    }
+                }
+            }
+        }
     }
 }
 

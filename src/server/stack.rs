@@ -33,7 +33,7 @@ use crate::auth::{self, extract, AuthError};
 use crate::body::ClientBody;
 use crate::http::{IntoResponse, Resp};
 use crate::proxy::{self, ForwardCtx, ProxyError, ReqBody};
-use crate::routing::{normalize, Policy, Route, RouteMiss};
+use crate::routing::{normalize, LimitKey, Policy, Route, RouteMiss};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -270,9 +270,15 @@ async fn route_request(
     };
     if let Some(ep) = gw.issuer.endpoint(&rt.config.endpoints, &path) {
         drop(path);
+        // The client the failure throttle counts: behind a trusted proxy,
+        // the one its X-Forwarded-For names.
+        let client = match &conn.trusted {
+            None => conn.client,
+            Some(t) => super::trusted::client_of(t, conn.client, &parts.headers),
+        };
         // Boxed: the token endpoints' future is large, and without the box
         // every proxied request would carry (and copy) its size.
-        let resp = Box::pin(crate::issue::serve(gw, rt, ep, parts, body, conn)).await;
+        let resp = Box::pin(crate::issue::serve(gw, rt, ep, parts, body, conn, client)).await;
         return Served::new(resp).on(RouteStats::inline());
     }
     let cfg = &rt.config;
@@ -425,7 +431,7 @@ async fn authorize_and_forward(
                 return refuse(e);
             }
             if let Some(l) = &route.limiter {
-                if let Err(wait) = l.check(&v.sub) {
+                if let Err(wait) = l.check(LimitKey::of(&v)) {
                     return Served::new(ProxyError::RateLimited(wait).into_response());
                 }
             }
@@ -500,25 +506,40 @@ async fn authorize_and_forward(
     } else {
         None
     };
-    let proto = if conn.tls {
-        proxy::X_FORWARDED_PROTO_HTTPS
-    } else {
-        proxy::X_FORWARDED_PROTO_HTTP
-    };
-    let ctx = ForwardCtx {
-        client_ip: &conn.client_ip,
-        proto: &proto,
-        names: &cfg.identity,
-        identity: verified.as_ref().map(|v| &v.identity),
-        strip_authorization: if verified.is_some() {
-            new_query.is_none()
+    // Behind a trusted proxy, who and how the client is comes from its
+    // X-Forwarded-For and X-Forwarded-Proto; every other connection (one
+    // branch) is its own client, with the listener's scheme.
+    // Scoped: nothing of it is kept across the upstream call.
+    {
+        let fwd = conn
+            .trusted
+            .as_ref()
+            .map(|t| super::trusted::forwarded(t, conn.client, &conn.client_ip, &parts.headers));
+        let https = match &fwd {
+            Some(super::trusted::Forwarded { https: Some(h), .. }) => *h,
+            _ => conn.tls,
+        };
+        let proto = if https {
+            proxy::X_FORWARDED_PROTO_HTTPS
         } else {
-            !route.forward_tokens && !matches!(extract::bearer(&parts.headers), Ok(None))
-        },
-        upgrade,
-        authority: authority.as_ref(),
-    };
-    proxy::prepare_request_headers(&mut parts.headers, &ctx);
+            proxy::X_FORWARDED_PROTO_HTTP
+        };
+        let ctx = ForwardCtx {
+            client_ip: fwd.as_ref().map_or(&conn.client_ip, |f| &f.real_ip),
+            forwarded_for: fwd.as_ref().map(|f| &f.chain),
+            proto: &proto,
+            names: &cfg.identity,
+            identity: verified.as_ref().map(|v| &v.identity),
+            strip_authorization: if verified.is_some() {
+                new_query.is_none()
+            } else {
+                !route.forward_tokens && !matches!(extract::bearer(&parts.headers), Ok(None))
+            },
+            upgrade,
+            authority: authority.as_ref(),
+        };
+        proxy::prepare_request_headers(&mut parts.headers, &ctx);
+    }
     let upstream = &rt.upstreams[route.upstream];
     parts.version = if upstream.cfg.http2 {
         Version::HTTP_2

@@ -812,3 +812,46 @@ pub async fn metric(gw: &Gateway, series: &str) -> f64 {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
         .unwrap_or(0.0)
 }
+
+/// A client whose connections come from `ip` (another loopback address,
+/// such as 127.0.0.2: a distinct client to the gateway).
+pub fn http_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Connect to `addr` from `from` (a loopback address), write `bytes` and
+/// read until the gateway closes the connection (10 s at most); the bytes
+/// read, empty when it closed without answering.
+pub async fn raw_request_from(addr: SocketAddr, from: &str, bytes: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(from.parse().unwrap(), 0)).unwrap();
+    let mut s = socket.connect(addr).await.unwrap();
+    // The gateway may close before reading everything (a refused
+    // connection): a failed write is an answer too.
+    let _ = s.write_all(bytes).await;
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 8192];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the gateway neither answered nor closed in 10 s");
+    out
+}
+
+/// The status code of a raw HTTP/1.1 response, `None` when there is none.
+pub fn raw_response_status(response: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(response).ok()?;
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
