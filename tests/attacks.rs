@@ -348,7 +348,7 @@ fn a_plain_http_jwks_url_needs_an_explicit_opt_in() {
     };
     let issuer = |url: &str, extra: &str| {
         format!(
-            "[[issuers]]\nissuer = \"https://partner.test\"\naudiences = [\"{AUD}\"]\nalgorithms = [\"ES256\"]\n\
+            "[[issuers]]\nname = \"partner\"\nissuer = \"https://partner.test\"\naudiences = [\"{AUD}\"]\nalgorithms = [\"ES256\"]\n\
              jwks_url = \"{url}\"\n{extra}"
         )
     };
