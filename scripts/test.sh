@@ -6,16 +6,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# pg.sh's last stdout line is the URL. Read from a file, not a pipe, so a
-# daemon that kept a copy of the descriptor could never stall this script.
-PG_OUT=$(mktemp)
-bash .ci/pg.sh >"$PG_OUT"
-TILEGATE_TEST_PG_URL=$(tail -n 1 "$PG_OUT")
-rm -f "$PG_OUT"
+# PostgreSQL: your own server when TILEGATE_TEST_PG_URL is set (a role that
+# may CREATE DATABASE; each test makes its own), else the test cluster that
+# .ci/pg.sh installs and starts (as root; it stays running afterwards).
+if [ -z "${TILEGATE_TEST_PG_URL:-}" ]; then
+    # pg.sh's last stdout line is the URL. Read from a file, not a pipe, so
+    # a daemon that kept a copy of the descriptor could never stall this.
+    PG_OUT=$(mktemp)
+    bash .ci/pg.sh >"$PG_OUT"
+    TILEGATE_TEST_PG_URL=$(tail -n 1 "$PG_OUT")
+    rm -f "$PG_OUT"
+    # The CA of the cluster's TLS certificate (pg.sh makes it), for the
+    # tests that connect with sslmode=verify-full.
+    export TILEGATE_TEST_PG_CA=${TILEGATE_TEST_PG_CA:-/var/lib/tilegate-test-pg-tls/ca.pem}
+else
+    echo "test.sh: using TILEGATE_TEST_PG_URL as given (TLS tests need TILEGATE_TEST_PG_CA)" >&2
+fi
 export TILEGATE_TEST_PG_URL
-# The CA of the cluster's TLS certificate (pg.sh makes it), for the tests
-# that connect with sslmode=verify-full.
-export TILEGATE_TEST_PG_CA=/var/lib/tilegate-test-pg-tls/ca.pem
 if [ -f scripts/ci-deps.sh ]; then bash scripts/ci-deps.sh; fi
 
 cargo test --locked

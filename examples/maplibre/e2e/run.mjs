@@ -1,9 +1,10 @@
 // Headless Chromium check of the tilegate MapLibre demo.
 //
-//   TILEGATE_DEMO_URL=http://127.0.0.1:8080 node run.mjs
+//   TILEGATE_DEMO_URL=http://127.0.0.1:8000 node run.mjs
 //
 // Environment:
-//   TILEGATE_DEMO_URL        base URL of the demo page (required), e.g. http://127.0.0.1:8080
+//   TILEGATE_DEMO_URL        base URL of the demo page (required): the app, not the gateway;
+//                            `tilegate demo` serves it at http://127.0.0.1:8000
 //   TILEGATE_E2E_SCREENSHOT  where to save a PNG of the map (default: $TMPDIR/tilegate-e2e.png)
 //   TILEGATE_E2E_TTL         token lifetime in seconds for a refresh run (default 0: skip it);
 //                            the page is loaded with ?ttl=N and panned after the first token expired
@@ -23,7 +24,7 @@ import { chromium } from 'playwright-core';
 
 const base = process.env.TILEGATE_DEMO_URL;
 if (!base) {
-  console.error('TILEGATE_DEMO_URL is not set (e.g. http://127.0.0.1:8080)');
+  console.error('TILEGATE_DEMO_URL is not set: the demo page, e.g. http://127.0.0.1:8000 (`tilegate demo`)');
   process.exit(2);
 }
 const screenshotPath = process.env.TILEGATE_E2E_SCREENSHOT || path.join(os.tmpdir(), 'tilegate-e2e.png');
@@ -112,7 +113,18 @@ async function clientRun(browser, name, query, refreshTtl = 0) {
   page.on('pageerror', (err) => failures.push(`${name}: page error: ${err.message}`));
   const tiles = watchTiles(page);
   await page.goto(pageUrl(query), { waitUntil: 'load', timeout });
-  await page.waitForFunction(() => window.__tilegate?.ready && window.__tilegate.tilesLoaded > 0, null, { timeout });
+  await page
+    .waitForFunction(() => window.__tilegate?.ready && window.__tilegate.tilesLoaded > 0, null, { timeout })
+    .catch(async (e) => {
+      const state = await page.evaluate(() => window.__tilegate ?? null).catch(() => null);
+      throw new Error(
+        `${name}: no tile loaded within ${timeout} ms on ${pageUrl(query)} ` +
+          (state
+            ? `(page state: ${JSON.stringify(state)})`
+            : '(the page has no tilegate state: is TILEGATE_DEMO_URL the demo page, port 8000, rather than the gateway?)') +
+          `: ${e.message.split('\n')[0]}`,
+      );
+    });
   await waitIdle(page);
   const firstLoad = (await counters(page)).tilesLoaded;
 
