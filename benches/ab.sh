@@ -17,6 +17,8 @@
 # PATHQ the path (/small or /tiles/14/8190/5450.pbf). PROF=1 records a perf
 # profile (user space, call graphs) of the first build instead, into
 # $RUN_DIR/perf.user.data. Needs perf for the syscall counts.
+# For PROF=1 give a build with line tables: `cargo build --profile profiling`
+# and pass target/profiling/tilegate (the release binary has no DWARF).
 set -u
 cd "$(dirname "$0")/.."
 repo=$PWD
