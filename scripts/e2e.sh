@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Browser end-to-end test of the MapLibre example through tilegate: starts
-# `tilegate demo` on private loopback ports with a throw-away store, then
-# drives Debian's Chromium headless (playwright-core) through
-# examples/maplibre/e2e/run.mjs: the map renders tiles through the gateway,
-# every tile request carries a token, 3-second tokens refresh with no failed
-# tile while panning, and a page without the client gets 401s. Saves a
-# screenshot to target/e2e/map.png. Installs chromium and the node packages
-# when missing (idempotent).
+# Browser end-to-end test of the MapLibre and Leaflet examples through
+# tilegate: starts `tilegate demo` on private loopback ports with a
+# throw-away store, then drives Debian's Chromium headless (playwright-core)
+# through examples/maplibre/e2e/run.mjs, on each page: the map renders tiles
+# through the gateway, every tile request carries a token, 3-second tokens
+# refresh with no failed tile while panning, and a page without the client
+# gets 401s. Saves screenshots to target/e2e/map.png (MapLibre; docs/demo-map.png
+# is a copy) and target/e2e/map-leaflet.png. Installs chromium and the node
+# packages when missing (idempotent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD

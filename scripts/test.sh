@@ -2,7 +2,8 @@
 # The one test command (README; .ci/run calls exactly this). Installs and
 # starts what the tests need, idempotently: PostgreSQL from Debian's
 # packages (with TLS), PyJWT for the independent JWT check, authlib as a
-# real OAuth client, Node packages and Chromium for the browser test. Then runs the Rust suite and the JS client suite.
+# real OAuth client, Go for the app-backend sample, Node packages and
+# Chromium for the browser test. Then runs the Rust suite and the JS client suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,13 @@ else
 fi
 export TILEGATE_TEST_PG_URL
 if [ -f scripts/ci-deps.sh ]; then bash scripts/ci-deps.sh; fi
+
+# Go for the Go app-backend sample (tests/samples.rs runs it; Python and
+# Node are here already), from Debian's packages when missing.
+if ! command -v go >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q && apt-get install -y -q --no-install-recommends golang-go
+fi
 
 cargo test --locked
 

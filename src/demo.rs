@@ -1,7 +1,9 @@
 //! `tilegate demo`: one command to see tilegate work. It starts
-//! - a sample tile upstream (generated Mapbox Vector Tiles, layer `demo`),
+//! - a sample tile upstream: Mapbox Vector Tiles of Natural Earth's countries
+//!   (layers `land`, `countries`, `boundaries`; see [`world`]), cut on request,
 //! - the gateway on the sample config (SQLite, keys generated on first run),
-//! - an app backend that serves the MapLibre example and `POST /app/token`,
+//! - an app backend that serves the MapLibre and Leaflet examples and
+//!   `POST /app/token`,
 //!   which exchanges a server-side API key for a short-lived token,
 //!
 //! and prints a working API key with curl lines.
@@ -20,6 +22,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::store::Principal;
+
+mod world;
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -61,8 +65,8 @@ fn tile_response(path: &str) -> Response<Full<Bytes>> {
         _ => None,
     };
     match zxy {
-        Some((z, x, y)) if z <= 22 => {
-            let mut r = Response::new(Full::new(Bytes::from(mvt(z, x, y))));
+        Some((z, x, y)) if z <= 22 && x < 1 << z && y < 1 << z => {
+            let mut r = Response::new(Full::new(world::cached_tile(z, x, y)));
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static("application/vnd.mapbox-vector-tile"),
@@ -77,77 +81,10 @@ fn tile_response(path: &str) -> Response<Full<Bytes>> {
     }
 }
 
-// --- a minimal MVT (protobuf) writer: one layer, a square and its centre ---
-
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-fn key(out: &mut Vec<u8>, field: u32, wire: u8) {
-    varint(out, ((field as u64) << 3) | wire as u64);
-}
-fn bytes_field(out: &mut Vec<u8>, field: u32, b: &[u8]) {
-    key(out, field, 2);
-    varint(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
-fn zig(v: i32) -> u64 {
-    ((v << 1) ^ (v >> 31)) as u32 as u64
-}
-fn packed(out: &mut Vec<u8>, field: u32, vals: &[u64]) {
-    let mut tmp = Vec::new();
-    for v in vals {
-        varint(&mut tmp, *v);
-    }
-    bytes_field(out, field, &tmp);
-}
-
-/// A vector tile: layer `demo` with the tile's square (inset) and a point
-/// at its centre labelled `z/x/y`.
+/// The vector tile `z/x/y` of the demo map (Natural Earth countries; see
+/// [`world`]).
 pub fn mvt(z: u32, x: u32, y: u32) -> Vec<u8> {
-    let label = format!("{z}/{x}/{y}");
-    let (a, b) = (256i32, 3840i32);
-    // Polygon: MoveTo(a,a) LineTo 3 points ClosePath.
-    let poly = vec![
-        (1 << 3 | 1) as u64,
-        zig(a),
-        zig(a),
-        (3 << 3 | 2) as u64,
-        zig(b - a),
-        zig(0),
-        zig(0),
-        zig(b - a),
-        zig(a - b),
-        zig(0),
-        (1 << 3 | 7) as u64,
-    ];
-    let point = vec![(1 << 3 | 1) as u64, zig(2048), zig(2048)];
-    let mut layer = Vec::new();
-    key(&mut layer, 15, 0);
-    varint(&mut layer, 2); // version
-    bytes_field(&mut layer, 1, b"demo");
-    for (id, gtype, geom) in [(1u64, 3u64, poly), (2, 1, point)] {
-        let mut f = Vec::new();
-        key(&mut f, 1, 0);
-        varint(&mut f, id);
-        packed(&mut f, 2, &[0, 0]); // tags: label = value 0
-        key(&mut f, 3, 0);
-        varint(&mut f, gtype);
-        packed(&mut f, 4, &geom);
-        bytes_field(&mut layer, 2, &f);
-    }
-    bytes_field(&mut layer, 3, b"label");
-    let mut value = Vec::new();
-    bytes_field(&mut value, 1, label.as_bytes());
-    bytes_field(&mut layer, 4, &value);
-    key(&mut layer, 5, 0);
-    varint(&mut layer, 4096);
-    let mut tile = Vec::new();
-    bytes_field(&mut tile, 3, &layer);
-    tile
+    world::tile(z, x, y)
 }
 
 /// Create the demo org, service account and API key once; the key's plain
@@ -257,7 +194,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         Err(e) => eprintln!("example app {}: {e} (the map page is not served)", args.app),
     }
     println!(
-        "\ntilegate demo is running.\n\n  gateway:   {gateway}   (admin: {admin})\n  upstream:  http://{up}  (generated vector tiles)\n  map:       http://{app}/   (MapLibre through tilegate)\n\nA working API key (server-side secret; shown here for the demo):\n  {api_key}\n\nTry:\n  TOKEN=$(curl -s -X POST {gateway}/v1/auth/token -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' -d '{{\"ttl\":600,\"scope\":\"tiles:read\"}}' | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\n  curl -s -o /dev/null -w '%{{http_code}}\\n' -H \"Authorization: Bearer $TOKEN\" {gateway}/tiles/0/0/0.pbf   # 200\n  curl -s -o /dev/null -w '%{{http_code}}\\n' {gateway}/tiles/0/0/0.pbf                                  # 401\n\nCtrl-C stops it.",
+        "\ntilegate demo is running.\n\n  gateway:   {gateway}   (admin: {admin})\n  upstream:  http://{up}  (Natural Earth vector tiles)\n  map:       http://{app}/   (MapLibre through tilegate; Leaflet: http://{app}/leaflet/)\n\nA working API key (server-side secret; shown here for the demo):\n  {api_key}\n\nTry:\n  TOKEN=$(curl -s -X POST {gateway}/v1/auth/token -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' -d '{{\"ttl\":600,\"scope\":\"tiles:read\"}}' | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\n  curl -s -o /dev/null -w '%{{http_code}}\\n' -H \"Authorization: Bearer $TOKEN\" {gateway}/tiles/0/0/0.pbf   # 200\n  curl -s -o /dev/null -w '%{{http_code}}\\n' {gateway}/tiles/0/0/0.pbf                                  # 401\n\nCtrl-C stops it.",
         admin = running.admin_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
         up = args.upstream,
         app = args.app,
@@ -271,8 +208,9 @@ struct AppState {
     api_key: String,
 }
 
-/// The example app: static files of `examples/maplibre` at `/`, the JS
-/// client at `/clients/js/`, `GET /app/config.json`, and `POST /app/token`
+/// The example app: static files of `examples/maplibre` at `/`, of
+/// `examples/leaflet` at `/leaflet/`, the JS client at `/clients/js/`,
+/// `GET /app/config.json`, and `POST /app/token`
 /// (the app backend's exchange; the API key never reaches the browser).
 async fn serve_app(listener: TcpListener, st: Arc<AppState>) {
     let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
@@ -347,9 +285,17 @@ async fn app(req: Request<Incoming>, st: &AppState, client: &HttpClient) -> Resp
             Err(_) => text(StatusCode::BAD_GATEWAY, "text/plain", "gateway unreachable".into()),
         };
     }
-    // Static files, confined to the two folders.
+    if path == "/leaflet" {
+        let mut r = text(StatusCode::MOVED_PERMANENTLY, "text/plain", "/leaflet/".into());
+        r.headers_mut()
+            .insert(http::header::LOCATION, http::HeaderValue::from_static("/leaflet/"));
+        return r;
+    }
+    // Static files, confined to the three folders.
     let (base, rel) = if let Some(r) = path.strip_prefix("/clients/js/") {
         ("clients/js", r.to_owned())
+    } else if let Some(r) = path.strip_prefix("/leaflet/") {
+        ("examples/leaflet", r.to_owned())
     } else {
         ("examples/maplibre", path.trim_start_matches('/').to_owned())
     };
@@ -360,7 +306,7 @@ async fn app(req: Request<Incoming>, st: &AppState, client: &HttpClient) -> Resp
     let file = PathBuf::from(base).join(&rel);
     match tokio::fs::read(&file).await {
         Ok(mut b) => {
-            if base == "examples/maplibre" && rel == "index.html" {
+            if base != "clients/js" && rel == "index.html" {
                 // Point the page at the gateway (another origin than the app).
                 let html = String::from_utf8_lossy(&b).replace(
                     "<meta name=\"tilegate-gateway\" content=\"\" />",
@@ -373,6 +319,7 @@ async fn app(req: Request<Incoming>, st: &AppState, client: &HttpClient) -> Resp
                 Some("js") | Some("mjs") => "text/javascript",
                 Some("css") => "text/css",
                 Some("json") => "application/json",
+                Some("png") => "image/png",
                 _ => "application/octet-stream",
             };
             let mut r = Response::new(Full::new(Bytes::from(b)));
@@ -395,9 +342,18 @@ fn text(status: StatusCode, ct: &'static str, body: String) -> Response<Full<Byt
 #[cfg(test)]
 mod tests {
     #[test]
-    fn mvt_has_the_layer_and_label() {
-        let t = super::mvt(3, 2, 1);
-        assert!(t.windows(4).any(|w| w == b"demo"));
-        assert!(t.windows(5).any(|w| w == b"3/2/1"));
+    fn tiles_are_served_for_valid_coordinates_only() {
+        let ok = super::tile_response("/tiles/0/0/0.pbf");
+        assert_eq!(ok.status(), 200);
+        assert_eq!(ok.headers()["content-type"], "application/vnd.mapbox-vector-tile");
+        for bad in [
+            "/tiles/0/1/0.pbf",
+            "/tiles/2/0/4.pbf",
+            "/tiles/23/0/0.pbf",
+            "/tiles/1/0/0.png",
+            "/x",
+        ] {
+            assert_eq!(super::tile_response(bad).status(), 404, "{bad}");
+        }
     }
 }

@@ -118,7 +118,11 @@ async function setUpClient() {
 
 // === map ===
 
+// Pastel country fills; the tiles give neighbours different `colour`s (0…5).
+const palette = ['#efe0b9', '#cfe3b6', '#f3cba5', '#dccbe6', '#f6e7a1', '#c9e0da', '#eab9b6'];
+
 function style() {
+  const colour = ['%', ['to-number', ['get', 'colour'], 0], palette.length];
   return {
     version: 8,
     // No glyphs or sprites: the demo runs offline, so there are no text or icon layers.
@@ -128,41 +132,40 @@ function style() {
         tiles: [tileTemplate],
         minzoom: 0,
         maxzoom: 14,
-        attribution: 'demo tiles through tilegate',
+        attribution: 'Natural Earth (public domain) through tilegate',
       },
     },
     layers: [
-      { id: 'background', type: 'background', paint: { 'background-color': '#f3f1ec' } },
+      { id: 'sea', type: 'background', paint: { 'background-color': '#a9cbe3' } },
       {
-        id: 'tile-fill',
+        id: 'countries',
         type: 'fill',
         source: 'demo',
-        'source-layer': 'demo',
-        filter: ['==', ['geometry-type'], 'Polygon'],
+        'source-layer': 'countries',
         paint: {
-          'fill-color': ['interpolate', ['linear'], ['zoom'], 0, '#6a9fd4', 7, '#7fbf7f', 14, '#e0a458'],
-          'fill-opacity': 0.25,
+          'fill-color': ['match', colour, ...palette.flatMap((c, i) => [i, c]), palette[0]],
+          'fill-antialias': false,
         },
       },
       {
-        id: 'tile-outline',
+        id: 'coastline',
         type: 'line',
         source: 'demo',
-        'source-layer': 'demo',
-        filter: ['==', ['geometry-type'], 'Polygon'],
-        paint: { 'line-color': '#2f5d8a', 'line-width': 1.5 },
+        'source-layer': 'land',
+        paint: {
+          'line-color': '#5b7f9c',
+          'line-width': ['interpolate', ['linear'], ['zoom'], 1, 0.6, 6, 1.4],
+        },
       },
       {
-        id: 'tile-centre',
-        type: 'circle',
+        id: 'boundaries',
+        type: 'line',
         source: 'demo',
-        'source-layer': 'demo',
-        filter: ['==', ['geometry-type'], 'Point'],
+        'source-layer': 'boundaries',
         paint: {
-          'circle-radius': 4,
-          'circle-color': '#c0392b',
-          'circle-stroke-color': '#ffffff',
-          'circle-stroke-width': 1.5,
+          'line-color': '#8c6f86',
+          'line-width': ['interpolate', ['linear'], ['zoom'], 1, 0.5, 6, 1.2],
+          'line-dasharray': [3, 2],
         },
       },
     ],

@@ -1,11 +1,14 @@
-// Headless Chromium check of the tilegate MapLibre demo.
+// Headless Chromium check of the tilegate demo pages: the MapLibre page at `/`
+// and the Leaflet page at `/leaflet/` (examples/leaflet), the same checks on each.
 //
 //   TILEGATE_DEMO_URL=http://127.0.0.1:8000 node run.mjs
 //
 // Environment:
-//   TILEGATE_DEMO_URL        base URL of the demo page (required): the app, not the gateway;
+//   TILEGATE_DEMO_URL        base URL of the demo pages (required): the app, not the gateway;
 //                            `tilegate demo` serves it at http://127.0.0.1:8000
-//   TILEGATE_E2E_SCREENSHOT  where to save a PNG of the map (default: $TMPDIR/tilegate-e2e.png)
+//   TILEGATE_E2E_SCREENSHOT  where to save a PNG of the MapLibre map (default: $TMPDIR/tilegate-e2e.png);
+//                            the Leaflet map's goes beside it with `-leaflet` before the extension
+//   TILEGATE_E2E_PAGES       which pages to drive, comma-separated (default: maplibre,leaflet)
 //   TILEGATE_E2E_TTL         token lifetime in seconds for a refresh run (default 0: skip it);
 //                            the page is loaded with ?ttl=N and panned after the first token expired
 //   TILEGATE_E2E_TIMEOUT_MS  per-wait timeout (default 30000)
@@ -32,9 +35,20 @@ const ttl = Number(process.env.TILEGATE_E2E_TTL || 0);
 const timeout = Number(process.env.TILEGATE_E2E_TIMEOUT_MS || 30000);
 const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const extraArgs = (process.env.TILEGATE_E2E_CHROMIUM_ARGS || '').split(/\s+/).filter(Boolean);
+const leafletScreenshotPath = screenshotPath.replace(/(\.[^./]*)?$/, (ext) => `-leaflet${ext || '.png'}`);
+const pagesToRun = (process.env.TILEGATE_E2E_PAGES || 'maplibre,leaflet').split(',').map((p) => p.trim());
+
+/**
+ * The two pages: where they are and how to move their map. Both keep the same
+ * counters in window.__tilegate and the map in window.__tilegateMap.
+ */
+const kinds = {
+  maplibre: { path: '/' },
+  leaflet: { path: '/leaflet/' },
+};
 
 const failures = [];
-const summary = { base, screenshot: screenshotPath, runs: {} };
+const summary = { base, screenshots: [], runs: {} };
 
 function check(ok, message) {
   if (ok) {
@@ -45,7 +59,7 @@ function check(ok, message) {
   }
 }
 
-const pageUrl = (query) => new URL(`/${query}`, base).toString();
+const pageUrl = (kind, query) => new URL(`${kinds[kind].path}${query}`, base).toString();
 const isTileUrl = (url) => {
   try {
     return new URL(url).pathname.startsWith('/tiles/');
@@ -82,10 +96,11 @@ function watchTiles(page) {
 
 const counters = (page) => page.evaluate(() => JSON.parse(JSON.stringify(window.__tilegate)));
 
-/** Wait until MapLibre has nothing left to load or render. */
-function waitIdle(page) {
+/** Wait until the map has nothing left to load (MapLibre: or render). */
+async function waitIdle(page, kind) {
+  if (kind === 'leaflet') await page.waitForTimeout(50); // let Leaflet start the tiles of a move
   return page.evaluate(
-    (ms) =>
+    ([ms, kind]) =>
       new Promise((resolve, reject) => {
         const map = window.__tilegateMap;
         const timer = setTimeout(() => reject(new Error('map did not become idle')), ms);
@@ -93,49 +108,69 @@ function waitIdle(page) {
           clearTimeout(timer);
           resolve();
         };
-        if (map.loaded() && map.areTilesLoaded()) done();
+        if (kind === 'leaflet') {
+          const layer = window.__tilegateLayer;
+          if (!layer.isLoading()) done();
+          else layer.once('load', done);
+        } else if (map.loaded() && map.areTilesLoaded()) done();
         else map.once('idle', done);
       }),
-    timeout,
+    [timeout, kind],
   );
 }
 
-async function panAround(page, moves) {
+async function panAround(page, kind, moves) {
   for (const [dx, dy] of moves) {
-    await page.evaluate(([x, y]) => window.__tilegateMap.panBy([x, y], { duration: 0 }), [dx, dy]);
-    await waitIdle(page);
+    await page.evaluate(
+      ([x, y, kind]) => window.__tilegateMap.panBy([x, y], kind === 'leaflet' ? { animate: false } : { duration: 0 }),
+      [dx, dy, kind],
+    );
+    await waitIdle(page, kind);
   }
 }
 
-async function clientRun(browser, name, query, refreshTtl = 0) {
-  console.log(`${name}: ${pageUrl(query)}`);
+async function zoomIn(page, kind) {
+  await page.evaluate(
+    (kind) => (kind === 'leaflet' ? window.__tilegateMap.zoomIn(1, { animate: false }) : window.__tilegateMap.zoomIn({ duration: 0 })),
+    kind,
+  );
+  await waitIdle(page, kind);
+}
+
+async function clientRun(browser, kind, name, query, refreshTtl = 0, screenshot = null) {
+  console.log(`${name}: ${pageUrl(kind, query)}`);
   const page = await browser.newPage({ viewport: { width: 1024, height: 768 } });
   page.on('pageerror', (err) => failures.push(`${name}: page error: ${err.message}`));
   const tiles = watchTiles(page);
-  await page.goto(pageUrl(query), { waitUntil: 'load', timeout });
+  await page.goto(pageUrl(kind, query), { waitUntil: 'load', timeout });
   await page
     .waitForFunction(() => window.__tilegate?.ready && window.__tilegate.tilesLoaded > 0, null, { timeout })
     .catch(async (e) => {
       const state = await page.evaluate(() => window.__tilegate ?? null).catch(() => null);
       throw new Error(
-        `${name}: no tile loaded within ${timeout} ms on ${pageUrl(query)} ` +
+        `${name}: no tile loaded within ${timeout} ms on ${pageUrl(kind, query)} ` +
           (state
             ? `(page state: ${JSON.stringify(state)})`
             : '(the page has no tilegate state: is TILEGATE_DEMO_URL the demo page, port 8000, rather than the gateway?)') +
           `: ${e.message.split('\n')[0]}`,
       );
     });
-  await waitIdle(page);
+  await waitIdle(page, kind);
   const firstLoad = (await counters(page)).tilesLoaded;
+  if (screenshot) {
+    // The first view: the page as a visitor sees it.
+    await page.screenshot({ path: screenshot });
+    summary.screenshots.push(screenshot);
+    console.log(`screenshot: ${screenshot}`);
+  }
 
-  await panAround(page, [[400, 0], [0, 300], [-600, -150], [250, 250]]);
-  await page.evaluate(() => window.__tilegateMap.zoomIn({ duration: 0 }));
-  await waitIdle(page);
+  await panAround(page, kind, [[400, 0], [0, 300], [-600, -150], [250, 250]]);
+  await zoomIn(page, kind);
 
   if (refreshTtl > 0) {
     // Outlive the first token, then make MapLibre ask for new tiles.
     await page.waitForTimeout(refreshTtl * 1500);
-    await panAround(page, [[500, 0], [0, -400]]);
+    await panAround(page, kind, [[500, 0], [0, -400]]);
   }
 
   const c = await counters(page);
@@ -160,12 +195,11 @@ async function clientRun(browser, name, query, refreshTtl = 0) {
   return page;
 }
 
-async function noClientRun(browser) {
-  const name = 'noclient';
-  console.log(`${name}: ${pageUrl('?noclient=1')}`);
+async function noClientRun(browser, kind, name) {
+  console.log(`${name}: ${pageUrl(kind, '?noclient=1')}`);
   const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
   const tiles = watchTiles(page);
-  await page.goto(pageUrl('?noclient=1'), { waitUntil: 'load', timeout });
+  await page.goto(pageUrl(kind, '?noclient=1'), { waitUntil: 'load', timeout });
   await page.waitForFunction(() => window.__tilegate?.tileErrors > 0, null, { timeout });
   await page.waitForTimeout(500);
   const c = await counters(page);
@@ -200,12 +234,15 @@ const browser = await chromium.launch({
   ],
 });
 try {
-  const page = await clientRun(browser, 'client', '');
-  await page.screenshot({ path: screenshotPath });
-  console.log(`screenshot: ${screenshotPath}`);
-  await page.close();
-  if (ttl > 0) await (await clientRun(browser, `client-ttl${ttl}`, `?ttl=${ttl}`, ttl)).close();
-  await noClientRun(browser);
+  for (const kind of pagesToRun) {
+    if (!kinds[kind]) throw new Error(`TILEGATE_E2E_PAGES: unknown page ${kind}`);
+    // Run names keep the MapLibre page's old ones: client, client-ttlN, noclient.
+    const prefix = kind === 'maplibre' ? '' : `${kind}-`;
+    const shot = kind === 'maplibre' ? screenshotPath : leafletScreenshotPath;
+    await (await clientRun(browser, kind, `${prefix}client`, '', 0, shot)).close();
+    if (ttl > 0) await (await clientRun(browser, kind, `${prefix}client-ttl${ttl}`, `?ttl=${ttl}`, ttl)).close();
+    await noClientRun(browser, kind, `${prefix}noclient`);
+  }
 } catch (err) {
   failures.push(`aborted: ${err.message}`);
   console.log(`  FAIL aborted: ${err.stack ?? err}`);

@@ -1,0 +1,3 @@
+module tilegate-backend-sample
+
+go 1.19
