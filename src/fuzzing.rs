@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use crate::auth::keys::{self, KeySet};
 use crate::auth::revocation::Revocations;
-use crate::auth::{extract, now_unix, Verifier};
+use crate::auth::{extract, Verifier};
+use crate::clock::now_unix;
 use crate::config::Config;
 use crate::routing::{normalize, PathMatch};
 use crate::store::SigningKeyRecord;

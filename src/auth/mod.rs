@@ -20,6 +20,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use moka::sync::Cache;
 use serde::Deserialize;
 
+use crate::clock::now_unix;
 use crate::config::Config;
 use crate::routing::{IssuerSet, Policy};
 use crate::store::Store;
@@ -368,13 +369,6 @@ pub struct Verifier {
     pub(crate) issuers_changed: tokio::sync::Notify,
 }
 
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 #[inline]
 pub fn token_key(token: &str) -> Key {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
@@ -494,7 +488,7 @@ impl Verifier {
     fn cached_by_key(&self, key: &Key) -> Result<Option<Arc<Verified>>, AuthError> {
         if let Some(v) = self.cache.get(key) {
             if v.current() {
-                crate::admin::metrics::cache_hit();
+                crate::metrics::cache_hit();
                 if self.revocations.is_revoked(v.jti.as_deref(), v.cid.as_deref()) {
                     return Err(AuthError::Invalid(Reason::Revoked));
                 }
@@ -504,7 +498,7 @@ impl Verifier {
             self.cache.invalidate(key);
         }
         if let Some(reason) = self.negative.get(key) {
-            crate::admin::metrics::cache_negative_hit();
+            crate::metrics::cache_negative_hit();
             return Err(AuthError::Invalid(reason));
         }
         Ok(None)
@@ -520,7 +514,7 @@ impl Verifier {
         if let Some(v) = self.cached_by_key(&key)? {
             return Ok(v);
         }
-        crate::admin::metrics::cache_miss();
+        crate::metrics::cache_miss();
         match self.verify_uncached(token).await {
             Ok(v) => {
                 let v = Arc::new(v);

@@ -1019,7 +1019,7 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             );
         }
         routes.push(Route {
-            stats: crate::admin::metrics::RouteStats::new(name.clone()),
+            stats: crate::metrics::RouteStats::new(name.clone()),
             name,
             host: r.host.as_ref().map(|h| h.to_ascii_lowercase().into()),
             matcher,

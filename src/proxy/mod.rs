@@ -27,10 +27,10 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 pub use headers::{prepare_request_headers, strip_response_hop_headers, ForwardCtx};
 pub use pool::{PooledBody, UpstreamBodyError};
 
-use crate::admin::metrics::UpstreamStats;
 use crate::body::{ClientBody, ClientBodyError};
 use crate::config::UpstreamConfig;
 use crate::http::{Body, Resp};
+use crate::metrics::UpstreamStats;
 
 /// The forwarder's error type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -261,13 +261,6 @@ pub struct Upstream {
 /// A backend that failed to connect is skipped for this long.
 const BACKEND_PENALTY_MS: i64 = 2_000;
 
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// rustls client config: system roots plus an optional extra CA bundle.
 pub fn client_tls(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
@@ -376,7 +369,7 @@ impl Upstream {
             return 0;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let now = now_millis();
+        let now = crate::clock::now_millis();
         for i in 0..n {
             let b = (start + i) % n;
             if self.backends[b].down_until.load(Ordering::Relaxed) <= now {
@@ -457,7 +450,7 @@ impl Upstream {
                 Ok(Err(pool::SendError::Connect(e))) => {
                     self.backends[b]
                         .down_until
-                        .store(now_millis() + BACKEND_PENALTY_MS, Ordering::Relaxed);
+                        .store(crate::clock::now_millis() + BACKEND_PENALTY_MS, Ordering::Relaxed);
                     tracing::warn!(upstream = %self.cfg.name, backend = %self.backends[b].authority, error = %pool::chain(&*e), "upstream connect failed");
                     match next {
                         Some(n) => {

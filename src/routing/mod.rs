@@ -211,7 +211,7 @@ impl Cors {
 pub struct Route {
     pub name: Arc<str>,
     /// The route's request counters (made once per route, not per request).
-    pub stats: Arc<crate::admin::metrics::RouteStats>,
+    pub stats: Arc<crate::metrics::RouteStats>,
     pub host: Option<Box<str>>,
     pub matcher: PathMatch,
     pub methods: MethodSet,
@@ -611,7 +611,7 @@ mod tests {
         }
         Route {
             name: name.into(),
-            stats: crate::admin::metrics::RouteStats::new(name.into()),
+            stats: crate::metrics::RouteStats::new(name.into()),
             host: host.map(Into::into),
             matcher: m,
             methods: set,

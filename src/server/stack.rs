@@ -28,10 +28,10 @@ use hyper::body::Incoming;
 use tower::{Layer, Service};
 
 use super::{ConnInfo, Gateway, Runtime};
-use crate::admin::metrics::{InFlight, RouteStats};
 use crate::auth::{self, extract, AuthError};
 use crate::body::ClientBody;
 use crate::http::{IntoResponse, Resp};
+use crate::metrics::{AuthOutcome, InFlight, RouteStats};
 use crate::proxy::{self, ForwardCtx, ProxyError, ReqBody};
 use crate::routing::{normalize, LimitKey, Policy, Route, RouteMiss};
 
@@ -65,27 +65,6 @@ impl Served {
     fn on(mut self, route: &Arc<RouteStats>) -> Served {
         self.route = Some(route.clone());
         self
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-pub enum AuthOutcome {
-    Public,
-    Allowed,
-    Missing,
-    Invalid,
-    Forbidden,
-}
-
-impl AuthOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthOutcome::Public => "public",
-            AuthOutcome::Allowed => "allowed",
-            AuthOutcome::Missing => "missing",
-            AuthOutcome::Invalid => "invalid",
-            AuthOutcome::Forbidden => "forbidden",
-        }
     }
 }
 
@@ -157,7 +136,7 @@ where
         let this = self.get_mut();
         let Ok(served) = std::task::ready!(Pin::new(&mut this.inner).poll(cx));
         let Served { resp, route, auth } = served;
-        crate::admin::metrics::request(route.as_deref(), resp.status(), auth);
+        crate::metrics::request(route.as_deref(), resp.status(), auth);
         if let Some((start, method, path)) = this.log.take() {
             tracing::info!(
                 target: "access",
