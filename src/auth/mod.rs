@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use crate::clock::now_unix;
 use crate::config::Config;
-use crate::routing::{IssuerSet, Policy};
+use crate::routing::{IssuerSet, LimitKey, Policy};
 use crate::store::Store;
 use issuers::ExternalIssuers;
 use keys::KeySet;
@@ -152,6 +152,16 @@ impl Verified {
     }
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.scope.split(' ').filter(|s| !s.is_empty())
+    }
+    /// Who `rate_limit_per_subject` counts this token against. External
+    /// issuers' tokens never carry `cid` or `uid`; their subject is
+    /// namespaced.
+    pub fn limit_key(&self) -> LimitKey<'_> {
+        match (self.own, self.cid.as_deref(), self.uid.as_deref()) {
+            (true, Some(cid), _) => LimitKey::Credential(cid),
+            (true, None, Some(uid)) => LimitKey::Principal(uid),
+            _ => LimitKey::Subject(&self.sub),
+        }
     }
     /// `self` or the external issuer's configured name.
     pub fn issuer_name(&self) -> &str {

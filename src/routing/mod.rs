@@ -247,7 +247,7 @@ impl std::fmt::Debug for SubjectLimiter {
 /// Who `rate_limit_per_subject` counts a request against: what the token
 /// was derived from, not the token's `sub` (an API-key exchange mints a
 /// new `sub` for every token, so a `sub` key would give each fresh token
-/// a quota of its own).
+/// a quota of its own). `auth::Verified::limit_key` gives a token's key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LimitKey<'a> {
     /// The credential the gateway derived the token from (`cid`: an API
@@ -261,18 +261,6 @@ pub enum LimitKey<'a> {
     /// every external issuer's token, under its namespaced subject
     /// (`<issuer>|<sub>`), which is stable per user of that issuer.
     Subject(&'a str),
-}
-
-impl<'a> LimitKey<'a> {
-    /// The key of a verified token. External issuers' tokens never carry
-    /// `cid` or `uid` (`Verified`); their subject is namespaced.
-    pub fn of(v: &'a crate::auth::Verified) -> LimitKey<'a> {
-        match (v.own, v.cid.as_deref(), v.uid.as_deref()) {
-            (true, Some(cid), _) => LimitKey::Credential(cid),
-            (true, None, Some(uid)) => LimitKey::Principal(uid),
-            _ => LimitKey::Subject(&v.sub),
-        }
-    }
 }
 
 impl SubjectLimiter {

@@ -33,7 +33,7 @@ use crate::body::ClientBody;
 use crate::http::{IntoResponse, Resp};
 use crate::metrics::{AuthOutcome, InFlight, RouteStats};
 use crate::proxy::{self, ForwardCtx, ProxyError, ReqBody};
-use crate::routing::{normalize, LimitKey, Policy, Route, RouteMiss};
+use crate::routing::{normalize, Policy, Route, RouteMiss};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -410,7 +410,7 @@ async fn authorize_and_forward(
                 return refuse(e);
             }
             if let Some(l) = &route.limiter {
-                if let Err(wait) = l.check(LimitKey::of(&v)) {
+                if let Err(wait) = l.check(v.limit_key()) {
                     return Served::new(ProxyError::RateLimited(wait).into_response());
                 }
             }
