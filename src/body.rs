@@ -280,7 +280,7 @@ impl Drop for ClientBody {
 /// read to its end, and a 408 or 413, close the connection after the
 /// response (`Connection: close`): the rest of the body is drained, not
 /// parsed as a next request.
-pub fn close_if_unfinished(version: Version, body: &ClientBody, resp: &mut crate::http::Resp) {
+pub fn close_if_unfinished<B>(version: Version, body: &ClientBody, resp: &mut http::Response<B>) {
     if version >= Version::HTTP_2 {
         return;
     }

@@ -47,7 +47,6 @@ const LAYERS: &[(&str, u8)] = &[
 /// too, so it is removed with the change that ends it.
 const NOT_YET: &[(&str, &str)] = &[
     ("auth", "proxy"),
-    ("body", "http"),
     ("config", "issue"),
     ("config", "server"),
     ("http", "issue"),
