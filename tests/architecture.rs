@@ -52,7 +52,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("http", "issue"),
     ("issue", "admin"),
     ("issue", "server"),
-    ("proxy", "http"),
     ("routing", "config"),
     ("server", "admin"),
 ];

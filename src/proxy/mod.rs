@@ -29,7 +29,6 @@ pub use pool::{PooledBody, UpstreamBodyError};
 
 use crate::body::{ClientBody, ClientBodyError};
 use crate::config::UpstreamConfig;
-use crate::http::{Body, Resp};
 use crate::metrics::UpstreamStats;
 
 /// The forwarder's error type.
@@ -486,11 +485,12 @@ fn clone_head(req: &Request<ReqBody>) -> Request<ReqBody> {
 }
 
 /// Turn the upstream's response into the client's: hop-by-hop headers out,
-/// body streamed as it comes.
-pub fn into_client_response(resp: Response<PooledBody>) -> Resp {
-    let (mut parts, body) = resp.into_parts();
-    strip_response_hop_headers(&mut parts.headers, parts.status);
-    Response::from_parts(parts, Body::Upstream(body))
+/// body streamed as it comes (the caller wraps it in the gateway's
+/// response body, `http::Body::Upstream`).
+pub fn into_client_response(mut resp: Response<PooledBody>) -> Response<PooledBody> {
+    let status = resp.status();
+    strip_response_hop_headers(resp.headers_mut(), status);
+    resp
 }
 
 /// A small shared client for the gateway's own outbound calls (JWKS).

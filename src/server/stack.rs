@@ -30,7 +30,7 @@ use tower::{Layer, Service};
 use super::{ConnInfo, Gateway, Runtime};
 use crate::auth::{self, extract, AuthError};
 use crate::body::ClientBody;
-use crate::http::{IntoResponse, Resp};
+use crate::http::{Body, IntoResponse, Resp};
 use crate::metrics::{AuthOutcome, InFlight, RouteStats};
 use crate::proxy::{self, ForwardCtx, ProxyError, ReqBody};
 use crate::routing::{normalize, Policy, Route, RouteMiss};
@@ -568,7 +568,7 @@ async fn authorize_and_forward(
         }
     }
     Served {
-        resp: proxy::into_client_response(resp),
+        resp: proxy::into_client_response(resp).map(Body::Upstream),
         route: None,
         auth: Some(outcome),
     }
