@@ -492,7 +492,7 @@ pub fn token_request(data: &[u8]) {
 pub fn forwarding(data: &[u8]) {
     use futures_util::FutureExt as _;
 
-    use crate::server::trusted::{client_of, forwarded, TrustedProxies};
+    use crate::net::trusted::{client_of, forwarded, TrustedProxies};
 
     let mut rest = data;
     let read = crate::server::proxy_protocol::read(&mut rest)

@@ -301,7 +301,7 @@ impl IssuerKeys {
 }
 
 async fn fetch(uri: http::Uri) -> Result<Bytes, String> {
-    let client = crate::proxy::plain_client();
+    let client = crate::net::client::plain_client();
     let req = http::Request::get(uri)
         .body(Empty::<Bytes>::new())
         .map_err(|e| e.to_string())?;

@@ -10,7 +10,7 @@ mod pool;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,6 @@ use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use http_body_util::Empty;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -30,6 +29,7 @@ pub use pool::{PooledBody, UpstreamBodyError};
 use crate::body::{ClientBody, ClientBodyError};
 use crate::config::UpstreamConfig;
 use crate::metrics::UpstreamStats;
+use crate::net::{self, client::HttpsClient};
 
 /// The forwarder's error type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -224,8 +224,6 @@ async fn upload_timeout<F: Future>(limit: Duration, p: &Progress, fut: F) -> Res
     }
 }
 
-type HttpsClient<B> = Client<HttpsConnector<HttpConnector>, B>;
-
 struct Backend {
     scheme: Scheme,
     authority: Authority,
@@ -260,52 +258,14 @@ pub struct Upstream {
 /// A backend that failed to connect is skipped for this long.
 const BACKEND_PENALTY_MS: i64 = 2_000;
 
-/// rustls client config: system roots plus an optional extra CA bundle.
-pub fn client_tls(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs_load();
-    for c in native {
-        let _ = roots.add(c);
-    }
-    if let Some(p) = ca_file {
-        for c in crate::tls::load_certs(p)? {
-            roots.add(c).map_err(|e| format!("{}: {e}", p.display()))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    // ALPN is left empty: hyper-rustls sets it from the enabled versions.
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
-fn rustls_native_certs_load() -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    // hyper-rustls' native-tokio feature pulls rustls-native-certs in; read
-    // the system store once.
-    static ROOTS: OnceLock<Vec<rustls::pki_types::CertificateDer<'static>>> = OnceLock::new();
-    ROOTS
-        .get_or_init(|| rustls_native_certs::load_native_certs().certs)
-        .clone()
-}
-
 fn connector(cfg: &UpstreamConfig) -> Result<HttpsConnector<HttpConnector>, String> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(cfg.connect_timeout));
     http.set_keepalive(Some(Duration::from_secs(60)));
-    let tls = client_tls(cfg.ca_file.as_deref())?;
-    let b = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1();
-    Ok(if cfg.http2 {
-        b.enable_http2().wrap_connector(http)
-    } else {
-        b.wrap_connector(http)
-    })
+    let tls = net::tls::client_tls(cfg.ca_file.as_deref())?;
+    Ok(net::client::https_connector(http, tls, cfg.http2))
 }
 
 impl Upstream {
@@ -491,29 +451,6 @@ pub fn into_client_response(mut resp: Response<PooledBody>) -> Response<PooledBo
     let status = resp.status();
     strip_response_hop_headers(resp.headers_mut(), status);
     resp
-}
-
-/// A small shared client for the gateway's own outbound calls (JWKS).
-pub fn plain_client() -> &'static HttpsClient<Empty<Bytes>> {
-    static C: OnceLock<HttpsClient<Empty<Bytes>>> = OnceLock::new();
-    C.get_or_init(|| {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(3)));
-        let tls = client_tls(None).unwrap_or_else(|_| {
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-                .with_safe_default_protocol_versions()
-                .expect("default protocol versions")
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth()
-        });
-        let conn = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        Client::builder(TokioExecutor::new()).build(conn)
-    })
 }
 
 pub const X_FORWARDED_PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");

@@ -7,7 +7,6 @@ pub mod proxy_protocol;
 mod reload;
 mod shutdown;
 pub mod stack;
-pub mod trusted;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -31,6 +30,7 @@ use crate::auth::Verifier;
 use crate::clock::now_unix;
 use crate::config::{self, Config};
 use crate::issue::Issuer;
+use crate::net::trusted::TrustedProxies;
 use crate::proxy::Upstream;
 use crate::store::{Kek, RevocationListener, Store, StoreError, StoreEvent};
 
@@ -360,15 +360,15 @@ pub struct ConnInfo {
     pub client_ip: HeaderValue,
     /// Set when `client` is a trusted proxy: then each request's
     /// `X-Forwarded-For` and `X-Forwarded-Proto` say who and how the
-    /// client is (`trusted.rs`). `None` on every other connection, so
+    /// client is (`net::trusted`). `None` on every other connection, so
     /// their requests cost one branch.
-    pub trusted: Option<Arc<trusted::TrustedProxies>>,
+    pub trusted: Option<Arc<TrustedProxies>>,
 }
 
 impl ConnInfo {
     /// A connection's facts; `trusted` is the `[server] trusted_proxies`
     /// of the config it was accepted under.
-    pub fn new(remote: SocketAddr, tls: bool, client: IpAddr, trusted: &Arc<trusted::TrustedProxies>) -> ConnInfo {
+    pub fn new(remote: SocketAddr, tls: bool, client: IpAddr, trusted: &Arc<TrustedProxies>) -> ConnInfo {
         let client = client.to_canonical();
         ConnInfo {
             remote,
@@ -400,7 +400,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, StartError> {
     let addr = listener.local_addr().map_err(|e| StartError::Other(e.to_string()))?;
     let tls = match &cfg.server.tls {
         Some(t) => Some(tokio_rustls::TlsAcceptor::from(
-            crate::tls::server_config(&t.cert, &t.key, true).map_err(StartError::Other)?,
+            crate::net::tls::server_config(&t.cert, &t.key, true).map_err(StartError::Other)?,
         )),
         None => None,
     };

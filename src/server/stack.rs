@@ -32,6 +32,7 @@ use crate::auth::{self, extract, AuthError};
 use crate::body::ClientBody;
 use crate::http::{Body, IntoResponse, Resp};
 use crate::metrics::{AuthOutcome, InFlight, RouteStats};
+use crate::net::trusted;
 use crate::proxy::{self, ForwardCtx, ProxyError, ReqBody};
 use crate::routing::{normalize, Policy, Route, RouteMiss};
 
@@ -253,7 +254,7 @@ async fn route_request(
         // the one its X-Forwarded-For names.
         let client = match &conn.trusted {
             None => conn.client,
-            Some(t) => super::trusted::client_of(t, conn.client, &parts.headers),
+            Some(t) => trusted::client_of(t, conn.client, &parts.headers),
         };
         // Boxed: the token endpoints' future is large, and without the box
         // every proxied request would carry (and copy) its size.
@@ -493,9 +494,9 @@ async fn authorize_and_forward(
         let fwd = conn
             .trusted
             .as_ref()
-            .map(|t| super::trusted::forwarded(t, conn.client, &conn.client_ip, &parts.headers));
+            .map(|t| trusted::forwarded(t, conn.client, &conn.client_ip, &parts.headers));
         let https = match &fwd {
-            Some(super::trusted::Forwarded { https: Some(h), .. }) => *h,
+            Some(trusted::Forwarded { https: Some(h), .. }) => *h,
             _ => conn.tls,
         };
         let proto = if https {
