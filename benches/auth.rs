@@ -10,7 +10,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use http::Method;
 use tilegate::auth::keys::{self, KeySet};
 use tilegate::auth::revocation::Revocations;
-use tilegate::auth::{check_rule, now_unix, Verifier};
+use tilegate::auth::{check_rule, Verifier};
+use tilegate::clock::now_unix;
 use tilegate::routing::Policy;
 use tilegate::store::SigningKeyRecord;
 

@@ -93,7 +93,7 @@ pub fn linger(body: Incoming, l: Linger) {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    crate::admin::metrics::request_body_lingered();
+    crate::metrics::request_body_lingered();
     rt.spawn(async move {
         let mut body = body;
         let mut read = 0u64;
@@ -245,7 +245,7 @@ impl HttpBody for ClientBody {
                 if this.timer.poll_expired(cx, this.idle) {
                     this.timer.progress();
                     this.state = State::Abandoned;
-                    crate::admin::metrics::request_body_timeout();
+                    crate::metrics::request_body_timeout();
                     return Poll::Ready(Some(Err(ClientBodyError::TimedOut)));
                 }
                 Poll::Pending
@@ -280,7 +280,7 @@ impl Drop for ClientBody {
 /// read to its end, and a 408 or 413, close the connection after the
 /// response (`Connection: close`): the rest of the body is drained, not
 /// parsed as a next request.
-pub fn close_if_unfinished(version: Version, body: &ClientBody, resp: &mut crate::http::Resp) {
+pub fn close_if_unfinished<B>(version: Version, body: &ClientBody, resp: &mut http::Response<B>) {
     if version >= Version::HTTP_2 {
         return;
     }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::admin::ops;
-use crate::auth::now_unix;
+use crate::clock::now_unix;
 use crate::config::{self, Config};
 use crate::store::{Principal, Store, StoreError};
 

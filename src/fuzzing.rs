@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use crate::auth::keys::{self, KeySet};
 use crate::auth::revocation::Revocations;
-use crate::auth::{extract, now_unix, Verifier};
+use crate::auth::{extract, Verifier};
+use crate::clock::now_unix;
 use crate::config::Config;
 use crate::routing::{normalize, PathMatch};
 use crate::store::SigningKeyRecord;
@@ -491,7 +492,7 @@ pub fn token_request(data: &[u8]) {
 pub fn forwarding(data: &[u8]) {
     use futures_util::FutureExt as _;
 
-    use crate::server::trusted::{client_of, forwarded, TrustedProxies};
+    use crate::net::trusted::{client_of, forwarded, TrustedProxies};
 
     let mut rest = data;
     let read = crate::server::proxy_protocol::read(&mut rest)

@@ -20,6 +20,10 @@ use crate::store::StoreError;
 
 /// Every response body the gateway sends: a streamed upstream body, or a
 /// small body of its own. An enum, not a box: no allocation per response.
+///
+/// It lives here, above `proxy`, and not in `proxy`: the forwarder hands
+/// back the upstream's `Response<PooledBody>` and knows nothing of the
+/// gateway's own responses; the request stack wraps it in `Upstream`.
 pub enum Body {
     Upstream(crate::proxy::PooledBody),
     Full(Full<Bytes>),

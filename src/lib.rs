@@ -23,15 +23,17 @@ pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
 pub mod issue;
+pub mod metrics;
+pub mod net;
 pub mod proxy;
 pub mod routing;
 pub mod server;
 pub mod store;
 pub mod telemetry;
-pub mod tls;

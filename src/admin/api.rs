@@ -180,7 +180,7 @@ async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> 
             let org = ops::org(store, &n.org).await?;
             let sa = store.create_service_account(&org.id, &n.name).await?;
             store
-                .audit(ACTOR, "service_account.created", &sa.id, "", crate::auth::now_unix())
+                .audit(ACTOR, "service_account.created", &sa.id, "", crate::clock::now_unix())
                 .await?;
             json(StatusCode::CREATED, &sa)
         }

@@ -9,7 +9,7 @@
 //!   constant time.
 
 mod api;
-pub mod metrics;
+use crate::metrics;
 pub mod ops;
 
 use std::future::Future;

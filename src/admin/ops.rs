@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::auth::keys;
-use crate::auth::now_unix;
+use crate::clock::now_unix;
 use crate::config::Config;
 use crate::server::Gateway;
 use crate::store::{ApiKey, Client, NamedToken, Org, Principal, Store, StoreError, User};

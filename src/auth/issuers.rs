@@ -22,7 +22,8 @@ use http_body_util::{BodyExt, Empty, Limited};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
-use super::{now_unix, Reason};
+use super::Reason;
+use crate::clock::now_unix;
 use crate::config::{ExternalIssuer, IssuerKeySource};
 
 /// Fetches of one JWKS URL on an unknown `kid` happen at most this often.
@@ -300,7 +301,7 @@ impl IssuerKeys {
 }
 
 async fn fetch(uri: http::Uri) -> Result<Bytes, String> {
-    let client = crate::proxy::plain_client();
+    let client = crate::net::client::plain_client();
     let req = http::Request::get(uri)
         .body(Empty::<Bytes>::new())
         .map_err(|e| e.to_string())?;

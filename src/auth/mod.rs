@@ -20,8 +20,9 @@ use jsonwebtoken::{Algorithm, Validation};
 use moka::sync::Cache;
 use serde::Deserialize;
 
+use crate::clock::now_unix;
 use crate::config::Config;
-use crate::routing::{IssuerSet, Policy};
+use crate::routing::{IssuerSet, LimitKey, Policy};
 use crate::store::Store;
 use issuers::ExternalIssuers;
 use keys::KeySet;
@@ -151,6 +152,16 @@ impl Verified {
     }
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.scope.split(' ').filter(|s| !s.is_empty())
+    }
+    /// Who `rate_limit_per_subject` counts this token against. External
+    /// issuers' tokens never carry `cid` or `uid`; their subject is
+    /// namespaced.
+    pub fn limit_key(&self) -> LimitKey<'_> {
+        match (self.own, self.cid.as_deref(), self.uid.as_deref()) {
+            (true, Some(cid), _) => LimitKey::Credential(cid),
+            (true, None, Some(uid)) => LimitKey::Principal(uid),
+            _ => LimitKey::Subject(&self.sub),
+        }
     }
     /// `self` or the external issuer's configured name.
     pub fn issuer_name(&self) -> &str {
@@ -368,13 +379,6 @@ pub struct Verifier {
     pub(crate) issuers_changed: tokio::sync::Notify,
 }
 
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 #[inline]
 pub fn token_key(token: &str) -> Key {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
@@ -494,7 +498,7 @@ impl Verifier {
     fn cached_by_key(&self, key: &Key) -> Result<Option<Arc<Verified>>, AuthError> {
         if let Some(v) = self.cache.get(key) {
             if v.current() {
-                crate::admin::metrics::cache_hit();
+                crate::metrics::cache_hit();
                 if self.revocations.is_revoked(v.jti.as_deref(), v.cid.as_deref()) {
                     return Err(AuthError::Invalid(Reason::Revoked));
                 }
@@ -504,7 +508,7 @@ impl Verifier {
             self.cache.invalidate(key);
         }
         if let Some(reason) = self.negative.get(key) {
-            crate::admin::metrics::cache_negative_hit();
+            crate::metrics::cache_negative_hit();
             return Err(AuthError::Invalid(reason));
         }
         Ok(None)
@@ -520,7 +524,7 @@ impl Verifier {
         if let Some(v) = self.cached_by_key(&key)? {
             return Ok(v);
         }
-        crate::admin::metrics::cache_miss();
+        crate::metrics::cache_miss();
         match self.verify_uncached(token).await {
             Ok(v) => {
                 let v = Arc::new(v);

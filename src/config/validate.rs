@@ -55,7 +55,7 @@ pub struct ServerConfig {
     pub h2_keep_alive_timeout: Duration,
     pub max_connections_per_ip: usize,
     /// Peers whose forwarding headers (or PROXY header) are read.
-    pub trusted_proxies: Arc<crate::server::trusted::TrustedProxies>,
+    pub trusted_proxies: Arc<crate::net::trusted::TrustedProxies>,
     pub proxy_protocol: bool,
 }
 
@@ -407,7 +407,7 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
         if s.max_connections == 0 {
             p.push("server.max_connections", "must be at least 1");
         }
-        let trusted_proxies = match crate::server::trusted::TrustedProxies::parse(&s.trusted_proxies) {
+        let trusted_proxies = match crate::net::trusted::TrustedProxies::parse(&s.trusted_proxies) {
             Ok(t) => t,
             Err(errors) => {
                 for e in errors {
@@ -1019,7 +1019,7 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             );
         }
         routes.push(Route {
-            stats: crate::admin::metrics::RouteStats::new(name.clone()),
+            stats: crate::metrics::RouteStats::new(name.clone()),
             name,
             host: r.host.as_ref().map(|h| h.to_ascii_lowercase().into()),
             matcher,

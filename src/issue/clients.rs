@@ -3,8 +3,8 @@
 //! once); `GET` lists without secrets; `DELETE /v1/clients/{id}`.
 
 use super::{optional_str, read_body, subset, Ctx, IssueError};
-use crate::auth::now_unix;
 use crate::body::ClientBody;
+use crate::clock::now_unix;
 use crate::http::{json, Resp};
 use http::{Method, StatusCode};
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::signer::{rfc3339, sign, TokenClaims};
 use super::{grant, json_object, optional_str, read_body, Beyond, Ctx, IssueError};
-use crate::auth::now_unix;
+use crate::clock::now_unix;
 use crate::http::{json, Resp};
 use crate::store::{random_token, Principal};
 
@@ -71,7 +71,7 @@ pub async fn api_key_exchange(
         },
     )?;
     ctx.touch(&key, now);
-    crate::admin::metrics::token_issued("api_key");
+    crate::metrics::token_issued("api_key");
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({

@@ -305,7 +305,7 @@ impl Issuer {
     /// recently.
     fn check_blocked(&self, ip: IpAddr) -> Result<(), IssueError> {
         if self.blocked.contains_key(&AddrKey::of(ip)) {
-            crate::admin::metrics::auth_throttled();
+            crate::metrics::auth_throttled();
             return Err(IssueError::TooManyRequests(BLOCKED_FOR.as_secs()));
         }
         Ok(())
@@ -317,7 +317,7 @@ impl Issuer {
         let key = AddrKey::of(ip);
         if self.failures.load().by_address.check_key(&key).is_err() {
             self.blocked.insert(key, ());
-            crate::admin::metrics::auth_throttled();
+            crate::metrics::auth_throttled();
             return IssueError::TooManyRequests(BLOCKED_FOR.as_secs());
         }
         e
@@ -333,7 +333,7 @@ impl Issuer {
     /// that failed too often recently, unless this address proved it.
     fn check_credential(&self, ip: IpAddr, c: Credential) -> Result<(), IssueError> {
         if self.blocked_credentials.contains_key(&c) && !self.proven.contains_key(&(c, AddrKey::of(ip))) {
-            crate::admin::metrics::auth_throttled();
+            crate::metrics::auth_throttled();
             return Err(IssueError::TooManyRequests(BLOCKED_FOR.as_secs()));
         }
         Ok(())
@@ -350,7 +350,7 @@ impl Issuer {
             if l.check_key(&c).is_err() {
                 self.blocked_credentials.insert(c, ());
                 if !self.proven.contains_key(&(c, AddrKey::of(ip))) {
-                    crate::admin::metrics::auth_throttled();
+                    crate::metrics::auth_throttled();
                     return IssueError::TooManyRequests(BLOCKED_FOR.as_secs());
                 }
             }
@@ -782,7 +782,7 @@ pub async fn revoke_id(
     actor: &str,
     action: &str,
 ) -> Result<(), StoreError> {
-    let now = crate::auth::now_unix();
+    let now = crate::clock::now_unix();
     gw.store.add_revocation(id, until, now).await?;
     gw.verifier.revocations.insert(id, until);
     gw.issuer.forget_secrets();

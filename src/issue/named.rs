@@ -11,7 +11,7 @@ use http::{Method, StatusCode};
 
 use super::signer::{rfc3339, sign, TokenClaims};
 use super::{Ctx, IssueError};
-use crate::auth::now_unix;
+use crate::clock::now_unix;
 use crate::http::{json, Resp};
 use crate::store::{random_token, NamedToken};
 
@@ -185,7 +185,7 @@ pub async fn create(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp,
             "your scope ceiling changed while the token was made; it has been revoked".into(),
         ));
     }
-    crate::admin::metrics::token_issued("named");
+    crate::metrics::token_issued("named");
     Ok(json(StatusCode::OK, &describe(&record, Some(&token))))
 }
 

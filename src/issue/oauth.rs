@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 use super::exchange::{ceiling_of, principal_id, remaining, usable};
 use super::signer::{sign, TokenClaims};
 use super::{grant, media_type, read_body, Beyond, Credential, CredentialKind, Ctx, IssueError, MANAGE_SCOPE};
-use crate::auth::now_unix;
+use crate::clock::now_unix;
 use crate::http::{json, Resp};
 use crate::store::{random_token, Client};
 
@@ -124,7 +124,7 @@ async fn json_grant(ctx: &Ctx<'_>, body: &[u8]) -> Result<Resp, IssueError> {
         },
     )?;
     ctx.touch(&key, now);
-    crate::admin::metrics::token_issued("service_account");
+    crate::metrics::token_issued("service_account");
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "accessToken": token, "expiresAt": exp }),
@@ -362,7 +362,7 @@ async fn client_credentials(ctx: &Ctx<'_>, parts: &http::request::Parts, form: &
             ro: false,
         },
     )?;
-    crate::admin::metrics::token_issued("client_credentials");
+    crate::metrics::token_issued("client_credentials");
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "access_token": token, "token_type": "Bearer", "expires_in": ttl, "scope": scope }),
@@ -410,7 +410,7 @@ async fn password(ctx: &Ctx<'_>, form: &Form) -> Result<Resp, IssueError> {
             ro: false,
         },
     )?;
-    crate::admin::metrics::token_issued("password");
+    crate::metrics::token_issued("password");
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "access_token": token, "token_type": "Bearer", "expires_in": ttl, "scope": MANAGE_SCOPE }),

@@ -24,7 +24,7 @@ pub struct ForwardCtx<'a> {
     pub client_ip: &'a HeaderValue,
     /// `X-Forwarded-For` of a request that came through a trusted proxy:
     /// the chain it sent with the proxy's address appended
-    /// (`server::trusted`).
+    /// (`net::trusted`).
     pub forwarded_for: Option<&'a HeaderValue>,
     pub proto: &'a HeaderValue,
     pub names: &'a IdentityHeaders,

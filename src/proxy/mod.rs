@@ -10,7 +10,7 @@ mod pool;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,6 @@ use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use http_body_util::Empty;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -27,10 +26,10 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 pub use headers::{prepare_request_headers, strip_response_hop_headers, ForwardCtx};
 pub use pool::{PooledBody, UpstreamBodyError};
 
-use crate::admin::metrics::UpstreamStats;
 use crate::body::{ClientBody, ClientBodyError};
 use crate::config::UpstreamConfig;
-use crate::http::{Body, Resp};
+use crate::metrics::UpstreamStats;
+use crate::net::{self, client::HttpsClient};
 
 /// The forwarder's error type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -225,8 +224,6 @@ async fn upload_timeout<F: Future>(limit: Duration, p: &Progress, fut: F) -> Res
     }
 }
 
-type HttpsClient<B> = Client<HttpsConnector<HttpConnector>, B>;
-
 struct Backend {
     scheme: Scheme,
     authority: Authority,
@@ -261,59 +258,14 @@ pub struct Upstream {
 /// A backend that failed to connect is skipped for this long.
 const BACKEND_PENALTY_MS: i64 = 2_000;
 
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// rustls client config: system roots plus an optional extra CA bundle.
-pub fn client_tls(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs_load();
-    for c in native {
-        let _ = roots.add(c);
-    }
-    if let Some(p) = ca_file {
-        for c in crate::tls::load_certs(p)? {
-            roots.add(c).map_err(|e| format!("{}: {e}", p.display()))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    // ALPN is left empty: hyper-rustls sets it from the enabled versions.
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
-fn rustls_native_certs_load() -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    // hyper-rustls' native-tokio feature pulls rustls-native-certs in; read
-    // the system store once.
-    static ROOTS: OnceLock<Vec<rustls::pki_types::CertificateDer<'static>>> = OnceLock::new();
-    ROOTS
-        .get_or_init(|| rustls_native_certs::load_native_certs().certs)
-        .clone()
-}
-
 fn connector(cfg: &UpstreamConfig) -> Result<HttpsConnector<HttpConnector>, String> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(cfg.connect_timeout));
     http.set_keepalive(Some(Duration::from_secs(60)));
-    let tls = client_tls(cfg.ca_file.as_deref())?;
-    let b = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1();
-    Ok(if cfg.http2 {
-        b.enable_http2().wrap_connector(http)
-    } else {
-        b.wrap_connector(http)
-    })
+    let tls = net::tls::client_tls(cfg.ca_file.as_deref())?;
+    Ok(net::client::https_connector(http, tls, cfg.http2))
 }
 
 impl Upstream {
@@ -376,7 +328,7 @@ impl Upstream {
             return 0;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let now = now_millis();
+        let now = crate::clock::now_millis();
         for i in 0..n {
             let b = (start + i) % n;
             if self.backends[b].down_until.load(Ordering::Relaxed) <= now {
@@ -457,7 +409,7 @@ impl Upstream {
                 Ok(Err(pool::SendError::Connect(e))) => {
                     self.backends[b]
                         .down_until
-                        .store(now_millis() + BACKEND_PENALTY_MS, Ordering::Relaxed);
+                        .store(crate::clock::now_millis() + BACKEND_PENALTY_MS, Ordering::Relaxed);
                     tracing::warn!(upstream = %self.cfg.name, backend = %self.backends[b].authority, error = %pool::chain(&*e), "upstream connect failed");
                     match next {
                         Some(n) => {
@@ -493,34 +445,12 @@ fn clone_head(req: &Request<ReqBody>) -> Request<ReqBody> {
 }
 
 /// Turn the upstream's response into the client's: hop-by-hop headers out,
-/// body streamed as it comes.
-pub fn into_client_response(resp: Response<PooledBody>) -> Resp {
-    let (mut parts, body) = resp.into_parts();
-    strip_response_hop_headers(&mut parts.headers, parts.status);
-    Response::from_parts(parts, Body::Upstream(body))
-}
-
-/// A small shared client for the gateway's own outbound calls (JWKS).
-pub fn plain_client() -> &'static HttpsClient<Empty<Bytes>> {
-    static C: OnceLock<HttpsClient<Empty<Bytes>>> = OnceLock::new();
-    C.get_or_init(|| {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(3)));
-        let tls = client_tls(None).unwrap_or_else(|_| {
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-                .with_safe_default_protocol_versions()
-                .expect("default protocol versions")
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth()
-        });
-        let conn = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        Client::builder(TokioExecutor::new()).build(conn)
-    })
+/// body streamed as it comes (the caller wraps it in the gateway's
+/// response body, `http::Body::Upstream`).
+pub fn into_client_response(mut resp: Response<PooledBody>) -> Response<PooledBody> {
+    let status = resp.status();
+    strip_response_hop_headers(resp.headers_mut(), status);
+    resp
 }
 
 pub const X_FORWARDED_PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");

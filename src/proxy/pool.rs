@@ -293,7 +293,7 @@ impl HttpBody for PooledBody {
                     // Not reusable: dropped here, and closed by hyper once
                     // this body is dropped before its end.
                     this.tx = None;
-                    crate::admin::metrics::upstream_body_timeout(&this.pool.upstream);
+                    crate::metrics::upstream_body_timeout(&this.pool.upstream);
                     tracing::warn!(
                         upstream = %this.pool.upstream,
                         backend = %this.pool.backend,

@@ -211,7 +211,7 @@ impl Cors {
 pub struct Route {
     pub name: Arc<str>,
     /// The route's request counters (made once per route, not per request).
-    pub stats: Arc<crate::admin::metrics::RouteStats>,
+    pub stats: Arc<crate::metrics::RouteStats>,
     pub host: Option<Box<str>>,
     pub matcher: PathMatch,
     pub methods: MethodSet,
@@ -247,7 +247,7 @@ impl std::fmt::Debug for SubjectLimiter {
 /// Who `rate_limit_per_subject` counts a request against: what the token
 /// was derived from, not the token's `sub` (an API-key exchange mints a
 /// new `sub` for every token, so a `sub` key would give each fresh token
-/// a quota of its own).
+/// a quota of its own). `auth::Verified::limit_key` gives a token's key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LimitKey<'a> {
     /// The credential the gateway derived the token from (`cid`: an API
@@ -261,18 +261,6 @@ pub enum LimitKey<'a> {
     /// every external issuer's token, under its namespaced subject
     /// (`<issuer>|<sub>`), which is stable per user of that issuer.
     Subject(&'a str),
-}
-
-impl<'a> LimitKey<'a> {
-    /// The key of a verified token. External issuers' tokens never carry
-    /// `cid` or `uid` (`Verified`); their subject is namespaced.
-    pub fn of(v: &'a crate::auth::Verified) -> LimitKey<'a> {
-        match (v.own, v.cid.as_deref(), v.uid.as_deref()) {
-            (true, Some(cid), _) => LimitKey::Credential(cid),
-            (true, None, Some(uid)) => LimitKey::Principal(uid),
-            _ => LimitKey::Subject(&v.sub),
-        }
-    }
 }
 
 impl SubjectLimiter {
@@ -611,7 +599,7 @@ mod tests {
         }
         Route {
             name: name.into(),
-            stats: crate::admin::metrics::RouteStats::new(name.into()),
+            stats: crate::metrics::RouteStats::new(name.into()),
             host: host.map(Into::into),
             matcher: m,
             methods: set,

@@ -7,7 +7,6 @@ pub mod proxy_protocol;
 mod reload;
 mod shutdown;
 pub mod stack;
-pub mod trusted;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -27,9 +26,11 @@ use conn::ConnLimits;
 
 use crate::auth::keys::{self, KeySet};
 use crate::auth::revocation::Revocations;
-use crate::auth::{now_unix, Verifier};
+use crate::auth::Verifier;
+use crate::clock::now_unix;
 use crate::config::{self, Config};
 use crate::issue::Issuer;
+use crate::net::trusted::TrustedProxies;
 use crate::proxy::Upstream;
 use crate::store::{Kek, RevocationListener, Store, StoreError, StoreEvent};
 
@@ -172,7 +173,7 @@ impl Gateway {
         let new = match config::load(path) {
             Ok(c) => c,
             Err(e) => {
-                crate::admin::metrics::reload(false);
+                crate::metrics::reload(false);
                 tracing::error!(problems = ?e.problems(), "config reload refused; keeping the running config");
                 return false;
             }
@@ -200,12 +201,12 @@ impl Gateway {
                 }
                 self.issuer.reconfigure(&new);
                 self.runtime.store(Arc::new(rt));
-                crate::admin::metrics::reload(true);
+                crate::metrics::reload(true);
                 tracing::info!(routes = new.routes.routes().len(), "config reloaded");
                 true
             }
             Err(e) => {
-                crate::admin::metrics::reload(false);
+                crate::metrics::reload(false);
                 tracing::error!(problems = ?e, "config reload refused; keeping the running config");
                 false
             }
@@ -359,15 +360,15 @@ pub struct ConnInfo {
     pub client_ip: HeaderValue,
     /// Set when `client` is a trusted proxy: then each request's
     /// `X-Forwarded-For` and `X-Forwarded-Proto` say who and how the
-    /// client is (`trusted.rs`). `None` on every other connection, so
+    /// client is (`net::trusted`). `None` on every other connection, so
     /// their requests cost one branch.
-    pub trusted: Option<Arc<trusted::TrustedProxies>>,
+    pub trusted: Option<Arc<TrustedProxies>>,
 }
 
 impl ConnInfo {
     /// A connection's facts; `trusted` is the `[server] trusted_proxies`
     /// of the config it was accepted under.
-    pub fn new(remote: SocketAddr, tls: bool, client: IpAddr, trusted: &Arc<trusted::TrustedProxies>) -> ConnInfo {
+    pub fn new(remote: SocketAddr, tls: bool, client: IpAddr, trusted: &Arc<TrustedProxies>) -> ConnInfo {
         let client = client.to_canonical();
         ConnInfo {
             remote,
@@ -392,14 +393,14 @@ pub struct Running {
 pub async fn start(gw: Arc<Gateway>) -> Result<Running, StartError> {
     let cfg = gw.runtime.load().config.clone();
     // Install the metrics recorder before the first request records anything.
-    let _ = crate::admin::metrics::handle();
+    let _ = crate::metrics::handle();
     let listener = TcpListener::bind(cfg.server.listen)
         .await
         .map_err(|e| StartError::Other(format!("server.listen {}: {e}", cfg.server.listen)))?;
     let addr = listener.local_addr().map_err(|e| StartError::Other(e.to_string()))?;
     let tls = match &cfg.server.tls {
         Some(t) => Some(tokio_rustls::TlsAcceptor::from(
-            crate::tls::server_config(&t.cert, &t.key, true).map_err(StartError::Other)?,
+            crate::net::tls::server_config(&t.cert, &t.key, true).map_err(StartError::Other)?,
         )),
         None => None,
     };
@@ -425,7 +426,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, StartError> {
         _ => None,
     };
     tokio::spawn(reload::reload_loop(gw.clone(), reload_rx, shutdown_rx.clone()));
-    tokio::spawn(crate::admin::metrics::upkeep_loop(shutdown_rx.clone()));
+    tokio::spawn(crate::metrics::upkeep_loop(shutdown_rx.clone()));
     tokio::spawn(limiter_upkeep(gw.clone(), shutdown_rx.clone()));
     tokio::spawn(gw.clone().revocation_sync(shutdown_rx.clone()));
     tokio::spawn(
@@ -513,7 +514,7 @@ async fn accept_loop(
         let gw = gw.clone();
         tokio::spawn(async move {
             let mut stream = stream;
-            crate::admin::metrics::connection_opened();
+            crate::metrics::connection_opened();
             let deadline = accepted + timeouts.handshake;
             // A trusted proxy's PROXY header names the client (and says
             // whether it spoke TLS to the proxy); read within the
@@ -530,7 +531,7 @@ async fn accept_loop(
                                 Ok(slot) => admission.key(slot),
                                 Err(why) => {
                                     refused(why, client);
-                                    crate::admin::metrics::connection_closed();
+                                    crate::metrics::connection_closed();
                                     return;
                                 }
                             }
@@ -539,13 +540,13 @@ async fn accept_loop(
                     }
                     Ok(Err(e)) => {
                         tracing::debug!(client.ip = %remote.ip(), error = %e, "PROXY header refused");
-                        crate::admin::metrics::connection_closed();
+                        crate::metrics::connection_closed();
                         return;
                     }
                     Err(_) => {
                         tracing::debug!(client.ip = %remote.ip(), "PROXY header timed out");
-                        crate::admin::metrics::connection_timed_out("handshake");
-                        crate::admin::metrics::connection_closed();
+                        crate::metrics::connection_timed_out("handshake");
+                        crate::metrics::connection_closed();
                         return;
                     }
                 },
@@ -570,12 +571,12 @@ async fn accept_loop(
                 },
             };
             match closed {
-                conn::Closed::Handshake => crate::admin::metrics::connection_timed_out("handshake"),
-                conn::Closed::Idle => crate::admin::metrics::connection_timed_out("idle"),
-                conn::Closed::Send => crate::admin::metrics::connection_timed_out("send"),
+                conn::Closed::Handshake => crate::metrics::connection_timed_out("handshake"),
+                conn::Closed::Idle => crate::metrics::connection_timed_out("idle"),
+                conn::Closed::Send => crate::metrics::connection_timed_out("send"),
                 conn::Closed::Normally | conn::Closed::Shutdown => {}
             }
-            crate::admin::metrics::connection_closed();
+            crate::metrics::connection_closed();
         });
     }
     drop(listener);
@@ -589,8 +590,8 @@ async fn accept_loop(
 /// Count and log a connection refused by a cap.
 fn refused(why: conn::Refused, ip: IpAddr) {
     match why {
-        conn::Refused::Full => crate::admin::metrics::connection_refused(),
-        conn::Refused::PerAddress => crate::admin::metrics::connection_refused_per_ip(),
+        conn::Refused::Full => crate::metrics::connection_refused(),
+        conn::Refused::PerAddress => crate::metrics::connection_refused_per_ip(),
     }
     tracing::debug!(client.ip = %ip, reason = ?why, "connection refused");
 }

@@ -28,12 +28,13 @@ use hyper::body::Incoming;
 use tower::{Layer, Service};
 
 use super::{ConnInfo, Gateway, Runtime};
-use crate::admin::metrics::{InFlight, RouteStats};
 use crate::auth::{self, extract, AuthError};
 use crate::body::ClientBody;
-use crate::http::{IntoResponse, Resp};
+use crate::http::{Body, IntoResponse, Resp};
+use crate::metrics::{AuthOutcome, InFlight, RouteStats};
+use crate::net::trusted;
 use crate::proxy::{self, ForwardCtx, ProxyError, ReqBody};
-use crate::routing::{normalize, LimitKey, Policy, Route, RouteMiss};
+use crate::routing::{normalize, Policy, Route, RouteMiss};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -65,27 +66,6 @@ impl Served {
     fn on(mut self, route: &Arc<RouteStats>) -> Served {
         self.route = Some(route.clone());
         self
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-pub enum AuthOutcome {
-    Public,
-    Allowed,
-    Missing,
-    Invalid,
-    Forbidden,
-}
-
-impl AuthOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthOutcome::Public => "public",
-            AuthOutcome::Allowed => "allowed",
-            AuthOutcome::Missing => "missing",
-            AuthOutcome::Invalid => "invalid",
-            AuthOutcome::Forbidden => "forbidden",
-        }
     }
 }
 
@@ -157,7 +137,7 @@ where
         let this = self.get_mut();
         let Ok(served) = std::task::ready!(Pin::new(&mut this.inner).poll(cx));
         let Served { resp, route, auth } = served;
-        crate::admin::metrics::request(route.as_deref(), resp.status(), auth);
+        crate::metrics::request(route.as_deref(), resp.status(), auth);
         if let Some((start, method, path)) = this.log.take() {
             tracing::info!(
                 target: "access",
@@ -274,7 +254,7 @@ async fn route_request(
         // the one its X-Forwarded-For names.
         let client = match &conn.trusted {
             None => conn.client,
-            Some(t) => super::trusted::client_of(t, conn.client, &parts.headers),
+            Some(t) => trusted::client_of(t, conn.client, &parts.headers),
         };
         // Boxed: the token endpoints' future is large, and without the box
         // every proxied request would carry (and copy) its size.
@@ -431,7 +411,7 @@ async fn authorize_and_forward(
                 return refuse(e);
             }
             if let Some(l) = &route.limiter {
-                if let Err(wait) = l.check(LimitKey::of(&v)) {
+                if let Err(wait) = l.check(v.limit_key()) {
                     return Served::new(ProxyError::RateLimited(wait).into_response());
                 }
             }
@@ -514,9 +494,9 @@ async fn authorize_and_forward(
         let fwd = conn
             .trusted
             .as_ref()
-            .map(|t| super::trusted::forwarded(t, conn.client, &conn.client_ip, &parts.headers));
+            .map(|t| trusted::forwarded(t, conn.client, &conn.client_ip, &parts.headers));
         let https = match &fwd {
-            Some(super::trusted::Forwarded { https: Some(h), .. }) => *h,
+            Some(trusted::Forwarded { https: Some(h), .. }) => *h,
             _ => conn.tls,
         };
         let proto = if https {
@@ -589,7 +569,7 @@ async fn authorize_and_forward(
         }
     }
     Served {
-        resp: proxy::into_client_response(resp),
+        resp: proxy::into_client_response(resp).map(Body::Upstream),
         route: None,
         auth: Some(outcome),
     }

@@ -639,7 +639,7 @@ impl Store {
         let org = Org {
             id: random_id("org_"),
             name: name.to_string(),
-            created_at: unix_now(),
+            created_at: crate::clock::now_unix(),
             scope_ceiling: ceiling_text.as_deref().map(split_scopes),
         };
         sqlx::query("INSERT INTO orgs (id, name, created_at, scope_ceiling) VALUES ($1, $2, $3, $4)")
@@ -711,7 +711,7 @@ impl Store {
             uid: random_id("usr_"),
             org_id: org_id.to_string(),
             username: username.to_string(),
-            created_at: unix_now(),
+            created_at: crate::clock::now_unix(),
             scope_ceiling: ceiling_text.as_deref().map(split_scopes),
             disabled_at: None,
             login_id: random_id("lgn_"),
@@ -1103,7 +1103,7 @@ impl Store {
             id: random_id("sa_"),
             org_id: org_id.to_string(),
             name: name.to_string(),
-            created_at: unix_now(),
+            created_at: crate::clock::now_unix(),
         };
         let mut tx = self.begin_write().await?;
         let org: Option<String> = sqlx::query_scalar("SELECT id FROM orgs WHERE id = $1")
@@ -1173,7 +1173,7 @@ impl Store {
             principal: principal.clone(),
             org_id,
             scopes: split_scopes(&scope_text),
-            created_at: unix_now(),
+            created_at: crate::clock::now_unix(),
             expires_at,
             revoked_at: None,
             last_used_at: None,
@@ -1424,7 +1424,7 @@ impl Store {
             owner_uid: owner_uid.to_string(),
             name: name.map(str::to_string),
             scopes: split_scopes(&scope_text),
-            created_at: unix_now(),
+            created_at: crate::clock::now_unix(),
             revoked_at: None,
         };
         let secret = random_token(CLIENT_SECRET_PREFIX, 32);
@@ -1903,13 +1903,6 @@ impl Store {
 }
 
 // ------------------------------------------------------------------ helpers
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 fn generator_aad(id: &str) -> String {
     format!("tilegate:generator-token:{id}")

@@ -325,7 +325,7 @@ async fn passwords(s: Store, _ctx: Ctx) {
 async fn api_keys(s: Store, _ctx: Ctx) {
     let (org, alice) = org_and_user(&s, "alice").await;
     let sa = s.create_service_account(&org.id, "bot").await.unwrap();
-    let now = unix_now();
+    let now = crate::clock::now_unix();
     let (key, plain) = s
         .create_api_key(
             &Principal::ServiceAccount(sa.id.clone()),
@@ -431,7 +431,7 @@ async fn generator_tokens(s: Store, _ctx: Ctx) {
     assert!(!raw.contains(&plain[4..]));
     assert!(raw.contains(&sha256_hex(&plain)));
 
-    let now = unix_now() + 100;
+    let now = crate::clock::now_unix() + 100;
     let (gen2, plain2, old) = s.regenerate_generator_token(&alice.uid, now).await.unwrap();
     assert_eq!(old.as_deref(), Some(gen.id.as_str()));
     assert_ne!(gen2.id, gen.id);
@@ -502,7 +502,12 @@ async fn clients(s: Store, _ctx: Ctx) {
     assert!(!json.contains(&secret[4..]));
 
     assert!(s
-        .use_assertion_jti(&client.client_id, "j1", unix_now() + 60, unix_now())
+        .use_assertion_jti(
+            &client.client_id,
+            "j1",
+            crate::clock::now_unix() + 60,
+            crate::clock::now_unix()
+        )
         .await
         .unwrap());
     assert!(!s.delete_client(&client.client_id, Some(&bob.uid)).await.unwrap());
@@ -518,7 +523,7 @@ async fn clients(s: Store, _ctx: Ctx) {
 }
 
 async fn assertion_jtis(s: Store, _ctx: Ctx) {
-    let now = unix_now();
+    let now = crate::clock::now_unix();
     assert!(s.use_assertion_jti("tgc_a", "jti-1", now + 60, now).await.unwrap());
     assert!(!s.use_assertion_jti("tgc_a", "jti-1", now + 60, now).await.unwrap());
     assert!(!s.use_assertion_jti("tgc_a", "jti-1", now + 60, now + 30).await.unwrap());
@@ -582,7 +587,7 @@ fn named(id: &str, uid: &str, org_id: &str, expires_at: Option<i64>) -> NamedTok
 async fn named_tokens(s: Store, _ctx: Ctx) {
     let (org, alice) = org_and_user(&s, "alice").await;
     let bob = s.create_user(&org.id, "bob", None).await.unwrap();
-    let now = unix_now();
+    let now = crate::clock::now_unix();
     let a1 = named("jti-a1", &alice.uid, &org.id, Some(now + 600));
     let a2 = named("jti-a2", &alice.uid, &org.id, None);
     let b1 = named("jti-b1", &bob.uid, &org.id, Some(now + 60));
@@ -632,7 +637,7 @@ async fn named_tokens(s: Store, _ctx: Ctx) {
 }
 
 async fn revocations(s: Store, _ctx: Ctx) {
-    let now = unix_now();
+    let now = crate::clock::now_unix();
     s.add_revocation("a", Some(now + 100), now).await.unwrap();
     s.add_revocation("b", Some(now - 1), now).await.unwrap();
     s.add_revocation("c", None, now).await.unwrap();
@@ -744,7 +749,7 @@ async fn audit_log(s: Store, _ctx: Ctx) {
 async fn concurrent_writes(s: Store, ctx: Ctx) {
     // Two Store objects (two pools) on one database, writing at once.
     let other = ctx.open_again().await;
-    let now = unix_now();
+    let now = crate::clock::now_unix();
     let mut tasks = Vec::new();
     for i in 0..40 {
         let st = if i % 2 == 0 { s.clone() } else { other.clone() };
@@ -769,7 +774,7 @@ async fn listen_notify(s: Store, ctx: Ctx) {
     }
     let replica = ctx.open_again().await;
     let mut listener = replica.revocation_listener().await.unwrap().unwrap();
-    let now = unix_now();
+    let now = crate::clock::now_unix();
     let wait = Duration::from_secs(1);
 
     s.add_revocation("jti-notify-1", Some(now + 60), now).await.unwrap();
@@ -980,7 +985,7 @@ async fn postgres_wrong_password_is_unavailable() {
 // ------------------------------------------------- ceilings and containment
 
 async fn ceilings_and_containment(s: Store, _ctx: Ctx) {
-    let now = unix_now();
+    let now = crate::clock::now_unix();
     let org = s
         .create_org_with("ceilinged", Some(&scopes(&["tiles:read", "datasets:stream"])))
         .await
@@ -1150,7 +1155,7 @@ async fn ceilings_and_containment(s: Store, _ctx: Ctx) {
 }
 
 async fn deletions(s: Store, _ctx: Ctx) {
-    let now = unix_now();
+    let now = crate::clock::now_unix();
     let (org, alice) = org_and_user(&s, "alice").await;
     let bob = s.create_user(&org.id, "bob", None).await.unwrap();
     let sa = s.create_service_account(&org.id, "svc").await.unwrap();

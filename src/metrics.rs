@@ -1,5 +1,6 @@
-//! Metric names (one place) and the recording helpers the request path
-//! calls. Exported in Prometheus text format on the admin listener.
+//! Metric names (one place), label enums and the recording helpers every
+//! layer calls. A leaf: it imports nothing of ours. The admin listener
+//! only renders it (Prometheus text format).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -7,8 +8,6 @@ use std::time::Duration;
 use http::StatusCode;
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram, SharedString};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::server::stack::AuthOutcome;
 
 pub const REQUESTS: &str = "tilegate_requests_total";
 pub const UPSTREAM_DURATION: &str = "tilegate_upstream_duration_seconds";
@@ -77,12 +76,68 @@ fn status_index(s: StatusCode) -> usize {
     }
 }
 
-/// Auth labels: index 0 is "none" (the request never reached a token check).
-fn outcome_index(o: Option<AuthOutcome>) -> usize {
-    o.map_or(0, |o| 1 + o as usize)
+/// How a request's token check ended: the `auth` label of the request
+/// counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthOutcome {
+    Public,
+    Allowed,
+    Missing,
+    Invalid,
+    Forbidden,
 }
 
-const OUTCOMES: usize = 6;
+impl AuthOutcome {
+    /// Every outcome, in label order.
+    pub const ALL: [AuthOutcome; 5] = [
+        AuthOutcome::Public,
+        AuthOutcome::Allowed,
+        AuthOutcome::Missing,
+        AuthOutcome::Invalid,
+        AuthOutcome::Forbidden,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthOutcome::Public => "public",
+            AuthOutcome::Allowed => "allowed",
+            AuthOutcome::Missing => "missing",
+            AuthOutcome::Invalid => "invalid",
+            AuthOutcome::Forbidden => "forbidden",
+        }
+    }
+
+    /// Position in [`AuthOutcome::ALL`]; exhaustive, so a new variant
+    /// cannot compile without its own index.
+    const fn index(self) -> usize {
+        match self {
+            AuthOutcome::Public => 0,
+            AuthOutcome::Allowed => 1,
+            AuthOutcome::Missing => 2,
+            AuthOutcome::Invalid => 3,
+            AuthOutcome::Forbidden => 4,
+        }
+    }
+}
+
+/// Auth labels: index 0 is "none" (the request never reached a token check).
+fn outcome_index(o: Option<AuthOutcome>) -> usize {
+    o.map_or(0, |o| 1 + o.index())
+}
+
+const OUTCOMES: usize = AuthOutcome::ALL.len() + 1;
+
+#[cfg(test)]
+#[test]
+fn every_outcome_has_its_own_counter_slot() {
+    let mut seen: Vec<usize> = AuthOutcome::ALL.iter().map(|&o| outcome_index(Some(o))).collect();
+    seen.push(outcome_index(None));
+    seen.sort_unstable();
+    assert_eq!(seen, (0..OUTCOMES).collect::<Vec<_>>());
+    for (i, o) in AuthOutcome::ALL.iter().enumerate() {
+        assert_eq!(o.index(), i);
+    }
+}
 
 /// One route's request counters (one per status label and auth outcome),
 /// resolved on first use, after the recorder is installed, so a request
