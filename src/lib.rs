@@ -28,6 +28,7 @@ pub mod config;
 pub mod demo;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod grants;
 pub mod http;
 pub mod issue;
 pub mod metrics;

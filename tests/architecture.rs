@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u8)] = &[
     // Leaves: they import nothing of ours.
     ("clock", 0),
     ("telemetry", 0),
+    ("grants", 0),
     // Near-leaves: the metric names and handles, the network toolkit
     // (TLS configs, outbound client, trusted-proxy addresses) and the store.
     ("metrics", 1),
