@@ -48,7 +48,6 @@ const LAYERS: &[(&str, u8)] = &[
 const NOT_YET: &[(&str, &str)] = &[
     ("auth", "proxy"),
     ("body", "http"),
-    ("config", "issue"),
     ("config", "server"),
     ("http", "issue"),
     ("issue", "admin"),

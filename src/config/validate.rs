@@ -105,11 +105,7 @@ impl Config {
     /// The default ceiling of an organization: every declared scope but
     /// the credential-management one.
     pub fn default_ceiling(&self) -> Vec<String> {
-        self.scopes
-            .keys()
-            .filter(|s| *s != crate::issue::MANAGE_SCOPE)
-            .cloned()
-            .collect()
+        self.scopes.keys().filter(|s| *s != MANAGE_SCOPE).cloned().collect()
     }
 
     /// The scopes a principal's credentials may carry: its org's ceiling
@@ -248,6 +244,12 @@ pub struct ExternalIssuer {
     pub cache_ttl: Duration,
 }
 
+/// The scope that manages a principal's own credentials (clients, API
+/// keys, named tokens): carried by login tokens, never granted by a named
+/// token or an external issuer, and outside an organization's default
+/// ceiling.
+pub const MANAGE_SCOPE: &str = "clients:manage";
+
 /// The name routes use for the gateway's own tokens.
 pub const SELF_ISSUER: &str = "self";
 
@@ -265,7 +267,7 @@ pub fn valid_issuer_name(name: &str) -> bool {
 /// Scopes no external issuer may ever grant: those that manage tilegate
 /// credentials.
 pub fn credential_scope(s: &str) -> bool {
-    s == crate::issue::MANAGE_SCOPE
+    s == MANAGE_SCOPE
 }
 
 #[derive(Debug, Clone)]
@@ -603,11 +605,7 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
     let named_tokens = {
         let n = &raw.named_tokens;
         // The credential-management scope is never part of a named token.
-        let all: Vec<String> = scopes
-            .keys()
-            .filter(|s| *s != crate::issue::MANAGE_SCOPE)
-            .cloned()
-            .collect();
+        let all: Vec<String> = scopes.keys().filter(|s| *s != MANAGE_SCOPE).cloned().collect();
         let read_default: Vec<String> = all
             .iter()
             .filter(|s| s.ends_with(":read") || *s == "datasets:stream" || *s == "projects:embed")
@@ -620,7 +618,7 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             match explicit {
                 Some(list) => {
                     check_scopes(&mut p, &format!("named_tokens.{key}"), list);
-                    if list.iter().any(|s| s == crate::issue::MANAGE_SCOPE) {
+                    if list.iter().any(|s| s == MANAGE_SCOPE) {
                         p.push(
                             format!("named_tokens.{key}"),
                             "clients:manage is never granted to a named token",
