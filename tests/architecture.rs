@@ -54,7 +54,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("issue", "server"),
     ("proxy", "http"),
     ("routing", "auth"),
-    ("routing", "config"),
     ("server", "admin"),
 ];
 

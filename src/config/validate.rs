@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::HeaderName;
+use http::header::{HeaderName, HeaderValue};
 use http::{Method, Uri};
 use jsonwebtoken::Algorithm;
 
@@ -995,7 +995,7 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
                 issuers,
             }
         };
-        let cors = r.cors.as_ref().map(Cors::new).transpose();
+        let cors = r.cors.as_ref().map(cors).transpose();
         let cors = match cors {
             Ok(c) => c,
             Err(e) => {
@@ -1066,6 +1066,37 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
         issuers,
         upstreams,
         routes,
+    })
+}
+
+/// A route's `cors` table, checked, with its header values computed.
+fn cors(f: &FileCors) -> Result<Cors, String> {
+    if f.origins.is_empty() {
+        return Err("origins must list at least one origin or \"*\"".into());
+    }
+    let any_origin = f.origins.iter().any(|o| o == "*");
+    if any_origin && f.allow_credentials {
+        return Err("allow_credentials cannot go with origin \"*\"".into());
+    }
+    let mut allow = vec!["authorization".to_string(), "content-type".to_string()];
+    allow.extend(f.allow_headers.iter().map(|h| h.to_ascii_lowercase()));
+    let mut expose = vec!["www-authenticate".to_string()];
+    expose.extend(f.expose_headers.iter().map(|h| h.to_ascii_lowercase()));
+    for h in allow.iter().chain(expose.iter()) {
+        HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("\"{h}\" is not a header name"))?;
+    }
+    Ok(Cors {
+        any_origin,
+        origins: f
+            .origins
+            .iter()
+            .filter(|o| *o != "*")
+            .map(|o| o.trim_end_matches('/').into())
+            .collect(),
+        allow_headers: HeaderValue::from_str(&allow.join(", ")).map_err(|e| e.to_string())?,
+        expose_headers: HeaderValue::from_str(&expose.join(", ")).map_err(|e| e.to_string())?,
+        max_age: HeaderValue::from(f.max_age),
+        allow_credentials: f.allow_credentials,
     })
 }
 

@@ -6,12 +6,10 @@ mod path;
 
 use std::sync::Arc;
 
-use http::header::{HeaderName, HeaderValue};
+use http::header::HeaderValue;
 use http::Method;
 
 pub use path::{ambiguous, normalize, readings, PathError, Reading};
-
-use crate::config::file::FileCors;
 
 /// What a route demands of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +138,8 @@ impl MethodSet {
     }
 }
 
-/// Per-route CORS, with header values computed at load.
+/// Per-route CORS, with header values computed at load (configuration
+/// checks a route's `cors` table and builds this).
 #[derive(Debug, Clone)]
 pub struct Cors {
     pub any_origin: bool,
@@ -152,36 +151,6 @@ pub struct Cors {
 }
 
 impl Cors {
-    pub fn new(f: &FileCors) -> Result<Cors, String> {
-        if f.origins.is_empty() {
-            return Err("origins must list at least one origin or \"*\"".into());
-        }
-        let any_origin = f.origins.iter().any(|o| o == "*");
-        if any_origin && f.allow_credentials {
-            return Err("allow_credentials cannot go with origin \"*\"".into());
-        }
-        let mut allow = vec!["authorization".to_string(), "content-type".to_string()];
-        allow.extend(f.allow_headers.iter().map(|h| h.to_ascii_lowercase()));
-        let mut expose = vec!["www-authenticate".to_string()];
-        expose.extend(f.expose_headers.iter().map(|h| h.to_ascii_lowercase()));
-        for h in allow.iter().chain(expose.iter()) {
-            HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("\"{h}\" is not a header name"))?;
-        }
-        Ok(Cors {
-            any_origin,
-            origins: f
-                .origins
-                .iter()
-                .filter(|o| *o != "*")
-                .map(|o| o.trim_end_matches('/').into())
-                .collect(),
-            allow_headers: HeaderValue::from_str(&allow.join(", ")).map_err(|e| e.to_string())?,
-            expose_headers: HeaderValue::from_str(&expose.join(", ")).map_err(|e| e.to_string())?,
-            max_age: HeaderValue::from(f.max_age),
-            allow_credentials: f.allow_credentials,
-        })
-    }
-
     /// Add the CORS response headers for an allowed `origin`.
     pub fn decorate(&self, h: &mut http::HeaderMap, origin: &HeaderValue) {
         use http::header::*;
