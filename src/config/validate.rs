@@ -383,6 +383,12 @@ impl Problems {
     }
 }
 
+/// Default scopes of the named-token kinds that name theirs (kept only
+/// when declared).
+const DEFAULT_DATASET_STREAMING: &[&str] = &["datasets:stream"];
+const DEFAULT_DATASET_STREAMING_REFRESHING: &[&str] = &["datasets:stream", "datasets:refresh"];
+const DEFAULT_EMBEDDED_PUBLISHED_PROJECT: &[&str] = &["projects:embed"];
+
 /// Validate the raw config into a typed [`Config`], or list every problem.
 pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
     let mut p = Problems(Vec::new());
@@ -635,17 +641,23 @@ pub fn validate(raw: FileConfig) -> Result<Config, Vec<String>> {
             read_only_dataset_streaming: pick(
                 "read_only_dataset_streaming",
                 &n.read_only_dataset_streaming,
-                d_nt_stream(),
+                DEFAULT_DATASET_STREAMING.iter().map(|s| s.to_string()).collect(),
             ),
             read_write_dataset_streaming_refreshing: pick(
                 "read_write_dataset_streaming_refreshing",
                 &n.read_write_dataset_streaming_refreshing,
-                d_nt_refresh(),
+                DEFAULT_DATASET_STREAMING_REFRESHING
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
             ),
             read_only_embedded_published_project: pick(
                 "read_only_embedded_published_project",
                 &n.read_only_embedded_published_project,
-                d_nt_embed(),
+                DEFAULT_EMBEDDED_PUBLISHED_PROJECT
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
             ),
             max_valid_minutes: match &n.max_valid_time {
                 None => 9999,
