@@ -2,8 +2,8 @@
 //! `deny_unknown_fields`. A table whose keys are all optional takes its
 //! documented defaults from its one `Default` impl (`#[serde(default)]` on
 //! the struct), so a key left out and a table left out read the same.
-//! Nothing outside `config` reads these; `validate.rs` turns them into
-//! typed values.
+//! Nothing outside `config` reads these; validation turns them into the
+//! typed values of `types.rs`.
 
 use std::collections::BTreeMap;
 
