@@ -2,7 +2,8 @@
 //! defaults), `types.rs` the typed [`Config`] the rest of the gateway
 //! reads, and `validate/` turns the one into the other, one function per
 //! section. Validation is a pure function shared by `serve`, reload and
-//! `check-config`.
+//! `check-config`: it builds no runtime state (the route table's counters
+//! and limiters are made where the runtime is built).
 
 mod file;
 mod types;

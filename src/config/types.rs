@@ -12,7 +12,7 @@ use http::header::HeaderName;
 use http::Uri;
 use jsonwebtoken::Algorithm;
 
-use crate::routing::RouteTable;
+use crate::routing::RouteSpec;
 
 /// The validated configuration. Built once per load or reload and shared
 /// read-only behind an `Arc`.
@@ -30,7 +30,10 @@ pub struct Config {
     pub identity: IdentityHeaders,
     pub issuers: Vec<ExternalIssuer>,
     pub upstreams: Vec<Arc<UpstreamConfig>>,
-    pub routes: RouteTable,
+    /// The routes, checked, in file order. The runtime compiles them
+    /// (`routing::RouteTable::build`), with each route's counters and
+    /// limiter.
+    pub routes: Vec<RouteSpec>,
 }
 
 #[derive(Debug, Clone)]

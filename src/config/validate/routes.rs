@@ -10,7 +10,7 @@ use super::scopes::undeclared;
 use super::Problems;
 use crate::config::file::{FileCors, FileRoute};
 use crate::config::types::{Endpoints, UpstreamConfig, SELF_ISSUER};
-use crate::routing::{Cors, MethodSet, PathMatch, Policy, Route, RouteTable};
+use crate::routing::{Cors, MethodSet, PathMatch, Policy, RouteSpec, RouteTable};
 
 pub(super) fn routes(
     raw: &[FileRoute],
@@ -19,7 +19,7 @@ pub(super) fn routes(
     issuer_names: &[(String, u64)],
     scopes: &BTreeMap<String, String>,
     p: &mut Problems,
-) -> RouteTable {
+) -> Vec<RouteSpec> {
     let mut routes = Vec::new();
     let inline: BTreeSet<&str> = [
         endpoints.api_key_exchange.as_str(),
@@ -139,8 +139,7 @@ pub(super) fn routes(
                 "only public routes forward tokens (a consumed token is never forwarded)",
             );
         }
-        routes.push(Route {
-            stats: crate::metrics::RouteStats::new(name.clone()),
+        routes.push(RouteSpec {
             name,
             host: r.host.as_ref().map(|h| h.to_ascii_lowercase().into()),
             matcher,
@@ -158,17 +157,15 @@ pub(super) fn routes(
             add_prefix: r.add_prefix.clone().map(Box::from),
             cors,
             rate_limit_per_subject: r.rate_limit_per_subject,
-            limiter: crate::routing::SubjectLimiter::new(r.rate_limit_per_subject),
             forward_tokens: r.forward_tokens,
         });
     }
-    match RouteTable::build(routes) {
-        Ok(t) => t,
-        Err(errs) => {
-            p.0.extend(errs);
-            RouteTable::empty()
-        }
+    // Patterns that conflict: the table the runtime compiles from these
+    // would be refused.
+    if let Err(errs) = RouteTable::check(&routes) {
+        p.0.extend(errs);
     }
+    routes
 }
 
 /// A route pattern must be spelled the way requests are routed: in the

@@ -119,7 +119,6 @@ fn routes_accept_self_only_unless_they_name_issuers() {
     assert_ne!(partner, crate::routing::IssuerSet::SELF);
     let sets: Vec<Vec<u64>> = c
         .routes
-        .routes()
         .iter()
         .map(|r| match &r.policy {
             Policy::Token { issuers, .. } => issuers.ids().to_vec(),
