@@ -21,7 +21,7 @@ fn bench(c: &mut Criterion) {
     }
     toml.push_str("[[routes]]\npath = \"/tiles/{z}/{x}/{y}.pbf\"\nmethods = [\"GET\"]\nupstream = \"t\"\nscopes = [\"tiles:read\"]\n[[routes]]\nprefix = \"/\"\nupstream = \"t\"\npublic = true\n");
     let cfg = tilegate::config::from_str(&toml).unwrap();
-    let table = &cfg.routes;
+    let table = &tilegate::routing::RouteTable::build(&cfg.routes).unwrap();
     c.bench_function("route match, template", |b| {
         b.iter(|| {
             let p = normalize(std::hint::black_box("/tiles/14/8190/5450.pbf")).unwrap();

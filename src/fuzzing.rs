@@ -76,6 +76,12 @@ fn config() -> &'static Config {
     })
 }
 
+/// The fuzz config's routes, compiled as the runtime compiles them.
+fn routes() -> &'static crate::routing::RouteTable {
+    static ROUTES: OnceLock<crate::routing::RouteTable> = OnceLock::new();
+    ROUTES.get_or_init(|| crate::routing::RouteTable::build(&config().routes).expect("the fuzz routes compile"))
+}
+
 /// Path normalisation and route matching.
 ///
 /// Invariants: a normalised path is absolute, free of dot segments, empty
@@ -114,7 +120,7 @@ pub fn path(data: &[u8]) {
         Ok(&*p),
         "/x/.. prefix of {raw:?}"
     );
-    let table = &config().routes;
+    let table = routes();
     for m in [Method::GET, Method::POST] {
         if let Ok(route) = table.find(host, &m, &p) {
             if let PathMatch::Prefix(prefix) = &route.matcher {
@@ -378,7 +384,7 @@ fn external_token(f: &TokenFixture, claims: &Value) {
     let (exp, iat) = (v.exp.expect("exp"), v.iat.expect("iat under max_lifetime"));
     assert!(exp - iat <= EXT_MAX_LIFETIME, "lives too long: {claims}");
     assert!(exp >= now_unix() - LEEWAY - 5, "expired token verified: {claims}");
-    let routes = &config().routes;
+    let routes = routes();
     let own_only = routes.find(None, &Method::GET, "/tiles/1/2/3.pbf").expect("route");
     assert!(
         crate::auth::check_rule(&own_only.policy, &Method::GET, &v).is_err(),
@@ -397,7 +403,7 @@ pub fn config_text(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     match crate::config::from_str(text) {
         Ok(cfg) => {
-            for r in cfg.routes.routes() {
+            for r in &cfg.routes {
                 assert!(r.upstream < cfg.upstreams.len(), "route upstream index out of range");
                 if let crate::routing::Policy::Token { issuers, .. } = &r.policy {
                     for id in issuers.ids() {

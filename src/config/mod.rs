@@ -1,13 +1,18 @@
-//! Configuration: `file.rs` is the TOML as written, `validate.rs` turns it
-//! into the typed [`Config`] the rest of the gateway reads. Validation is a
-//! pure function shared by `serve`, reload and `check-config`.
+//! Configuration as data: `file.rs` is the TOML as written (with its
+//! defaults), `types.rs` the typed [`Config`] the rest of the gateway
+//! reads, and `validate/` turns the one into the other, one function per
+//! section. Validation is a pure function shared by `serve`, reload and
+//! `check-config`: it builds no runtime state (the route table's counters
+//! and limiters are made where the runtime is built).
 
-pub mod file;
+mod file;
+mod types;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use validate::*;
+pub use types::*;
+pub use validate::{parse_algorithm, parse_duration};
 
 /// Why a config could not be loaded: every problem, each naming its key.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +36,7 @@ impl ConfigError {
 }
 
 /// Parse TOML text into the raw file structs.
-pub fn parse(text: &str, path: &Path) -> Result<file::FileConfig, ConfigError> {
+fn parse(text: &str, path: &Path) -> Result<file::FileConfig, ConfigError> {
     toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_owned(),
         message: e.to_string(),
@@ -46,11 +51,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         source,
     })?;
     let raw = parse(&text, path)?;
-    validate(raw).map_err(ConfigError::Invalid)
+    validate::validate(raw).map_err(ConfigError::Invalid)
 }
 
 /// Parse and validate TOML text (tests, `demo`).
 pub fn from_str(text: &str) -> Result<Config, ConfigError> {
     let raw = parse(text, Path::new("<inline>"))?;
-    validate(raw).map_err(ConfigError::Invalid)
+    validate::validate(raw).map_err(ConfigError::Invalid)
 }

@@ -32,7 +32,7 @@ use crate::server::{ConnInfo, Gateway, Runtime};
 use crate::store::{ApiKey, GeneratorToken, StoreError};
 
 /// Scope carried by login tokens; it manages a user's own credentials.
-pub const MANAGE_SCOPE: &str = "clients:manage";
+pub use crate::config::MANAGE_SCOPE;
 
 /// The issuing side's error type.
 #[derive(Debug, thiserror::Error)]

@@ -6,12 +6,10 @@ mod path;
 
 use std::sync::Arc;
 
-use http::header::{HeaderName, HeaderValue};
+use http::header::HeaderValue;
 use http::Method;
 
 pub use path::{ambiguous, normalize, readings, PathError, Reading};
-
-use crate::config::file::FileCors;
 
 /// What a route demands of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +138,8 @@ impl MethodSet {
     }
 }
 
-/// Per-route CORS, with header values computed at load.
+/// Per-route CORS, with header values computed at load (configuration
+/// checks a route's `cors` table and builds this).
 #[derive(Debug, Clone)]
 pub struct Cors {
     pub any_origin: bool,
@@ -152,36 +151,6 @@ pub struct Cors {
 }
 
 impl Cors {
-    pub fn new(f: &FileCors) -> Result<Cors, String> {
-        if f.origins.is_empty() {
-            return Err("origins must list at least one origin or \"*\"".into());
-        }
-        let any_origin = f.origins.iter().any(|o| o == "*");
-        if any_origin && f.allow_credentials {
-            return Err("allow_credentials cannot go with origin \"*\"".into());
-        }
-        let mut allow = vec!["authorization".to_string(), "content-type".to_string()];
-        allow.extend(f.allow_headers.iter().map(|h| h.to_ascii_lowercase()));
-        let mut expose = vec!["www-authenticate".to_string()];
-        expose.extend(f.expose_headers.iter().map(|h| h.to_ascii_lowercase()));
-        for h in allow.iter().chain(expose.iter()) {
-            HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("\"{h}\" is not a header name"))?;
-        }
-        Ok(Cors {
-            any_origin,
-            origins: f
-                .origins
-                .iter()
-                .filter(|o| *o != "*")
-                .map(|o| o.trim_end_matches('/').into())
-                .collect(),
-            allow_headers: HeaderValue::from_str(&allow.join(", ")).map_err(|e| e.to_string())?,
-            expose_headers: HeaderValue::from_str(&expose.join(", ")).map_err(|e| e.to_string())?,
-            max_age: HeaderValue::from(f.max_age),
-            allow_credentials: f.allow_credentials,
-        })
-    }
-
     /// Add the CORS response headers for an allowed `origin`.
     pub fn decorate(&self, h: &mut http::HeaderMap, origin: &HeaderValue) {
         use http::header::*;
@@ -206,12 +175,12 @@ impl Cors {
     }
 }
 
-/// One compiled route.
+/// One route as configured and checked (configuration builds these): what
+/// it matches, what it demands of a request and where it sends it. Plain
+/// data; [`RouteTable::build`] compiles a list of them.
 #[derive(Debug, Clone)]
-pub struct Route {
+pub struct RouteSpec {
     pub name: Arc<str>,
-    /// The route's request counters (made once per route, not per request).
-    pub stats: Arc<crate::metrics::RouteStats>,
     pub host: Option<Box<str>>,
     pub matcher: PathMatch,
     pub methods: MethodSet,
@@ -228,9 +197,41 @@ pub struct Route {
     pub add_prefix: Option<Box<str>>,
     pub cors: Option<Cors>,
     pub rate_limit_per_subject: u32,
-    /// Per-subject limiter when `rate_limit_per_subject` > 0 (reset by a
-    /// reload, like the rest of the route).
+}
+
+/// One compiled route of a [`RouteTable`]: its [`RouteSpec`] (its fields
+/// read through the route), with the state the route keeps while it
+/// serves.
+#[derive(Debug, Clone)]
+pub struct Route {
+    spec: RouteSpec,
+    /// The route's request counters (made once per route, not per request).
+    pub stats: Arc<crate::metrics::RouteStats>,
+    /// Per-subject limiter when `rate_limit_per_subject` > 0 (made with the
+    /// table, so a reload resets it, like the rest of the route).
     pub limiter: Option<SubjectLimiter>,
+}
+
+impl Route {
+    fn new(spec: RouteSpec) -> Route {
+        Route {
+            stats: crate::metrics::RouteStats::new(spec.name.clone()),
+            limiter: SubjectLimiter::new(spec.rate_limit_per_subject),
+            spec,
+        }
+    }
+
+    pub fn spec(&self) -> &RouteSpec {
+        &self.spec
+    }
+}
+
+impl std::ops::Deref for Route {
+    type Target = RouteSpec;
+
+    fn deref(&self) -> &RouteSpec {
+        &self.spec
+    }
 }
 
 /// Requests per second per caller on one route (governor, keyed by a hash
@@ -343,30 +344,27 @@ impl RouteTable {
         RouteTable::default()
     }
 
-    pub fn build(routes: Vec<Route>) -> Result<RouteTable, Vec<String>> {
-        let mut errors = Vec::new();
-        let exact = Tables::build(&routes, |p| p.to_owned(), "", &mut errors);
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        let folded = Tables::build(
-            &routes,
-            |p| p.to_ascii_lowercase(),
-            " when letter case is ignored",
-            &mut errors,
-        );
-        let upper = routes.iter().any(|r| match &r.matcher {
+    /// Compile `specs` into the lookup tables, and make each route's
+    /// request counters and `rate_limit_per_subject` limiter: called where
+    /// the runtime is built, once per load or reload.
+    pub fn build(specs: &[RouteSpec]) -> Result<RouteTable, Vec<String>> {
+        let (exact, folded) = Tables::compile(specs)?;
+        let upper = specs.iter().any(|r| match &r.matcher {
             PathMatch::Template(p) | PathMatch::Prefix(p) => p.bytes().any(|b| b.is_ascii_uppercase()),
         });
-        if !errors.is_empty() {
-            return Err(errors);
-        }
         Ok(RouteTable {
-            routes,
+            routes: specs.iter().cloned().map(Route::new).collect(),
             exact,
             folded,
             upper,
         })
+    }
+
+    /// What [`RouteTable::build`] would refuse in `specs` (patterns that
+    /// conflict, as they are or with letter case ignored), without making
+    /// any route state: for validation.
+    pub fn check(specs: &[RouteSpec]) -> Result<(), Vec<String>> {
+        Tables::compile(specs).map(drop)
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -500,9 +498,28 @@ impl RouteTable {
 }
 
 impl Tables {
+    /// The exact and the case-folded tables, or every conflict.
+    fn compile(routes: &[RouteSpec]) -> Result<(Tables, Tables), Vec<String>> {
+        let mut errors = Vec::new();
+        let exact = Tables::build(routes, |p| p.to_owned(), "", &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let folded = Tables::build(
+            routes,
+            |p| p.to_ascii_lowercase(),
+            " when letter case is ignored",
+            &mut errors,
+        );
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok((exact, folded))
+    }
+
     /// Host tables for `routes`, with each pattern passed through `shape`
     /// (identity, or ASCII lower case for the folded tables).
-    fn build(routes: &[Route], shape: impl Fn(&str) -> String, how: &str, errors: &mut Vec<String>) -> Tables {
+    fn build(routes: &[RouteSpec], shape: impl Fn(&str) -> String, how: &str, errors: &mut Vec<String>) -> Tables {
         let mut t = Tables::default();
         let mut tpl_index: Vec<(Option<Box<str>>, String, Vec<usize>)> = Vec::new();
         for (i, r) in routes.iter().enumerate() {
@@ -588,7 +605,7 @@ mod tests {
         assert!(l.check(LimitKey::Credential("k1")).is_ok());
     }
 
-    fn route(name: &str, m: PathMatch, methods: &[Method], host: Option<&str>) -> Route {
+    fn route(name: &str, m: PathMatch, methods: &[Method], host: Option<&str>) -> RouteSpec {
         let mut set = if methods.is_empty() {
             MethodSet::ANY
         } else {
@@ -597,9 +614,8 @@ mod tests {
         for x in methods {
             set.insert(x);
         }
-        Route {
+        RouteSpec {
             name: name.into(),
-            stats: crate::metrics::RouteStats::new(name.into()),
             host: host.map(Into::into),
             matcher: m,
             methods: set,
@@ -611,12 +627,11 @@ mod tests {
             add_prefix: None,
             cors: None,
             rate_limit_per_subject: 0,
-            limiter: None,
         }
     }
 
     fn table() -> RouteTable {
-        RouteTable::build(vec![
+        RouteTable::build(&[
             route(
                 "tiles",
                 PathMatch::Template("/tiles/{z}/{x}/{y}.pbf".into()),
@@ -661,14 +676,14 @@ mod tests {
 
     #[test]
     fn no_route_is_not_found() {
-        let t = RouteTable::build(vec![route("a", PathMatch::Prefix("/a".into()), &[], None)]).unwrap();
+        let t = RouteTable::build(&[route("a", PathMatch::Prefix("/a".into()), &[], None)]).unwrap();
         assert_eq!(t.find(None, &Method::GET, "/b").unwrap_err(), RouteMiss::NotFound);
     }
 
     /// Nested prefixes under different rules, a template, a public
     /// catch-all, and one pattern with an upper-case letter.
     fn nested() -> RouteTable {
-        RouteTable::build(vec![
+        RouteTable::build(&[
             route("x", PathMatch::Prefix("/x/".into()), &[], None),
             route("premium", PathMatch::Prefix("/x/premium/".into()), &[], None),
             route("deep", PathMatch::Prefix("/x/premium/deep".into()), &[], None),
@@ -779,11 +794,38 @@ mod tests {
 
     #[test]
     fn conflicting_templates_are_config_errors() {
-        let e = RouteTable::build(vec![
+        let specs = [
             route("a", PathMatch::Template("/t/{a}".into()), &[], None),
             route("b", PathMatch::Template("/t/{b}".into()), &[], None),
-        ])
-        .unwrap_err();
+        ];
+        let e = RouteTable::build(&specs).unwrap_err();
         assert!(e[0].contains("/t/{b}"), "{e:?}");
+        assert_eq!(
+            RouteTable::check(&specs).unwrap_err(),
+            e,
+            "validation sees what the build refuses"
+        );
+    }
+
+    #[test]
+    fn each_build_makes_fresh_counters_and_limiters() {
+        let mut limited = route("limited", PathMatch::Prefix("/l/".into()), &[], None);
+        limited.rate_limit_per_subject = 1;
+        let specs = [limited, route("open", PathMatch::Prefix("/o/".into()), &[], None)];
+        let t = RouteTable::build(&specs).unwrap();
+        assert_eq!(&**t.get(0).stats.name(), "limited");
+        assert!(t.get(1).limiter.is_none(), "no limit, no limiter");
+        let l = t.get(0).limiter.as_ref().expect("limiter");
+        assert!(l.check(LimitKey::Subject("a")).is_ok());
+        assert_eq!(l.check(LimitKey::Subject("a")), Err(1));
+        // A reload builds the table again: the quota starts over.
+        let again = RouteTable::build(&specs).unwrap();
+        assert!(again
+            .get(0)
+            .limiter
+            .as_ref()
+            .expect("limiter")
+            .check(LimitKey::Subject("a"))
+            .is_ok());
     }
 }

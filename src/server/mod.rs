@@ -32,6 +32,7 @@ use crate::config::{self, Config};
 use crate::issue::Issuer;
 use crate::net::trusted::TrustedProxies;
 use crate::proxy::Upstream;
+use crate::routing::RouteTable;
 use crate::store::{Kek, RevocationListener, Store, StoreError, StoreEvent};
 
 /// What a config load builds and a reload swaps whole.
@@ -39,6 +40,9 @@ pub struct Runtime {
     pub config: Arc<Config>,
     /// Same order as `config.upstreams`.
     pub upstreams: Vec<Upstream>,
+    /// `config.routes` compiled, with each route's counters and limiter
+    /// (made anew by every load, so a reload resets them).
+    pub routes: RouteTable,
 }
 
 impl Runtime {
@@ -51,8 +55,16 @@ impl Runtime {
                 Err(e) => errors.push(format!("upstreams \"{}\": {e}", u.name)),
             }
         }
+        let routes = RouteTable::build(&config.routes).unwrap_or_else(|e| {
+            errors.extend(e);
+            RouteTable::empty()
+        });
         if errors.is_empty() {
-            Ok(Runtime { config, upstreams })
+            Ok(Runtime {
+                config,
+                upstreams,
+                routes,
+            })
         } else {
             Err(errors)
         }
@@ -202,7 +214,7 @@ impl Gateway {
                 self.issuer.reconfigure(&new);
                 self.runtime.store(Arc::new(rt));
                 crate::metrics::reload(true);
-                tracing::info!(routes = new.routes.routes().len(), "config reloaded");
+                tracing::info!(routes = new.routes.len(), "config reloaded");
                 true
             }
             Err(e) => {
@@ -612,7 +624,7 @@ async fn limiter_upkeep(gw: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
             _ = shutdown.changed() => return,
             _ = tick.tick() => {
                 gw.issuer.prune();
-                for route in gw.runtime.load().config.routes.routes() {
+                for route in gw.runtime.load().routes.routes() {
                     if let Some(l) = &route.limiter {
                         l.prune();
                     }

@@ -261,7 +261,6 @@ async fn route_request(
         let resp = Box::pin(crate::issue::serve(gw, rt, ep, parts, body, conn, client)).await;
         return Served::new(resp).on(RouteStats::inline());
     }
-    let cfg = &rt.config;
     if let Err(e) = one_host(&parts) {
         return Served::new(e.into_response());
     }
@@ -275,16 +274,16 @@ async fn route_request(
             .get(ACCESS_CONTROL_REQUEST_METHOD)
             .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
         {
-            return preflight(cfg.routes.resolve(host, &m, &path), &parts, &m);
+            return preflight(rt.routes.resolve(host, &m, &path), &parts, &m);
         }
     }
 
-    let route = match cfg.routes.resolve(host, &parts.method, &path) {
+    let route = match rt.routes.resolve(host, &parts.method, &path) {
         Ok(r) => r,
         Err(miss) => {
             let mut r = miss.into_response();
             if let RouteMiss::MethodNotAllowed(_) = miss {
-                let allow = cfg.routes.allowed(host, &path).header_value();
+                let allow = rt.routes.allowed(host, &path).header_value();
                 if let Ok(v) = HeaderValue::from_str(&allow) {
                     r.headers_mut().insert(http::header::ALLOW, v);
                 }
