@@ -2,8 +2,13 @@
 //! (a fresh database per test on the server named by
 //! `TILEGATE_TEST_PG_URL`; skipped when unset, failing when `CI` is set).
 
+use super::crypto::random_id;
+use super::migrate::{BoxDynError, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 use super::*;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{Column, Connection};
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Instant;
 
 const PG_ENV: &str = "TILEGATE_TEST_PG_URL";
