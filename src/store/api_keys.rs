@@ -1,11 +1,10 @@
 //! The `api_keys` table: keys looked up by the SHA-256 of their plaintext.
 
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::crypto::{ct_eq, random_id};
 use super::error::db;
+use super::principals::PrincipalColumns;
 use super::{
     join_scopes, random_token, sha256_hex, split_scopes, valid_name, Principal, Store, StoreError, MAX_SECRET_LEN,
 };
@@ -14,13 +13,15 @@ use super::{
 pub const API_KEY_PREFIX: &str = "tgk_";
 
 /// An API key record; the secret itself is never stored nor returned here.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ApiKey {
     pub id: String,
     /// First 8 characters after `tgk_`, to recognise a key in listings.
     pub prefix: String,
+    #[sqlx(flatten, try_from = "PrincipalColumns")]
     pub principal: Principal,
     pub org_id: String,
+    #[sqlx(try_from = "super::ScopeList")]
     pub scopes: Vec<String>,
     pub created_at: i64,
     pub expires_at: Option<i64>,
@@ -33,6 +34,14 @@ impl ApiKey {
     pub fn is_active(&self, now: i64) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|exp| now < exp)
     }
+}
+
+/// A key row with its hash, for [`Store::lookup_api_key`].
+#[derive(sqlx::FromRow)]
+struct ApiKeyWithHash {
+    #[sqlx(flatten)]
+    key: ApiKey,
+    key_hash: String,
 }
 
 macro_rules! key_cols {
@@ -90,7 +99,7 @@ impl Store {
             return Ok(None);
         }
         let hash = sha256_hex(plaintext);
-        let Some(row) = sqlx::query(concat!(
+        let Some(row) = sqlx::query_as::<_, ApiKeyWithHash>(concat!(
             "SELECT ",
             key_cols!(),
             ", key_hash FROM api_keys WHERE key_hash = $1"
@@ -102,16 +111,15 @@ impl Store {
         else {
             return Ok(None);
         };
-        let stored: String = row.try_get("key_hash").map_err(db)?;
-        if !ct_eq(&stored, &hash) {
+        if !ct_eq(&row.key_hash, &hash) {
             return Ok(None);
         }
-        key_from_row(&row).map(Some).map_err(db)
+        Ok(Some(row.key))
     }
 
     /// Keys of one organization, or all; oldest first.
     pub async fn list_api_keys(&self, org_id: Option<&str>) -> Result<Vec<ApiKey>, StoreError> {
-        sqlx::query(concat!(
+        sqlx::query_as::<_, ApiKey>(concat!(
             "SELECT ",
             key_cols!(),
             " FROM api_keys WHERE ($1 IS NULL OR org_id = $1) ORDER BY created_at, id"
@@ -119,10 +127,6 @@ impl Store {
         .bind(org_id)
         .fetch_all(self.pool())
         .await
-        .map_err(db)?
-        .iter()
-        .map(key_from_row)
-        .collect::<Result<_, _>>()
         .map_err(db)
     }
 
@@ -131,19 +135,16 @@ impl Store {
         if !valid_name(id) {
             return Ok(None);
         }
-        sqlx::query(concat!("SELECT ", key_cols!(), " FROM api_keys WHERE id = $1"))
+        sqlx::query_as::<_, ApiKey>(concat!("SELECT ", key_cols!(), " FROM api_keys WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
             .await
-            .map_err(db)?
-            .map(|r| key_from_row(&r))
-            .transpose()
             .map_err(db)
     }
 
     /// Sets `revoked_at` (kept from the first revocation); `None` when no such key.
     pub async fn revoke_api_key(&self, id: &str, now: i64) -> Result<Option<ApiKey>, StoreError> {
-        sqlx::query(concat!(
+        sqlx::query_as::<_, ApiKey>(concat!(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 RETURNING ",
             key_cols!()
         ))
@@ -151,9 +152,6 @@ impl Store {
         .bind(id)
         .fetch_optional(self.pool())
         .await
-        .map_err(db)?
-        .map(|r| key_from_row(&r))
-        .transpose()
         .map_err(db)
     }
 
@@ -170,20 +168,4 @@ impl Store {
         .map_err(db)?;
         Ok(())
     }
-}
-
-fn key_from_row(r: &AnyRow) -> Result<ApiKey, sqlx::Error> {
-    let kind: String = r.try_get("principal_kind")?;
-    let principal = Principal::from_parts(&kind, r.try_get("principal_id")?)?;
-    Ok(ApiKey {
-        id: r.try_get("id")?,
-        prefix: r.try_get("prefix")?,
-        principal,
-        org_id: r.try_get("org_id")?,
-        scopes: split_scopes(&r.try_get::<String, _>("scopes")?),
-        created_at: r.try_get("created_at")?,
-        expires_at: r.try_get("expires_at")?,
-        revoked_at: r.try_get("revoked_at")?,
-        last_used_at: r.try_get("last_used_at")?,
-    })
 }

@@ -1,8 +1,6 @@
 //! The `clients` table: OAuth clients, their secrets encrypted with the KEK.
 
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::error::db;
 use super::{check_name, join_scopes, random_token, split_scopes, Backend, Store, StoreError, MAX_SECRET_LEN};
@@ -13,16 +11,25 @@ pub const CLIENT_ID_PREFIX: &str = "tgc_";
 /// Prefix of OAuth client secrets.
 pub const CLIENT_SECRET_PREFIX: &str = "tgs_";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Client {
     pub client_id: String,
     pub org_id: String,
     pub owner_uid: String,
     pub name: Option<String>,
+    #[sqlx(try_from = "super::ScopeList")]
     pub scopes: Vec<String>,
     pub created_at: i64,
     /// Set when an operator action (disabling the owner) revoked it.
     pub revoked_at: Option<i64>,
+}
+
+/// A client row with its encrypted secret, for [`Store::client_with_secret`].
+#[derive(sqlx::FromRow)]
+struct ClientWithSecret {
+    #[sqlx(flatten)]
+    client: Client,
+    secret_enc: String,
 }
 
 macro_rules! client_cols {
@@ -101,7 +108,7 @@ impl Store {
         if client_id.len() > MAX_SECRET_LEN {
             return Ok(None);
         }
-        let Some(row) = sqlx::query(concat!(
+        let Some(row) = sqlx::query_as::<_, ClientWithSecret>(concat!(
             "SELECT ",
             client_cols!(),
             ", secret_enc FROM clients WHERE client_id = $1"
@@ -113,10 +120,11 @@ impl Store {
         else {
             return Ok(None);
         };
-        let client = client_from_row(&row).map_err(db)?;
-        let enc: String = row.try_get("secret_enc").map_err(db)?;
-        let secret = self.inner.cipher.open(&client_aad(&client.client_id), &enc)?;
-        Ok(Some((client, secret)))
+        let secret = self
+            .inner
+            .cipher
+            .open(&client_aad(&row.client.client_id), &row.secret_enc)?;
+        Ok(Some((row.client, secret)))
     }
 
     /// Clients of one owner, or all; oldest first.
@@ -130,7 +138,7 @@ impl Store {
         owner_uid: Option<&str>,
         org_id: Option<&str>,
     ) -> Result<Vec<Client>, StoreError> {
-        sqlx::query(concat!(
+        sqlx::query_as::<_, Client>(concat!(
             "SELECT ",
             client_cols!(),
             " FROM clients WHERE ($1 IS NULL OR owner_uid = $1) AND ($2 IS NULL OR org_id = $2) \
@@ -140,17 +148,13 @@ impl Store {
         .bind(org_id)
         .fetch_all(self.pool())
         .await
-        .map_err(db)?
-        .iter()
-        .map(client_from_row)
-        .collect::<Result<_, _>>()
         .map_err(db)
     }
 
     /// Sets `revoked_at` of a client (kept from the first time); `None`
     /// when no such client.
     pub async fn revoke_client(&self, client_id: &str, now: i64) -> Result<Option<Client>, StoreError> {
-        sqlx::query(concat!(
+        sqlx::query_as::<_, Client>(concat!(
             "UPDATE clients SET revoked_at = COALESCE(revoked_at, $1) WHERE client_id = $2 RETURNING ",
             client_cols!()
         ))
@@ -158,9 +162,6 @@ impl Store {
         .bind(client_id)
         .fetch_optional(self.pool())
         .await
-        .map_err(db)?
-        .map(|r| client_from_row(&r))
-        .transpose()
         .map_err(db)
     }
 
@@ -189,16 +190,4 @@ impl Store {
 
 fn client_aad(client_id: &str) -> String {
     format!("tilegate:client-secret:{client_id}")
-}
-
-fn client_from_row(r: &AnyRow) -> Result<Client, sqlx::Error> {
-    Ok(Client {
-        client_id: r.try_get("client_id")?,
-        org_id: r.try_get("org_id")?,
-        owner_uid: r.try_get("owner_uid")?,
-        name: r.try_get("name")?,
-        scopes: split_scopes(&r.try_get::<String, _>("scopes")?),
-        created_at: r.try_get("created_at")?,
-        revoked_at: r.try_get("revoked_at")?,
-    })
 }

@@ -2,8 +2,6 @@
 //! looked up by its SHA-256 and kept encrypted with the KEK.
 
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::crypto::{ct_eq, random_id};
 use super::error::{db, map_db};
@@ -12,13 +10,24 @@ use super::{random_token, sha256_hex, Backend, Store, StoreError, Tx, MAX_SECRET
 /// Prefix of access-generator tokens.
 pub const GENERATOR_TOKEN_PREFIX: &str = "tgg_";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct GeneratorToken {
     pub id: String,
     pub uid: String,
     pub org_id: String,
     pub username: String,
     pub created_at: i64,
+}
+
+/// A row of [`gen_select`]: the token, its hash and encrypted plaintext,
+/// and whether its user is disabled.
+#[derive(sqlx::FromRow)]
+struct GeneratorRow {
+    #[sqlx(flatten)]
+    token: GeneratorToken,
+    token_hash: String,
+    token_enc: String,
+    disabled_at: Option<i64>,
 }
 
 macro_rules! gen_select {
@@ -55,7 +64,7 @@ impl Store {
 
     /// The user's access-generator token and its plaintext (decrypted).
     pub async fn generator_token(&self, uid: &str) -> Result<Option<(GeneratorToken, String)>, StoreError> {
-        let Some(row) = sqlx::query(concat!(gen_select!(), "WHERE g.uid = $1"))
+        let Some(row) = sqlx::query_as::<_, GeneratorRow>(concat!(gen_select!(), "WHERE g.uid = $1"))
             .bind(uid)
             .fetch_optional(self.pool())
             .await
@@ -63,11 +72,9 @@ impl Store {
         else {
             return Ok(None);
         };
-        let token = generator_from_row(&row).map_err(db)?;
-        let enc: String = row.try_get("token_enc").map_err(db)?;
-        let plain = self.inner.cipher.open(&generator_aad(&token.id), &enc)?;
+        let plain = self.inner.cipher.open(&generator_aad(&row.token.id), &row.token_enc)?;
         let plain = String::from_utf8(plain).map_err(|_| StoreError::Crypto("stored token is not UTF-8".into()))?;
-        Ok(Some((token, plain)))
+        Ok(Some((row.token, plain)))
     }
 
     /// Replaces the user's access-generator token atomically; returns the
@@ -84,14 +91,12 @@ impl Store {
             Backend::Sqlite => "SELECT org_id, username FROM users WHERE uid = $1",
             Backend::Postgres => "SELECT org_id, username FROM users WHERE uid = $1 FOR UPDATE",
         };
-        let user = sqlx::query(sql)
+        let (org_id, username) = sqlx::query_as::<_, (String, String)>(sql)
             .bind(uid)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?
             .ok_or_else(|| StoreError::NotFound("user".into()))?;
-        let org_id: String = user.try_get("org_id").map_err(db)?;
-        let username: String = user.try_get("username").map_err(db)?;
         let old: Option<String> = sqlx::query_scalar("SELECT id FROM generator_tokens WHERE uid = $1")
             .bind(uid)
             .fetch_optional(&mut *tx)
@@ -119,7 +124,7 @@ impl Store {
             return Ok(None);
         }
         let hash = sha256_hex(plaintext);
-        let Some(row) = sqlx::query(concat!(gen_select!(), "WHERE g.token_hash = $1"))
+        let Some(row) = sqlx::query_as::<_, GeneratorRow>(concat!(gen_select!(), "WHERE g.token_hash = $1"))
             .bind(&hash)
             .fetch_optional(self.pool())
             .await
@@ -127,28 +132,17 @@ impl Store {
         else {
             return Ok(None);
         };
-        let stored: String = row.try_get("token_hash").map_err(db)?;
-        if !ct_eq(&stored, &hash) {
+        if !ct_eq(&row.token_hash, &hash) {
             return Ok(None);
         }
         // A disabled user's generator token mints nothing.
-        if row.try_get::<Option<i64>, _>("disabled_at").map_err(db)?.is_some() {
+        if row.disabled_at.is_some() {
             return Ok(None);
         }
-        generator_from_row(&row).map(Some).map_err(db)
+        Ok(Some(row.token))
     }
 }
 
 fn generator_aad(id: &str) -> String {
     format!("tilegate:generator-token:{id}")
-}
-
-fn generator_from_row(r: &AnyRow) -> Result<GeneratorToken, sqlx::Error> {
-    Ok(GeneratorToken {
-        id: r.try_get("id")?,
-        uid: r.try_get("uid")?,
-        org_id: r.try_get("org_id")?,
-        username: r.try_get("username")?,
-        created_at: r.try_get("created_at")?,
-    })
 }

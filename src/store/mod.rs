@@ -45,8 +45,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyPool, Executor, Transaction};
 
 use crypto::Cipher;
 pub use crypto::{random_token, sha256_hex, Kek};
@@ -371,6 +371,43 @@ fn prepare_sqlite_url(url: &str) -> Result<(String, bool), StoreError> {
     Ok((url, false))
 }
 
-fn ceiling_from(r: &AnyRow, col: &str) -> Result<Option<Vec<String>>, sqlx::Error> {
-    Ok(r.try_get::<Option<String>, _>(col)?.map(|t| split_scopes(&t)))
+// ------------------------------------------------------------ row decoding
+//
+// Rows decode through `#[derive(sqlx::FromRow)]` on the record types. The
+// Any driver decodes the schema's TEXT as `String` and BIGINT as `i64` on
+// both backends; a column a record holds in another shape is decoded as one
+// of these column types and converted (`#[sqlx(try_from = "…")]`).
+
+/// A `scopes` column: the scopes, space-separated.
+#[derive(sqlx::Type)]
+#[sqlx(transparent, no_pg_array)]
+struct ScopeList(String);
+
+impl From<ScopeList> for Vec<String> {
+    fn from(list: ScopeList) -> Vec<String> {
+        split_scopes(&list.0)
+    }
+}
+
+/// A `scope_ceiling` column: the scopes, space-separated; `NULL` for the
+/// default ceiling (`None`).
+#[derive(sqlx::Type)]
+#[sqlx(transparent, no_pg_array)]
+struct Ceiling(Option<String>);
+
+impl From<Ceiling> for Option<Vec<String>> {
+    fn from(ceiling: Ceiling) -> Option<Vec<String>> {
+        ceiling.0.map(|text| split_scopes(&text))
+    }
+}
+
+/// A nullable time read only as set or not (`disabled_at` as a flag).
+#[derive(sqlx::Type)]
+#[sqlx(transparent, no_pg_array)]
+struct IsSet(Option<i64>);
+
+impl From<IsSet> for bool {
+    fn from(time: IsSet) -> bool {
+        time.0.is_some()
+    }
 }

@@ -2,13 +2,11 @@
 //! token, for listings and revocation.
 
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::error::{db, map_db};
-use super::{check_name, join_scopes, split_scopes, Store, StoreError};
+use super::{check_name, join_scopes, Store, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct NamedToken {
     /// The JWT's `jti`.
     pub id: String,
@@ -18,6 +16,7 @@ pub struct NamedToken {
     pub name: String,
     pub action: String,
     pub resource_type: String,
+    #[sqlx(try_from = "super::ScopeList")]
     pub scopes: Vec<String>,
     pub created_at: i64,
     pub expires_at: Option<i64>,
@@ -67,7 +66,7 @@ impl Store {
 
     /// Named tokens of one user, or all; oldest first.
     pub async fn list_named_tokens(&self, uid: Option<&str>) -> Result<Vec<NamedToken>, StoreError> {
-        sqlx::query(concat!(
+        sqlx::query_as::<_, NamedToken>(concat!(
             "SELECT ",
             named_cols!(),
             " FROM named_tokens WHERE ($1 IS NULL OR uid = $1) ORDER BY created_at, id"
@@ -75,21 +74,14 @@ impl Store {
         .bind(uid)
         .fetch_all(self.pool())
         .await
-        .map_err(db)?
-        .iter()
-        .map(named_from_row)
-        .collect::<Result<_, _>>()
         .map_err(db)
     }
 
     pub async fn find_named_token(&self, id: &str) -> Result<Option<NamedToken>, StoreError> {
-        sqlx::query(concat!("SELECT ", named_cols!(), " FROM named_tokens WHERE id = $1"))
+        sqlx::query_as::<_, NamedToken>(concat!("SELECT ", named_cols!(), " FROM named_tokens WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
             .await
-            .map_err(db)?
-            .map(|r| named_from_row(&r))
-            .transpose()
             .map_err(db)
     }
 
@@ -104,7 +96,7 @@ impl Store {
         now: i64,
     ) -> Result<Option<NamedToken>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let Some(row) = sqlx::query(concat!(
+        let Some(token) = sqlx::query_as::<_, NamedToken>(concat!(
             "UPDATE named_tokens SET revoked_at = COALESCE(revoked_at, $1) \
              WHERE id = $2 AND ($3 IS NULL OR uid = $3) RETURNING ",
             named_cols!()
@@ -118,7 +110,6 @@ impl Store {
         else {
             return Ok(None);
         };
-        let token = named_from_row(&row).map_err(db)?;
         self.upsert_revocation(&mut tx, &token.id, token.expires_at, now)
             .await?;
         tx.commit().await.map_err(db)?;
@@ -139,20 +130,4 @@ impl Store {
                 .rows_affected(),
         )
     }
-}
-
-fn named_from_row(r: &AnyRow) -> Result<NamedToken, sqlx::Error> {
-    Ok(NamedToken {
-        id: r.try_get("id")?,
-        uid: r.try_get("uid")?,
-        org_id: r.try_get("org_id")?,
-        generator_id: r.try_get("generator_id")?,
-        name: r.try_get("name")?,
-        action: r.try_get("action")?,
-        resource_type: r.try_get("resource_type")?,
-        scopes: split_scopes(&r.try_get::<String, _>("scopes")?),
-        created_at: r.try_get("created_at")?,
-        expires_at: r.try_get("expires_at")?,
-        revoked_at: r.try_get("revoked_at")?,
-    })
 }

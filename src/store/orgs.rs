@@ -1,20 +1,19 @@
 //! The `orgs` table: organizations and their scope ceilings.
 
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::crypto::random_id;
 use super::error::{db, map_db};
-use super::{ceiling_from, check_name, join_scopes, split_scopes, Store, StoreError};
+use super::{check_name, join_scopes, split_scopes, Store, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Org {
     pub id: String,
     pub name: String,
     pub created_at: i64,
     /// Scopes every credential of the org stays within; `None`: the
     /// default (every declared scope but `clients:manage`).
+    #[sqlx(try_from = "super::Ceiling")]
     pub scope_ceiling: Option<Vec<String>>,
 }
 
@@ -52,7 +51,7 @@ impl Store {
 
     /// By id, else by name.
     pub async fn find_org(&self, id_or_name: &str) -> Result<Option<Org>, StoreError> {
-        sqlx::query(concat!(
+        sqlx::query_as::<_, Org>(concat!(
             "SELECT ",
             org_cols!(),
             " FROM orgs WHERE id = $1 OR name = $1 \
@@ -61,20 +60,13 @@ impl Store {
         .bind(id_or_name)
         .fetch_optional(self.pool())
         .await
-        .map_err(db)?
-        .map(|r| org_from_row(&r))
-        .transpose()
         .map_err(db)
     }
 
     pub async fn list_orgs(&self) -> Result<Vec<Org>, StoreError> {
-        sqlx::query(concat!("SELECT ", org_cols!(), " FROM orgs ORDER BY created_at, id"))
+        sqlx::query_as::<_, Org>(concat!("SELECT ", org_cols!(), " FROM orgs ORDER BY created_at, id"))
             .fetch_all(self.pool())
             .await
-            .map_err(db)?
-            .iter()
-            .map(org_from_row)
-            .collect::<Result<_, _>>()
             .map_err(db)
     }
 
@@ -82,7 +74,7 @@ impl Store {
     /// `None` when no such org.
     pub async fn set_org_ceiling(&self, org_id: &str, ceiling: Option<&[String]>) -> Result<Option<Org>, StoreError> {
         let text = ceiling.map(join_scopes).transpose()?;
-        sqlx::query(concat!(
+        sqlx::query_as::<_, Org>(concat!(
             "UPDATE orgs SET scope_ceiling = $1 WHERE id = $2 RETURNING ",
             org_cols!()
         ))
@@ -90,9 +82,6 @@ impl Store {
         .bind(org_id)
         .fetch_optional(self.pool())
         .await
-        .map_err(db)?
-        .map(|r| org_from_row(&r))
-        .transpose()
         .map_err(db)
     }
 
@@ -138,13 +127,4 @@ impl Store {
         tx.commit().await.map_err(db)?;
         Ok(n > 0)
     }
-}
-
-fn org_from_row(r: &AnyRow) -> Result<Org, sqlx::Error> {
-    Ok(Org {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        created_at: r.try_get("created_at")?,
-        scope_ceiling: ceiling_from(r, "scope_ceiling")?,
-    })
 }

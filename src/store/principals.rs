@@ -3,10 +3,9 @@
 //! `orgs`.
 
 use serde::Serialize;
-use sqlx::Row;
 
 use super::error::db;
-use super::{ceiling_from, valid_name, Store, StoreError};
+use super::{valid_name, Store, StoreError};
 
 /// Who a credential belongs to. JSON: `{"kind":"user","id":"usr_…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -30,25 +29,40 @@ impl Principal {
             Principal::ServiceAccount(_) => "service_account",
         }
     }
+}
 
-    pub(super) fn from_parts(kind: &str, id: String) -> Result<Principal, sqlx::Error> {
-        match kind {
-            "user" => Ok(Principal::User(id)),
-            "service_account" => Ok(Principal::ServiceAccount(id)),
+/// The `principal_kind` and `principal_id` columns of a row, decoded into a
+/// [`Principal`] by `#[sqlx(flatten, try_from = "PrincipalColumns")]`.
+#[derive(sqlx::FromRow)]
+pub(super) struct PrincipalColumns {
+    principal_kind: String,
+    principal_id: String,
+}
+
+impl TryFrom<PrincipalColumns> for Principal {
+    type Error = sqlx::Error;
+
+    fn try_from(c: PrincipalColumns) -> Result<Principal, sqlx::Error> {
+        match c.principal_kind.as_str() {
+            "user" => Ok(Principal::User(c.principal_id)),
+            "service_account" => Ok(Principal::ServiceAccount(c.principal_id)),
             _ => Err(sqlx::Error::Decode("unknown principal kind in store".into())),
         }
     }
 }
 
 /// What bounds the credentials of a principal, read at every issuance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Limits {
     /// The username or the service account's name.
     pub name: String,
     pub org_id: String,
+    #[sqlx(try_from = "super::Ceiling")]
     pub org_ceiling: Option<Vec<String>>,
     /// Users only; `None` for service accounts and users on the default.
+    #[sqlx(try_from = "super::Ceiling")]
     pub user_ceiling: Option<Vec<String>>,
+    #[sqlx(rename = "disabled_at", try_from = "super::IsSet")]
     pub disabled: bool,
 }
 
@@ -72,25 +86,11 @@ impl Store {
         if !valid_name(principal.id()) {
             return Ok(None);
         }
-        let Some(r) = sqlx::query(sql)
+        sqlx::query_as::<_, Limits>(sql)
             .bind(principal.id())
             .fetch_optional(self.pool())
             .await
-            .map_err(db)?
-        else {
-            return Ok(None);
-        };
-        let limits = (|| {
-            Ok::<_, sqlx::Error>(Limits {
-                name: r.try_get("name")?,
-                org_id: r.try_get("org_id")?,
-                org_ceiling: ceiling_from(&r, "org_ceiling")?,
-                user_ceiling: ceiling_from(&r, "user_ceiling")?,
-                disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
-            })
-        })()
-        .map_err(db)?;
-        Ok(Some(limits))
+            .map_err(db)
     }
 
     pub(super) async fn principal_org(&self, principal: &Principal) -> Result<String, StoreError> {

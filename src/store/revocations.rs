@@ -3,8 +3,6 @@
 
 use std::sync::atomic::Ordering;
 
-use sqlx::Row;
-
 use super::error::db;
 use super::{check_name, Backend, Store, StoreError, Tx};
 
@@ -162,15 +160,13 @@ impl Store {
                 .await
                 .map_err(db)?;
         }
-        let rows = sqlx::query("SELECT id, until FROM revocations WHERE until IS NULL OR until >= $1 ORDER BY id")
-            .bind(now)
-            .fetch_all(self.pool())
-            .await
-            .map_err(db)?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("until")?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(db)
+        sqlx::query_as::<_, (String, Option<i64>)>(
+            "SELECT id, until FROM revocations WHERE until IS NULL OR until >= $1 ORDER BY id",
+        )
+        .bind(now)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db)
     }
 
     /// PostgreSQL: a dedicated connection listening on `tilegate_revocations`

@@ -1,14 +1,12 @@
 //! The `service_accounts` table.
 
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::crypto::random_id;
 use super::error::db;
 use super::{check_name, Store, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ServiceAccount {
     pub id: String,
     pub org_id: String,
@@ -53,19 +51,16 @@ impl Store {
     }
 
     pub async fn find_service_account(&self, id: &str) -> Result<Option<ServiceAccount>, StoreError> {
-        sqlx::query(concat!("SELECT ", sa_cols!(), " FROM service_accounts WHERE id = $1"))
+        sqlx::query_as::<_, ServiceAccount>(concat!("SELECT ", sa_cols!(), " FROM service_accounts WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
             .await
-            .map_err(db)?
-            .map(|r| sa_from_row(&r))
-            .transpose()
             .map_err(db)
     }
 
     /// Service accounts of one organization, or all.
     pub async fn list_service_accounts(&self, org_id: Option<&str>) -> Result<Vec<ServiceAccount>, StoreError> {
-        sqlx::query(concat!(
+        sqlx::query_as::<_, ServiceAccount>(concat!(
             "SELECT ",
             sa_cols!(),
             " FROM service_accounts WHERE ($1 IS NULL OR org_id = $1) ORDER BY created_at, id"
@@ -73,10 +68,6 @@ impl Store {
         .bind(org_id)
         .fetch_all(self.pool())
         .await
-        .map_err(db)?
-        .iter()
-        .map(sa_from_row)
-        .collect::<Result<_, _>>()
         .map_err(db)
     }
 
@@ -98,13 +89,4 @@ impl Store {
         tx.commit().await.map_err(db)?;
         Ok(n > 0)
     }
-}
-
-fn sa_from_row(r: &AnyRow) -> Result<ServiceAccount, sqlx::Error> {
-    Ok(ServiceAccount {
-        id: r.try_get("id")?,
-        org_id: r.try_get("org_id")?,
-        name: r.try_get("name")?,
-        created_at: r.try_get("created_at")?,
-    })
 }

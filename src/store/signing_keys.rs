@@ -2,7 +2,6 @@
 //! encrypted with the KEK.
 
 use serde::Serialize;
-use sqlx::Row;
 
 use super::error::{db, map_db};
 use super::{check_name, Backend, Store, StoreError, KEYS_CHANNEL};
@@ -57,6 +56,18 @@ impl std::fmt::Debug for SigningKeyRecord {
     }
 }
 
+/// A `signing_keys` row as stored: the private key still encrypted
+/// (decrypted into a [`SigningKeyRecord`] by [`Store::signing_keys`]).
+#[derive(sqlx::FromRow)]
+struct SigningKeyRow {
+    kid: String,
+    alg: String,
+    private_enc: String,
+    public_jwk: String,
+    created_at: i64,
+    retired_at: Option<i64>,
+}
+
 impl Store {
     /// Stores the key (private key encrypted) and makes it the active one:
     /// every key still active gets `retired_at = k.created_at`, in one
@@ -100,25 +111,23 @@ impl Store {
     /// null) first, then newest first. The active key is the first element
     /// when its `retired_at` is `None`.
     pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, SigningKeyRow>(
             "SELECT kid, alg, private_enc, public_jwk, created_at, retired_at FROM signing_keys \
              ORDER BY CASE WHEN retired_at IS NULL THEN 0 ELSE 1 END, created_at DESC, kid DESC",
         )
         .fetch_all(self.pool())
         .await
         .map_err(db)?;
-        rows.iter()
+        rows.into_iter()
             .map(|r| {
-                let kid: String = r.try_get("kid").map_err(db)?;
-                let enc: String = r.try_get("private_enc").map_err(db)?;
-                let private_pkcs8_der = self.inner.cipher.open(&signing_key_aad(&kid), &enc)?;
+                let private_pkcs8_der = self.inner.cipher.open(&signing_key_aad(&r.kid), &r.private_enc)?;
                 Ok(SigningKeyRecord {
-                    kid,
-                    alg: r.try_get("alg").map_err(db)?,
+                    kid: r.kid,
+                    alg: r.alg,
                     private_pkcs8_der,
-                    public_jwk: r.try_get("public_jwk").map_err(db)?,
-                    created_at: r.try_get("created_at").map_err(db)?,
-                    retired_at: r.try_get("retired_at").map_err(db)?,
+                    public_jwk: r.public_jwk,
+                    created_at: r.created_at,
+                    retired_at: r.retired_at,
                 })
             })
             .collect()

@@ -6,7 +6,7 @@ use super::crypto::random_id;
 use super::migrate::{BoxDynError, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 use super::*;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
-use sqlx::{Column, Connection};
+use sqlx::{Column, Connection, Row};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;

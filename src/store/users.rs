@@ -2,20 +2,19 @@
 //! disabled state and login ids.
 
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::crypto::{self, random_id};
 use super::error::{db, map_db};
-use super::{ceiling_from, check_name, join_scopes, split_scopes, valid_name, Store, StoreError};
+use super::{check_name, join_scopes, split_scopes, valid_name, Store, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct User {
     pub uid: String,
     pub org_id: String,
     pub username: String,
     pub created_at: i64,
     /// The user's own ceiling, within the org's; `None`: the org's.
+    #[sqlx(try_from = "super::Ceiling")]
     pub scope_ceiling: Option<Vec<String>>,
     /// Set while the user is disabled.
     pub disabled_at: Option<i64>,
@@ -23,6 +22,14 @@ pub struct User {
     /// it); replaced when the user is disabled or the password is reset.
     #[serde(skip)]
     pub login_id: String,
+}
+
+/// A user row with its password hash, for [`Store::verify_password`].
+#[derive(sqlx::FromRow)]
+struct UserWithHash {
+    #[sqlx(flatten)]
+    user: User,
+    password_hash: Option<String>,
 }
 
 macro_rules! user_cols {
@@ -96,7 +103,7 @@ impl Store {
 
     /// By uid, else by username.
     pub async fn find_user(&self, uid_or_username: &str) -> Result<Option<User>, StoreError> {
-        sqlx::query(concat!(
+        sqlx::query_as::<_, User>(concat!(
             "SELECT ",
             user_cols!(),
             " FROM users WHERE uid = $1 OR username = $1 \
@@ -105,15 +112,12 @@ impl Store {
         .bind(uid_or_username)
         .fetch_optional(self.pool())
         .await
-        .map_err(db)?
-        .map(|r| user_from_row(&r))
-        .transpose()
         .map_err(db)
     }
 
     /// Users of one organization, or all.
     pub async fn list_users(&self, org_id: Option<&str>) -> Result<Vec<User>, StoreError> {
-        sqlx::query(concat!(
+        sqlx::query_as::<_, User>(concat!(
             "SELECT ",
             user_cols!(),
             " FROM users WHERE ($1 IS NULL OR org_id = $1) ORDER BY created_at, uid"
@@ -121,10 +125,6 @@ impl Store {
         .bind(org_id)
         .fetch_all(self.pool())
         .await
-        .map_err(db)?
-        .iter()
-        .map(user_from_row)
-        .collect::<Result<_, _>>()
         .map_err(db)
     }
 
@@ -138,7 +138,7 @@ impl Store {
         if password.len() > 1024 || !valid_name(username) {
             return Ok(None);
         }
-        let row = sqlx::query(concat!(
+        let row = sqlx::query_as::<_, UserWithHash>(concat!(
             "SELECT ",
             user_cols!(),
             ", password_hash FROM users WHERE username = $1"
@@ -148,10 +148,7 @@ impl Store {
         .await
         .map_err(db)?;
         let (user, phc) = match row {
-            Some(r) => {
-                let phc: Option<String> = r.try_get("password_hash").map_err(db)?;
-                (Some(user_from_row(&r).map_err(db)?), phc)
-            }
+            Some(r) => (Some(r.user), r.password_hash),
             None => (None, None),
         };
         let has_hash = phc.is_some();
@@ -187,7 +184,7 @@ impl Store {
     /// Sets a user's own ceiling (`None`: the org's); `None` when no such user.
     pub async fn set_user_ceiling(&self, uid: &str, ceiling: Option<&[String]>) -> Result<Option<User>, StoreError> {
         let text = ceiling.map(join_scopes).transpose()?;
-        sqlx::query(concat!(
+        sqlx::query_as::<_, User>(concat!(
             "UPDATE users SET scope_ceiling = $1 WHERE uid = $2 RETURNING ",
             user_cols!()
         ))
@@ -195,9 +192,6 @@ impl Store {
         .bind(uid)
         .fetch_optional(self.pool())
         .await
-        .map_err(db)?
-        .map(|r| user_from_row(&r))
-        .transpose()
         .map_err(db)
     }
 
@@ -223,16 +217,13 @@ impl Store {
 
     /// Lets a disabled user log in again; `None` when no such user.
     pub async fn enable_user(&self, uid: &str) -> Result<Option<User>, StoreError> {
-        sqlx::query(concat!(
+        sqlx::query_as::<_, User>(concat!(
             "UPDATE users SET disabled_at = NULL WHERE uid = $1 RETURNING ",
             user_cols!()
         ))
         .bind(uid)
         .fetch_optional(self.pool())
         .await
-        .map_err(db)?
-        .map(|r| user_from_row(&r))
-        .transpose()
         .map_err(db)
     }
 
@@ -297,16 +288,4 @@ fn check_password(password: &str) -> Result<(), StoreError> {
         return Err(StoreError::Invalid("password must be 1-1024 bytes".into()));
     }
     Ok(())
-}
-
-fn user_from_row(r: &AnyRow) -> Result<User, sqlx::Error> {
-    Ok(User {
-        uid: r.try_get("uid")?,
-        org_id: r.try_get("org_id")?,
-        username: r.try_get("username")?,
-        created_at: r.try_get("created_at")?,
-        scope_ceiling: ceiling_from(r, "scope_ceiling")?,
-        disabled_at: r.try_get("disabled_at")?,
-        login_id: r.try_get("login_id")?,
-    })
 }
