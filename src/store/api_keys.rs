@@ -51,13 +51,14 @@ macro_rules! key_cols {
 }
 
 impl Store {
-    /// Creates an API key; returns the record and the plaintext (shown once).
+    /// Creates an API key at `now`; returns the record and the plaintext (shown once).
     /// `NotFound` when the principal does not exist.
     pub async fn create_api_key(
         &self,
         principal: &Principal,
         scopes: &[String],
         expires_at: Option<i64>,
+        now: i64,
     ) -> Result<(ApiKey, String), StoreError> {
         let scope_text = join_scopes(scopes)?;
         let org_id = self.principal_org(principal).await?;
@@ -68,7 +69,7 @@ impl Store {
             principal: principal.clone(),
             org_id,
             scopes: split_scopes(&scope_text),
-            created_at: crate::clock::now_unix(),
+            created_at: now,
             expires_at,
             revoked_at: None,
             last_used_at: None,

@@ -39,13 +39,14 @@ macro_rules! client_cols {
 }
 
 impl Store {
-    /// Creates a client owned by `owner_uid` (in the owner's org); returns it
+    /// Creates a client at `now`, owned by `owner_uid` (in the owner's org); returns it
     /// and the secret (shown once). `NotFound` when the owner does not exist.
     pub async fn create_client(
         &self,
         owner_uid: &str,
         name: Option<&str>,
         scopes: &[String],
+        now: i64,
     ) -> Result<(Client, String), StoreError> {
         if let Some(name) = name {
             check_name("client name", name)?;
@@ -57,7 +58,7 @@ impl Store {
             owner_uid: owner_uid.to_string(),
             name: name.map(str::to_string),
             scopes: split_scopes(&scope_text),
-            created_at: crate::clock::now_unix(),
+            created_at: now,
             revoked_at: None,
         };
         let secret = random_token(CLIENT_SECRET_PREFIX, 32);

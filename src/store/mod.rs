@@ -17,6 +17,11 @@
 //! with the KEK (AES-256-GCM, random nonce, the record id as associated
 //! data); passwords are argon2id PHC strings. No error message or log line
 //! carries a secret.
+//!
+//! Time: the store never reads the clock. Every method that stamps or
+//! compares a time (creation times, revocations, expiry purges, the audit
+//! log) takes it as `now: i64`, Unix seconds, from its caller, which reads
+//! `crate::clock::now_unix()`; tests pass the time they want.
 
 mod api_keys;
 mod assertions;

@@ -24,18 +24,19 @@ macro_rules! org_cols {
 }
 
 impl Store {
-    pub async fn create_org(&self, name: &str) -> Result<Org, StoreError> {
-        self.create_org_with(name, None).await
+    /// An organization created at `now`.
+    pub async fn create_org(&self, name: &str, now: i64) -> Result<Org, StoreError> {
+        self.create_org_with(name, None, now).await
     }
 
     /// An organization with a scope ceiling (`None`: the default), in one write.
-    pub async fn create_org_with(&self, name: &str, ceiling: Option<&[String]>) -> Result<Org, StoreError> {
+    pub async fn create_org_with(&self, name: &str, ceiling: Option<&[String]>, now: i64) -> Result<Org, StoreError> {
         check_name("organization name", name)?;
         let ceiling_text = ceiling.map(join_scopes).transpose()?;
         let org = Org {
             id: random_id("org_"),
             name: name.to_string(),
-            created_at: crate::clock::now_unix(),
+            created_at: now,
             scope_ceiling: ceiling_text.as_deref().map(split_scopes),
         };
         sqlx::query("INSERT INTO orgs (id, name, created_at, scope_ceiling) VALUES ($1, $2, $3, $4)")

@@ -21,13 +21,19 @@ macro_rules! sa_cols {
 }
 
 impl Store {
-    pub async fn create_service_account(&self, org_id: &str, name: &str) -> Result<ServiceAccount, StoreError> {
+    /// A service account created at `now`; `NotFound` when the org is missing.
+    pub async fn create_service_account(
+        &self,
+        org_id: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<ServiceAccount, StoreError> {
         check_name("service account name", name)?;
         let sa = ServiceAccount {
             id: random_id("sa_"),
             org_id: org_id.to_string(),
             name: name.to_string(),
-            created_at: crate::clock::now_unix(),
+            created_at: now,
         };
         let mut tx = self.begin_write().await?;
         let org: Option<String> = sqlx::query_scalar("SELECT id FROM orgs WHERE id = $1")

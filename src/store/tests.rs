@@ -215,8 +215,14 @@ async fn count(store: &Store, table: &str) -> i64 {
 }
 
 async fn org_and_user(s: &Store, username: &str) -> (Org, User) {
-    let org = s.create_org(&format!("org-of-{username}")).await.unwrap();
-    let user = s.create_user(&org.id, username, Some("correct horse")).await.unwrap();
+    let org = s
+        .create_org(&format!("org-of-{username}"), crate::clock::now_unix())
+        .await
+        .unwrap();
+    let user = s
+        .create_user(&org.id, username, Some("correct horse"), crate::clock::now_unix())
+        .await
+        .unwrap();
     (org, user)
 }
 
@@ -237,50 +243,76 @@ async fn basics(s: Store, ctx: Ctx) {
 }
 
 async fn orgs_users_service_accounts(s: Store, _ctx: Ctx) {
-    let acme = s.create_org("acme").await.unwrap();
+    // Creation times are the caller's `now`, not the store's clock.
+    let acme = s.create_org("acme", 1_700_000_000).await.unwrap();
+    assert_eq!(acme.created_at, 1_700_000_000);
     assert!(acme.id.starts_with("org_") && acme.id.len() == 4 + 32);
-    assert!(matches!(s.create_org("acme").await, Err(StoreError::Conflict(_))));
-    assert!(matches!(s.create_org("").await, Err(StoreError::Invalid(_))));
-    assert!(matches!(s.create_org("bad\nname").await, Err(StoreError::Invalid(_))));
-    let other = s.create_org("other").await.unwrap();
+    assert!(matches!(
+        s.create_org("acme", crate::clock::now_unix()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.create_org("", crate::clock::now_unix()).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.create_org("bad\nname", crate::clock::now_unix()).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let other = s.create_org("other", crate::clock::now_unix()).await.unwrap();
     assert_eq!(s.find_org(&acme.id).await.unwrap(), Some(acme.clone()));
     assert_eq!(s.find_org("acme").await.unwrap(), Some(acme.clone()));
     assert_eq!(s.find_org("nope").await.unwrap(), None);
     assert_eq!(s.list_orgs().await.unwrap().len(), 2);
 
-    let alice = s.create_user(&acme.id, "alice", Some("pw-alice")).await.unwrap();
+    let alice = s
+        .create_user(&acme.id, "alice", Some("pw-alice"), crate::clock::now_unix())
+        .await
+        .unwrap();
     assert!(alice.uid.starts_with("usr_"));
     assert_eq!(alice.org_id, acme.id);
     assert_eq!(s.find_user(&alice.uid).await.unwrap(), Some(alice.clone()));
     assert_eq!(s.find_user("alice").await.unwrap(), Some(alice.clone()));
     assert_eq!(s.find_user("bob").await.unwrap(), None);
-    let bob = s.create_user(&other.id, "bob", None).await.unwrap();
+    let bob = s
+        .create_user(&other.id, "bob", None, crate::clock::now_unix())
+        .await
+        .unwrap();
     assert_eq!(s.list_users(Some(&acme.id)).await.unwrap(), vec![alice.clone()]);
     assert_eq!(s.list_users(None).await.unwrap().len(), 2);
     assert!(matches!(
-        s.create_user("org_missing", "carol", None).await,
+        s.create_user("org_missing", "carol", None, crate::clock::now_unix())
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        s.create_user(&acme.id, "dave", Some("")).await,
+        s.create_user(&acme.id, "dave", Some(""), crate::clock::now_unix())
+            .await,
         Err(StoreError::Invalid(_))
     ));
     // Each user gets an access-generator token with the user.
     assert!(s.generator_token(&alice.uid).await.unwrap().is_some());
     assert!(s.generator_token(&bob.uid).await.unwrap().is_some());
     // A username that looks like someone's uid never shadows that uid.
-    let tricky = s.create_user(&acme.id, &bob.uid, None).await.unwrap();
+    let tricky = s
+        .create_user(&acme.id, &bob.uid, None, crate::clock::now_unix())
+        .await
+        .unwrap();
     assert_eq!(s.find_user(&bob.uid).await.unwrap(), Some(bob.clone()));
     assert_ne!(tricky.uid, bob.uid);
 
-    let sa = s.create_service_account(&acme.id, "ci-bot").await.unwrap();
+    let sa = s
+        .create_service_account(&acme.id, "ci-bot", crate::clock::now_unix())
+        .await
+        .unwrap();
     assert!(sa.id.starts_with("sa_"));
     assert_eq!(s.find_service_account(&sa.id).await.unwrap(), Some(sa.clone()));
     assert_eq!(s.find_service_account("sa_missing").await.unwrap(), None);
     assert_eq!(s.list_service_accounts(Some(&acme.id)).await.unwrap(), vec![sa.clone()]);
     assert!(s.list_service_accounts(Some(&other.id)).await.unwrap().is_empty());
     assert!(matches!(
-        s.create_service_account("org_missing", "x").await,
+        s.create_service_account("org_missing", "x", crate::clock::now_unix())
+            .await,
         Err(StoreError::NotFound(_))
     ));
     let json = serde_json::to_string(&(acme, alice, sa)).unwrap();
@@ -289,10 +321,13 @@ async fn orgs_users_service_accounts(s: Store, _ctx: Ctx) {
 
 async fn username_conflict_is_atomic(s: Store, _ctx: Ctx) {
     let (_org, _alice) = org_and_user(&s, "alice").await;
-    let other = s.create_org("other").await.unwrap();
+    let other = s.create_org("other", crate::clock::now_unix()).await.unwrap();
     let users = count(&s, "users").await;
     let gens = count(&s, "generator_tokens").await;
-    let err = s.create_user(&other.id, "alice", Some("x")).await.unwrap_err();
+    let err = s
+        .create_user(&other.id, "alice", Some("x"), crate::clock::now_unix())
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(ref m) if m.contains("username")));
     assert_eq!(count(&s, "users").await, users);
     assert_eq!(count(&s, "generator_tokens").await, gens);
@@ -302,7 +337,10 @@ async fn username_conflict_is_atomic(s: Store, _ctx: Ctx) {
 
 async fn passwords(s: Store, _ctx: Ctx) {
     let (org, alice) = org_and_user(&s, "alice").await;
-    let nopw = s.create_user(&org.id, "nopw", None).await.unwrap();
+    let nopw = s
+        .create_user(&org.id, "nopw", None, crate::clock::now_unix())
+        .await
+        .unwrap();
     assert_eq!(
         s.verify_password("alice", "correct horse").await.unwrap(),
         Some(alice.clone())
@@ -329,13 +367,17 @@ async fn passwords(s: Store, _ctx: Ctx) {
 
 async fn api_keys(s: Store, _ctx: Ctx) {
     let (org, alice) = org_and_user(&s, "alice").await;
-    let sa = s.create_service_account(&org.id, "bot").await.unwrap();
+    let sa = s
+        .create_service_account(&org.id, "bot", crate::clock::now_unix())
+        .await
+        .unwrap();
     let now = crate::clock::now_unix();
     let (key, plain) = s
         .create_api_key(
             &Principal::ServiceAccount(sa.id.clone()),
             &scopes(&["tiles:read", "datasets:stream", "tiles:read"]),
             Some(now + 3600),
+            crate::clock::now_unix(),
         )
         .await
         .unwrap();
@@ -363,7 +405,7 @@ async fn api_keys(s: Store, _ctx: Ctx) {
     assert_eq!(s.lookup_api_key(&"tgk_x".repeat(1000)).await.unwrap(), None);
 
     let (ukey, uplain) = s
-        .create_api_key(&Principal::User(alice.uid.clone()), &[], None)
+        .create_api_key(&Principal::User(alice.uid.clone()), &[], None, crate::clock::now_unix())
         .await
         .unwrap();
     assert_eq!(ukey.principal, Principal::User(alice.uid.clone()));
@@ -407,13 +449,23 @@ async fn api_keys(s: Store, _ctx: Ctx) {
     assert!(!found.is_active(now + 11));
 
     assert!(matches!(
-        s.create_api_key(&Principal::User("usr_missing".into()), &[], None)
-            .await,
+        s.create_api_key(
+            &Principal::User("usr_missing".into()),
+            &[],
+            None,
+            crate::clock::now_unix()
+        )
+        .await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        s.create_api_key(&Principal::ServiceAccount(sa.id.clone()), &scopes(&["bad scope"]), None)
-            .await,
+        s.create_api_key(
+            &Principal::ServiceAccount(sa.id.clone()),
+            &scopes(&["bad scope"]),
+            None,
+            crate::clock::now_unix()
+        )
+        .await,
         Err(StoreError::Invalid(_))
     ));
     assert_eq!(count(&s, "api_keys").await, 2);
@@ -473,9 +525,17 @@ async fn generator_tokens(s: Store, _ctx: Ctx) {
 
 async fn clients(s: Store, _ctx: Ctx) {
     let (org, alice) = org_and_user(&s, "alice").await;
-    let bob = s.create_user(&org.id, "bob", None).await.unwrap();
+    let bob = s
+        .create_user(&org.id, "bob", None, crate::clock::now_unix())
+        .await
+        .unwrap();
     let (client, secret) = s
-        .create_client(&alice.uid, Some("my app"), &scopes(&["tiles:read"]))
+        .create_client(
+            &alice.uid,
+            Some("my app"),
+            &scopes(&["tiles:read"]),
+            crate::clock::now_unix(),
+        )
         .await
         .unwrap();
     assert!(client.client_id.starts_with("tgc_") && client.client_id.len() == 4 + 22);
@@ -499,7 +559,10 @@ async fn clients(s: Store, _ctx: Ctx) {
     assert_eq!(bytes, secret.as_bytes());
     assert_eq!(s.client_with_secret("tgc_missing").await.unwrap(), None);
 
-    let (client2, _) = s.create_client(&bob.uid, None, &[]).await.unwrap();
+    let (client2, _) = s
+        .create_client(&bob.uid, None, &[], crate::clock::now_unix())
+        .await
+        .unwrap();
     assert_eq!(client2.name, None);
     assert_eq!(s.list_clients(Some(&alice.uid)).await.unwrap(), vec![client.clone()]);
     assert_eq!(s.list_clients(None).await.unwrap().len(), 2);
@@ -522,7 +585,8 @@ async fn clients(s: Store, _ctx: Ctx) {
     assert_eq!(count(&s, "assertion_jtis").await, 0);
     assert!(s.delete_client(&client2.client_id, None).await.unwrap());
     assert!(matches!(
-        s.create_client("usr_missing", None, &[]).await,
+        s.create_client("usr_missing", None, &[], crate::clock::now_unix())
+            .await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -591,7 +655,10 @@ fn named(id: &str, uid: &str, org_id: &str, expires_at: Option<i64>) -> NamedTok
 
 async fn named_tokens(s: Store, _ctx: Ctx) {
     let (org, alice) = org_and_user(&s, "alice").await;
-    let bob = s.create_user(&org.id, "bob", None).await.unwrap();
+    let bob = s
+        .create_user(&org.id, "bob", None, crate::clock::now_unix())
+        .await
+        .unwrap();
     let now = crate::clock::now_unix();
     let a1 = named("jti-a1", &alice.uid, &org.id, Some(now + 600));
     let a2 = named("jti-a2", &alice.uid, &org.id, None);
@@ -761,7 +828,9 @@ async fn concurrent_writes(s: Store, ctx: Ctx) {
         tasks.push(tokio::spawn(async move {
             st.add_revocation(&format!("r{i}"), Some(now + 60), now).await?;
             st.audit("t", "write", &format!("r{i}"), "", now).await?;
-            st.create_org(&format!("org{i}")).await.map(|_| ())
+            st.create_org(&format!("org{i}"), crate::clock::now_unix())
+                .await
+                .map(|_| ())
         }));
     }
     for t in tasks {
@@ -842,7 +911,10 @@ async fn listen_notify(s: Store, ctx: Ctx) {
 
 async fn wrong_kek_and_reopen(s: Store, ctx: Ctx) {
     let (_org, alice) = org_and_user(&s, "alice").await;
-    let (client, secret) = s.create_client(&alice.uid, None, &[]).await.unwrap();
+    let (client, secret) = s
+        .create_client(&alice.uid, None, &[], crate::clock::now_unix())
+        .await
+        .unwrap();
     // Same KEK: migrations are idempotent, secrets readable.
     let again = ctx.open_again().await;
     let (_, bytes) = again.client_with_secret(&client.client_id).await.unwrap().unwrap();
@@ -859,7 +931,10 @@ async fn closed_store_is_unavailable(s: Store, _ctx: Ctx) {
     s.close().await;
     let err = s.ping().await.unwrap_err();
     assert!(err.is_unavailable(), "got {err:?}");
-    assert!(matches!(s.create_org("x").await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        s.create_org("x", crate::clock::now_unix()).await,
+        Err(StoreError::Unavailable(_))
+    ));
 }
 
 // ------------------------------------------------------- backend-free tests
@@ -944,8 +1019,10 @@ fn sqlite_urls() {
 #[tokio::test]
 async fn in_memory_sqlite_works() {
     let s = Store::open("sqlite::memory:", 8, Kek::generate()).await.unwrap();
-    let org = s.create_org("mem").await.unwrap();
-    s.create_user(&org.id, "m", None).await.unwrap();
+    let org = s.create_org("mem", crate::clock::now_unix()).await.unwrap();
+    s.create_user(&org.id, "m", None, crate::clock::now_unix())
+        .await
+        .unwrap();
     assert_eq!(s.list_orgs().await.unwrap().len(), 1);
 }
 
@@ -992,32 +1069,49 @@ async fn postgres_wrong_password_is_unavailable() {
 async fn ceilings_and_containment(s: Store, _ctx: Ctx) {
     let now = crate::clock::now_unix();
     let org = s
-        .create_org_with("ceilinged", Some(&scopes(&["tiles:read", "datasets:stream"])))
+        .create_org_with(
+            "ceilinged",
+            Some(&scopes(&["tiles:read", "datasets:stream"])),
+            crate::clock::now_unix(),
+        )
         .await
         .unwrap();
     assert_eq!(org.scope_ceiling, Some(scopes(&["tiles:read", "datasets:stream"])));
     assert_eq!(s.find_org(&org.id).await.unwrap(), Some(org.clone()));
-    let open = s.create_org("open").await.unwrap();
+    let open = s.create_org("open", crate::clock::now_unix()).await.unwrap();
     assert_eq!(open.scope_ceiling, None);
-    let none = s.create_org_with("nothing", Some(&[])).await.unwrap();
+    let none = s
+        .create_org_with("nothing", Some(&[]), crate::clock::now_unix())
+        .await
+        .unwrap();
     assert_eq!(none.scope_ceiling, Some(vec![]), "an empty ceiling is not the default");
     assert_eq!(
         s.find_org("nothing").await.unwrap().unwrap().scope_ceiling,
         Some(vec![])
     );
     assert!(matches!(
-        s.create_org_with("bad", Some(&scopes(&["a b"]))).await,
+        s.create_org_with("bad", Some(&scopes(&["a b"])), crate::clock::now_unix())
+            .await,
         Err(StoreError::Invalid(_))
     ));
 
     let alice = s
-        .create_user_with(&org.id, "alice", Some("correct horse"), Some(&scopes(&["tiles:read"])))
+        .create_user_with(
+            &org.id,
+            "alice",
+            Some("correct horse"),
+            Some(&scopes(&["tiles:read"])),
+            crate::clock::now_unix(),
+        )
         .await
         .unwrap();
     assert!(alice.login_id.starts_with("lgn_"));
     assert_eq!(s.find_user("alice").await.unwrap(), Some(alice.clone()));
     assert!(!serde_json::to_string(&alice).unwrap().contains(&alice.login_id));
-    let sa = s.create_service_account(&org.id, "svc").await.unwrap();
+    let sa = s
+        .create_service_account(&org.id, "svc", crate::clock::now_unix())
+        .await
+        .unwrap();
     let limits = s
         .principal_limits(&Principal::User(alice.uid.clone()))
         .await
@@ -1087,7 +1181,8 @@ async fn ceilings_and_containment(s: Store, _ctx: Ctx) {
     assert_eq!(s.lookup_generator_token(&gen_plain).await.unwrap(), None);
     let clients_before = count(&s, "clients").await;
     assert!(matches!(
-        s.create_client(&alice.uid, None, &scopes(&["tiles:read"])).await,
+        s.create_client(&alice.uid, None, &scopes(&["tiles:read"]), crate::clock::now_unix())
+            .await,
         Err(StoreError::Invalid(_))
     ));
     assert_eq!(count(&s, "clients").await, clients_before);
@@ -1119,7 +1214,12 @@ async fn ceilings_and_containment(s: Store, _ctx: Ctx) {
 
     // Clients can be revoked; named tokens marked revoked in bulk.
     let (c, _) = s
-        .create_client(&alice.uid, Some("app"), &scopes(&["tiles:read"]))
+        .create_client(
+            &alice.uid,
+            Some("app"),
+            &scopes(&["tiles:read"]),
+            crate::clock::now_unix(),
+        )
         .await
         .unwrap();
     assert_eq!(c.revoked_at, None);
@@ -1162,10 +1262,16 @@ async fn ceilings_and_containment(s: Store, _ctx: Ctx) {
 async fn deletions(s: Store, _ctx: Ctx) {
     let now = crate::clock::now_unix();
     let (org, alice) = org_and_user(&s, "alice").await;
-    let bob = s.create_user(&org.id, "bob", None).await.unwrap();
-    let sa = s.create_service_account(&org.id, "svc").await.unwrap();
+    let bob = s
+        .create_user(&org.id, "bob", None, crate::clock::now_unix())
+        .await
+        .unwrap();
+    let sa = s
+        .create_service_account(&org.id, "svc", crate::clock::now_unix())
+        .await
+        .unwrap();
     let (c, _) = s
-        .create_client(&alice.uid, None, &scopes(&["tiles:read"]))
+        .create_client(&alice.uid, None, &scopes(&["tiles:read"]), crate::clock::now_unix())
         .await
         .unwrap();
     s.use_assertion_jti(&c.client_id, "j1", now + 60, now).await.unwrap();
@@ -1173,11 +1279,21 @@ async fn deletions(s: Store, _ctx: Ctx) {
         .await
         .unwrap();
     let (ka, _) = s
-        .create_api_key(&Principal::User(alice.uid.clone()), &scopes(&["tiles:read"]), None)
+        .create_api_key(
+            &Principal::User(alice.uid.clone()),
+            &scopes(&["tiles:read"]),
+            None,
+            crate::clock::now_unix(),
+        )
         .await
         .unwrap();
     let (kb, _) = s
-        .create_api_key(&Principal::User(bob.uid.clone()), &scopes(&["tiles:read"]), None)
+        .create_api_key(
+            &Principal::User(bob.uid.clone()),
+            &scopes(&["tiles:read"]),
+            None,
+            crate::clock::now_unix(),
+        )
         .await
         .unwrap();
     let (ks, _) = s
@@ -1185,6 +1301,7 @@ async fn deletions(s: Store, _ctx: Ctx) {
             &Principal::ServiceAccount(sa.id.clone()),
             &scopes(&["tiles:read"]),
             None,
+            crate::clock::now_unix(),
         )
         .await
         .unwrap();

@@ -40,10 +40,17 @@ macro_rules! user_cols {
 }
 
 impl Store {
-    /// Creates the user and its access-generator token in one transaction.
-    /// `Conflict` when the username is taken, `NotFound` when the org is missing.
-    pub async fn create_user(&self, org_id: &str, username: &str, password: Option<&str>) -> Result<User, StoreError> {
-        self.create_user_with(org_id, username, password, None).await
+    /// Creates the user and its access-generator token in one transaction,
+    /// both created at `now`. `Conflict` when the username is taken,
+    /// `NotFound` when the org is missing.
+    pub async fn create_user(
+        &self,
+        org_id: &str,
+        username: &str,
+        password: Option<&str>,
+        now: i64,
+    ) -> Result<User, StoreError> {
+        self.create_user_with(org_id, username, password, None, now).await
     }
 
     /// [`Store::create_user`] with the user's own scope ceiling (`None`:
@@ -54,6 +61,7 @@ impl Store {
         username: &str,
         password: Option<&str>,
         ceiling: Option<&[String]>,
+        now: i64,
     ) -> Result<User, StoreError> {
         check_name("username", username)?;
         let ceiling_text = ceiling.map(join_scopes).transpose()?;
@@ -68,7 +76,7 @@ impl Store {
             uid: random_id("usr_"),
             org_id: org_id.to_string(),
             username: username.to_string(),
-            created_at: crate::clock::now_unix(),
+            created_at: now,
             scope_ceiling: ceiling_text.as_deref().map(split_scopes),
             disabled_at: None,
             login_id: random_id("lgn_"),
