@@ -5,8 +5,10 @@
 use super::crypto::random_id;
 use super::migrate::{BoxDynError, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 use super::*;
+use sqlx::any::AnyRow;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{Column, Connection, Row};
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
@@ -1439,4 +1441,292 @@ async fn v1_store_migrates_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v1_store_migrates_postgres() {
     v1_store_migrates(Kind::Postgres).await
+}
+
+// ------------------------------------------------------- schema equivalence
+
+/// What the migrations of one backend leave in the database, one line per
+/// fact, in words common to both backends: tables; columns with their type
+/// class, nullability and whether the database assigns them; primary keys;
+/// indexes (unique or not) by their columns; foreign keys. Names the
+/// databases choose themselves (those of constraint indexes) are left out.
+/// sqlx's own `_sqlx_migrations` (different on purpose) and SQLite's
+/// internal tables are not the store's schema.
+async fn schema_of(store: &Store) -> BTreeSet<String> {
+    let mut facts = BTreeSet::new();
+    let rows = |sql: &'static str| async move {
+        sqlx::query(sql)
+            .fetch_all(store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("schema query failed: {e}\n{sql}"))
+    };
+    let text = |r: &AnyRow, col: &str| -> String {
+        r.try_get::<Option<String>, _>(col)
+            .unwrap_or_else(|e| panic!("{col}: {e}"))
+            .unwrap_or_default()
+    };
+    let int = |r: &AnyRow, col: &str| -> i64 { r.try_get::<i64, _>(col).unwrap_or_else(|e| panic!("{col}: {e}")) };
+    match store.backend() {
+        Backend::Sqlite => {
+            const TABLES: &str = "SELECT name FROM sqlite_master WHERE type = 'table' \
+                 AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'";
+            for r in rows(TABLES).await {
+                facts.insert(format!("table {}", text(&r, "name")));
+            }
+            let columns = rows(
+                "SELECT m.name AS tbl, p.name AS col, p.type AS type, p.\"notnull\" AS not_null, p.pk AS pk, \
+                 (SELECT COUNT(*) FROM pragma_table_info(m.name) q WHERE q.pk > 0) AS pk_cols \
+                 FROM sqlite_master m, pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations' \
+                 ORDER BY m.name, p.pk, p.cid",
+            )
+            .await;
+            let mut pks: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for r in &columns {
+                let (table, column, declared) = (text(r, "tbl"), text(r, "col"), text(r, "type"));
+                let pk = int(r, "pk") > 0;
+                // SQLite lets NULL into a primary-key column that is not
+                // an INTEGER PRIMARY KEY (a historic quirk) unless NOT NULL
+                // is declared; PostgreSQL never does. The store never
+                // writes a NULL key, so a key column counts as NOT NULL.
+                let not_null = int(r, "not_null") != 0 || pk;
+                // An INTEGER PRIMARY KEY alone is the rowid: assigned by
+                // the database when the insert leaves it out.
+                let assigned = pk && int(r, "pk_cols") == 1 && declared.eq_ignore_ascii_case("INTEGER");
+                facts.insert(column_fact(
+                    &table,
+                    &column,
+                    sqlite_type_class(&declared),
+                    not_null,
+                    assigned,
+                ));
+                if pk {
+                    pks.entry(table).or_default().push(column);
+                }
+            }
+            for (table, cols) in pks {
+                facts.insert(format!("primary key {table} ({})", cols.join(", ")));
+            }
+            // origin: 'pk' (the primary key's index, above), 'u' (a UNIQUE
+            // constraint), 'c' (CREATE [UNIQUE] INDEX).
+            let indexes = rows(
+                "SELECT m.name AS tbl, l.\"unique\" AS is_unique, l.partial AS partial, \
+                 (SELECT group_concat(name, ', ') FROM \
+                    (SELECT i.name FROM pragma_index_info(l.name) i ORDER BY i.seqno)) AS cols \
+                 FROM sqlite_master m, pragma_index_list(m.name) l \
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations' \
+                 AND l.origin <> 'pk'",
+            )
+            .await;
+            for r in &indexes {
+                facts.insert(index_fact(
+                    &text(r, "tbl"),
+                    &text(r, "cols"),
+                    int(r, "is_unique") != 0,
+                    int(r, "partial") != 0,
+                ));
+            }
+            let fks = rows(
+                "SELECT m.name AS tbl, f.id AS id, f.\"table\" AS ref, \
+                 group_concat(f.\"from\", ', ') AS cols, group_concat(f.\"to\", ', ') AS ref_cols \
+                 FROM sqlite_master m, pragma_foreign_key_list(m.name) f \
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations' \
+                 GROUP BY m.name, f.id",
+            )
+            .await;
+            for r in &fks {
+                facts.insert(format!(
+                    "foreign key {} ({}) -> {} ({})",
+                    text(r, "tbl"),
+                    text(r, "cols"),
+                    text(r, "ref"),
+                    text(r, "ref_cols")
+                ));
+            }
+        }
+        Backend::Postgres => {
+            let tables = rows(
+                "SELECT table_name::text AS name FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
+                 AND table_name <> '_sqlx_migrations'",
+            )
+            .await;
+            for r in &tables {
+                facts.insert(format!("table {}", text(r, "name")));
+            }
+            let columns = rows(
+                "SELECT table_name::text AS tbl, column_name::text AS col, data_type::text AS type, \
+                 is_nullable::text AS nullable, \
+                 CASE WHEN is_identity = 'YES' OR column_default LIKE 'nextval(%' THEN 1 ELSE 0 END AS assigned \
+                 FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'",
+            )
+            .await;
+            for r in &columns {
+                facts.insert(column_fact(
+                    &text(r, "tbl"),
+                    &text(r, "col"),
+                    postgres_type_class(&text(r, "type")),
+                    text(r, "nullable") == "NO",
+                    int(r, "assigned") != 0,
+                ));
+            }
+            // Every index, the primary key's and the UNIQUE constraints'
+            // included, with its columns in key order.
+            let indexes = rows(
+                "SELECT t.relname::text AS tbl, \
+                 CASE WHEN i.indisprimary THEN 1 ELSE 0 END AS is_primary, \
+                 CASE WHEN i.indisunique THEN 1 ELSE 0 END AS is_unique, \
+                 CASE WHEN i.indpred IS NULL THEN 0 ELSE 1 END AS partial, \
+                 (SELECT string_agg(a.attname::text, ', ' ORDER BY k.ord) \
+                    FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
+                    JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum) AS cols \
+                 FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid \
+                 JOIN pg_namespace n ON n.oid = t.relnamespace \
+                 WHERE n.nspname = current_schema() AND t.relname <> '_sqlx_migrations'",
+            )
+            .await;
+            for r in &indexes {
+                let (table, cols) = (text(r, "tbl"), text(r, "cols"));
+                if int(r, "is_primary") != 0 {
+                    facts.insert(format!("primary key {table} ({cols})"));
+                } else {
+                    facts.insert(index_fact(
+                        &table,
+                        &cols,
+                        int(r, "is_unique") != 0,
+                        int(r, "partial") != 0,
+                    ));
+                }
+            }
+            let fks = rows(
+                "SELECT c.conrelid::regclass::text AS tbl, c.confrelid::regclass::text AS ref, \
+                 (SELECT string_agg(a.attname::text, ', ' ORDER BY k.ord) \
+                    FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord) \
+                    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum) AS cols, \
+                 (SELECT string_agg(a.attname::text, ', ' ORDER BY k.ord) \
+                    FROM unnest(c.confkey) WITH ORDINALITY AS k(attnum, ord) \
+                    JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum) AS ref_cols \
+                 FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace \
+                 WHERE c.contype = 'f' AND n.nspname = current_schema()",
+            )
+            .await;
+            for r in &fks {
+                facts.insert(format!(
+                    "foreign key {} ({}) -> {} ({})",
+                    text(r, "tbl"),
+                    text(r, "cols"),
+                    text(r, "ref"),
+                    text(r, "ref_cols")
+                ));
+            }
+        }
+    }
+    facts
+}
+
+fn column_fact(table: &str, column: &str, class: &str, not_null: bool, assigned: bool) -> String {
+    format!(
+        "column {table}.{column} {class}{}{}",
+        if not_null { " not null" } else { " null" },
+        if assigned { " assigned by the database" } else { "" }
+    )
+}
+
+fn index_fact(table: &str, cols: &str, unique: bool, partial: bool) -> String {
+    format!(
+        "{} {table} ({cols}){}",
+        if unique { "unique index" } else { "index" },
+        if partial { " partial" } else { "" }
+    )
+}
+
+/// SQLite's type affinity of a declared type (its rules, in their order).
+fn sqlite_type_class(declared: &str) -> &'static str {
+    let t = declared.to_ascii_uppercase();
+    if t.contains("INT") {
+        "integer"
+    } else if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") {
+        "text"
+    } else if t.is_empty() || t.contains("BLOB") {
+        "blob"
+    } else if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") {
+        "real"
+    } else {
+        "numeric"
+    }
+}
+
+/// The same classes for PostgreSQL's `information_schema` type names.
+fn postgres_type_class(data_type: &str) -> &'static str {
+    match data_type {
+        "smallint" | "integer" | "bigint" => "integer",
+        "text" | "character varying" | "character" => "text",
+        "bytea" => "blob",
+        "real" | "double precision" => "real",
+        _ => "numeric",
+    }
+}
+
+#[test]
+fn type_classes() {
+    for (sqlite, pg, class) in [
+        ("BIGINT", "bigint", "integer"),
+        ("INTEGER", "integer", "integer"),
+        ("TEXT", "text", "text"),
+        ("VARCHAR(20)", "character varying", "text"),
+        ("BLOB", "bytea", "blob"),
+        ("DOUBLE PRECISION", "double precision", "real"),
+        ("NUMERIC", "numeric", "numeric"),
+    ] {
+        assert_eq!(
+            (sqlite_type_class(sqlite), postgres_type_class(pg)),
+            (class, class),
+            "{sqlite}"
+        );
+    }
+}
+
+/// The SQLite and PostgreSQL migrations, written twice by hand, leave the
+/// same schema: same tables, columns (type class, nullability, assigned by
+/// the database or not), primary keys, indexes and foreign keys. Needs
+/// PostgreSQL (skipped without `TILEGATE_TEST_PG_URL`, failing under CI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_give_one_schema() {
+    let Some((pg_url, pg_db)) = setup(Kind::Postgres).await else {
+        return;
+    };
+    let (sqlite_url, sqlite_db) = setup(Kind::Sqlite).await.expect("sqlite test database");
+    let result = tokio::spawn(async move {
+        let mut schemas = Vec::new();
+        for url in [&sqlite_url, &pg_url] {
+            let store = Store::open(url, 1, Kek::generate()).await.expect("open store");
+            schemas.push(schema_of(&store).await);
+            store.close().await;
+        }
+        schemas
+    })
+    .await;
+    teardown(pg_db).await;
+    drop(sqlite_db);
+    let schemas = result.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    let (sqlite, postgres) = (&schemas[0], &schemas[1]);
+    // Not vacuous: the facts name what the migrations create.
+    for fact in [
+        "table audit_log",
+        "column users.disabled_at integer null",
+        "column audit_log.id integer not null assigned by the database",
+        "primary key assertion_jtis (client_id, jti)",
+        "unique index users (username)",
+        "index api_keys (principal_kind, principal_id)",
+        "foreign key users (org_id) -> orgs (id)",
+    ] {
+        assert!(sqlite.contains(fact), "{fact} missing from {sqlite:#?}");
+    }
+    let only_sqlite: Vec<_> = sqlite.difference(postgres).collect();
+    let only_postgres: Vec<_> = postgres.difference(sqlite).collect();
+    assert!(
+        only_sqlite.is_empty() && only_postgres.is_empty(),
+        "the migrations differ\nonly in SQLite: {only_sqlite:#?}\nonly in PostgreSQL: {only_postgres:#?}"
+    );
 }
