@@ -18,6 +18,21 @@
 //! data); passwords are argon2id PHC strings. No error message or log line
 //! carries a secret.
 //!
+//! Layout: this file holds [`Store`] itself (open, close, ping, the pool
+//! and write transactions, the KEK check), the backend and the helpers the
+//! tables share; `migrate.rs` the embedded migrations. Each table has its
+//! file with its record types and one `impl Store` block of its queries:
+//! `orgs.rs`, `users.rs`, `service_accounts.rs`, `api_keys.rs`,
+//! `generators.rs` (access-generator tokens), `clients.rs` (OAuth clients),
+//! `assertions.rs` (client assertion ids), `named_tokens.rs`,
+//! `revocations.rs` (with the PostgreSQL notifications, the listener and
+//! [`StoreEvent`]), `signing_keys.rs` and `audit.rs`; `principals.rs` holds
+//! [`Principal`] and [`Limits`], read across users, service accounts and
+//! orgs. Rows decode through `#[derive(sqlx::FromRow)]` (see "row
+//! decoding" below). The SQLite and PostgreSQL migrations are written
+//! twice; the test `migrations_give_one_schema` checks that they leave the
+//! same schema.
+//!
 //! Time: the store never reads the clock. Every method that stamps or
 //! compares a time (creation times, revocations, expiry purges, the audit
 //! log) takes it as `now: i64`, Unix seconds, from its caller, which reads
