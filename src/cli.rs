@@ -593,7 +593,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
         Cmd::ServiceAccount(SaCmd::Create { org, name }) => {
             ops::check_name("name", &name)?;
             let org = ops::org(store, &org).await?;
-            let sa = store.create_service_account(&org.id, &name).await?;
+            let sa = store.create_service_account(&org.id, &name, now_unix()).await?;
             store
                 .audit(actor, "service_account.created", &sa.id, "", now_unix())
                 .await?;

@@ -106,10 +106,13 @@ async fn bootstrap(store: &crate::store::Store, cfg: &crate::config::Config) -> 
     }
     let org = match store.find_org("demo").await.map_err(|e| e.to_string())? {
         Some(o) => o,
-        None => store.create_org("demo").await.map_err(|e| e.to_string())?,
+        None => store
+            .create_org("demo", crate::clock::now_unix())
+            .await
+            .map_err(|e| e.to_string())?,
     };
     let sa = store
-        .create_service_account(&org.id, "demo-app")
+        .create_service_account(&org.id, "demo-app", crate::clock::now_unix())
         .await
         .map_err(|e| e.to_string())?;
     let scope = cfg

@@ -178,7 +178,9 @@ async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> 
             let n: NewSa = body(b).await?;
             ops::check_name("name", &n.name)?;
             let org = ops::org(store, &n.org).await?;
-            let sa = store.create_service_account(&org.id, &n.name).await?;
+            let sa = store
+                .create_service_account(&org.id, &n.name, crate::clock::now_unix())
+                .await?;
             store
                 .audit(ACTOR, "service_account.created", &sa.id, "", crate::clock::now_unix())
                 .await?;

@@ -243,7 +243,7 @@ pub fn user_view(cfg: &Config, u: &User, org: Option<&Org>) -> serde_json::Value
 pub async fn create_org(op: &Op<'_>, name: &str, ceiling: Option<&str>) -> Result<Org, StoreError> {
     check_name("name", name)?;
     let ceiling = parse_ceiling(op.cfg, ceiling)?;
-    let o = op.store.create_org_with(name, ceiling.as_deref()).await?;
+    let o = op.store.create_org_with(name, ceiling.as_deref(), now_unix()).await?;
     op.audit("org.created", &o.id, &ceiling_detail(&o.scope_ceiling))
         .await?;
     Ok(o)
@@ -263,7 +263,7 @@ pub async fn create_user(
     within_org(op.cfg, &o, &ceiling)?;
     let u = op
         .store
-        .create_user_with(&o.id, username, password, ceiling.as_deref())
+        .create_user_with(&o.id, username, password, ceiling.as_deref(), now_unix())
         .await?;
     op.audit("user.created", &u.uid, &ceiling_detail(&u.scope_ceiling))
         .await?;
@@ -584,7 +584,7 @@ pub async fn create_api_key(
     }
     let now = now_unix();
     let expires_at = expires_in.map(|d| now + d.as_secs() as i64);
-    let (key, text) = store.create_api_key(principal, &scopes, expires_at).await?;
+    let (key, text) = store.create_api_key(principal, &scopes, expires_at, now).await?;
     store
         .audit(actor, "api_key.created", &key.id, &scopes.join(" "), now)
         .await?;

@@ -63,7 +63,11 @@ pub async fn collection(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut C
         }
         None => ceiling,
     };
-    let (client, secret) = ctx.gw.store.create_client(&uid, name.as_deref(), &scopes).await?;
+    let (client, secret) = ctx
+        .gw
+        .store
+        .create_client(&uid, name.as_deref(), &scopes, now_unix())
+        .await?;
     ctx.gw
         .store
         .audit(&uid, "client.created", &client.client_id, "", now_unix())
