@@ -5,12 +5,13 @@
 //! them to RFC 6750 responses.
 
 pub mod extract;
+mod flight;
 pub mod issuers;
 pub mod keys;
 pub mod revocation;
 
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -360,6 +361,12 @@ pub struct Verifier {
     max_token_bytes: usize,
     cache: Cache<Key, Arc<Verified>, BuildPrefixHasher>,
     negative: Cache<Key, Reason, BuildPrefixHasher>,
+    /// Misses being verified, so concurrent ones of one token wait for one
+    /// verification.
+    flights: flight::Flights,
+    /// Verifications made by [`Verifier::verify`] (its misses that were
+    /// not answered by another caller's verification).
+    verifications: AtomicU64,
     pub revocations: Arc<Revocations>,
     store: Option<Arc<Store>>,
     grace_secs: i64,
@@ -394,6 +401,8 @@ impl Verifier {
                 .max_capacity(cfg.cache.negative_max_entries)
                 .time_to_live(cfg.cache.negative_ttl.max(Duration::from_millis(1)))
                 .build_with_hasher(BuildPrefixHasher::default()),
+            flights: flight::Flights::default(),
+            verifications: AtomicU64::new(0),
             revocations,
             store,
             grace_secs: cfg.tokens.rotation_grace.as_secs() as i64,
@@ -505,34 +514,95 @@ impl Verifier {
     }
 
     /// Verify a token, through the cache.
+    ///
+    /// On a miss, concurrent calls with one token share one verification
+    /// (see [`flight`]). Cache metrics: the call that verifies counts a
+    /// miss; one that waited for it and takes its verdict counts a hit (or
+    /// a negative hit for a refusal), as it would have a moment later from
+    /// the cache. So `miss` counts verifications made.
     pub async fn verify(&self, token: &str) -> Result<Arc<Verified>, AuthError> {
         if token.len() > self.max_token_bytes {
             return Err(AuthError::Invalid(Reason::TooLarge));
         }
-        // One hash for the lookup and, on a miss, the insert.
+        // One hash for the lookup and, on a miss, the flight and the insert.
         let key = token_key(token);
         if let Some(v) = self.cached_by_key(&key)? {
             return Ok(v);
         }
+        let seat = self.flights.join(key);
+        let mut verified_here = false;
+        let verdict = seat
+            .cell()
+            .get_or_init(|| {
+                verified_here = true;
+                self.first_verdict(&key, token)
+            })
+            .await
+            .clone();
+        drop(seat);
+        let v = match verdict {
+            Ok(v) if verified_here => v,
+            Err(reason) if verified_here => return Err(AuthError::Invalid(reason)),
+            Ok(v) if v.current() => {
+                crate::metrics::cache_hit();
+                v
+            }
+            // Its issuer moved on while it was verified: verify again.
+            Ok(_) => self.verify_and_store(&key, token).await.map_err(AuthError::Invalid)?,
+            Err(reason) => {
+                crate::metrics::cache_negative_hit();
+                return Err(AuthError::Invalid(reason));
+            }
+        };
+        // Every caller checks revocation, as a hit does.
+        if self.revocations.is_revoked(v.jti.as_deref(), v.cid.as_deref()) {
+            return Err(AuthError::Invalid(Reason::Revoked));
+        }
+        Ok(v)
+    }
+
+    /// The verdict of a flight's first caller: the stored one if a flight
+    /// of this token ended (and stored it) between this caller's lookup
+    /// and its joining, else a verification.
+    async fn first_verdict(&self, key: &Key, token: &str) -> flight::Verdict {
+        if let Some(v) = self.cache.get(key).filter(|v| v.current()) {
+            crate::metrics::cache_hit();
+            return Ok(v);
+        }
+        if let Some(reason) = self.negative.get(key) {
+            crate::metrics::cache_negative_hit();
+            return Err(reason);
+        }
+        self.verify_and_store(key, token).await
+    }
+
+    /// Verify, and store the verdict: a verified token unless it is not to
+    /// be cached (`cache_for == 0`) or is revoked (each caller refuses it),
+    /// a refusal in the negative cache if its reason may be remembered.
+    async fn verify_and_store(&self, key: &Key, token: &str) -> flight::Verdict {
         crate::metrics::cache_miss();
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         match self.verify_uncached(token).await {
             Ok(v) => {
                 let v = Arc::new(v);
-                if self.revocations.is_revoked(v.jti.as_deref(), v.cid.as_deref()) {
-                    return Err(AuthError::Invalid(Reason::Revoked));
-                }
-                if !v.cache_for.is_zero() {
-                    self.cache.insert(key, v.clone());
+                if !v.cache_for.is_zero() && !self.revocations.is_revoked(v.jti.as_deref(), v.cid.as_deref()) {
+                    self.cache.insert(*key, v.clone());
                 }
                 Ok(v)
             }
             Err(reason) => {
                 if reason.cacheable() {
-                    self.negative.insert(key, reason);
+                    self.negative.insert(*key, reason);
                 }
-                Err(AuthError::Invalid(reason))
+                Err(reason)
             }
         }
+    }
+
+    /// Verifications [`Verifier::verify`] has made: its misses, less those
+    /// answered by a verification of the same token in flight.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     /// Verify without the cache (and without the revocation check).
