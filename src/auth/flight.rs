@@ -234,7 +234,7 @@ mod tests {
         // verifies meanwhile, and another partner token gets its own flight.
         let own = f.own_token("bob");
         let bob = f.verifier.verify(&own).await.unwrap();
-        assert_eq!(&*bob.sub, "bob");
+        assert_eq!(bob.sub(), "bob");
         let carol = f.spawn_verify(&f.partner_token("carol", "p1"));
         settle().await;
         assert_eq!(f.verifier.flights.len(), 2, "carol's token flies on its own");
@@ -249,8 +249,8 @@ mod tests {
             verdicts.iter().all(|v| Arc::ptr_eq(v, &verdicts[0])),
             "one verdict shared"
         );
-        assert_eq!(&*verdicts[0].sub, "partner|alice");
-        assert_eq!(&*carol.await.unwrap().unwrap().sub, "partner|carol");
+        assert_eq!(verdicts[0].sub(), "partner|alice");
+        assert_eq!(carol.await.unwrap().unwrap().sub(), "partner|carol");
         assert_eq!(f.verifier.verifications(), 3, "alice once, bob once, carol once");
         assert_eq!(f.verifier.flights.len(), 0, "no flight outlives its callers");
         assert_eq!(f.jwks.requests.load(Ordering::SeqCst), 1);
@@ -272,7 +272,7 @@ mod tests {
         assert_eq!(f.verifier.verifications(), 8);
         f.jwks.release.add_permits(100);
         for (i, t) in tasks.into_iter().enumerate() {
-            assert_eq!(&*t.await.unwrap().unwrap().sub, format!("partner|u{i}"));
+            assert_eq!(t.await.unwrap().unwrap().sub(), format!("partner|u{i}"));
         }
         assert_eq!(f.verifier.verifications(), 8);
         assert_eq!(f.verifier.flights.len(), 0);

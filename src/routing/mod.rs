@@ -267,10 +267,10 @@ impl<'a> LimitKey<'a> {
     /// The key of a verified token. External issuers' tokens never carry
     /// `cid` or `uid` (`Verified`); their subject is namespaced.
     pub fn of(v: &'a crate::auth::Verified) -> LimitKey<'a> {
-        match (v.own, v.cid.as_deref(), v.uid.as_deref()) {
+        match (v.own, v.cid(), v.uid()) {
             (true, Some(cid), _) => LimitKey::Credential(cid),
             (true, None, Some(uid)) => LimitKey::Principal(uid),
-            _ => LimitKey::Subject(&v.sub),
+            _ => LimitKey::Subject(v.sub()),
         }
     }
 }
