@@ -647,8 +647,7 @@ impl Ctx<'_> {
             ));
         }
         let uid = v
-            .uid
-            .as_deref()
+            .uid()
             .ok_or(IssueError::InsufficientScope("the token does not name a user"))?
             .to_owned();
         Ok((v, uid))

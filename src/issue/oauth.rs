@@ -445,7 +445,7 @@ async fn caller(
             "client authentication or a bearer token is required",
         ));
     }
-    Ok((v.uid.as_deref().unwrap_or(&v.sub).to_owned(), None))
+    Ok((v.uid().unwrap_or(v.sub()).to_owned(), None))
 }
 
 pub async fn introspect(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut ClientBody) -> Result<Resp, IssueError> {
@@ -469,12 +469,12 @@ pub async fn introspect(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut C
             StatusCode::OK,
             &serde_json::json!({
                 "active": true,
-                "scope": &*v.scope,
-                "sub": &*v.sub,
+                "scope": v.scope(),
+                "sub": v.sub(),
                 "uid": null,
                 "username": null,
                 "org_id": null,
-                "token_type": &*v.token_type,
+                "token_type": v.token_type(),
                 "exp": v.exp,
                 "iat": v.iat,
                 "iss": &*v.issuer,
@@ -487,17 +487,17 @@ pub async fn introspect(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut C
         StatusCode::OK,
         &serde_json::json!({
             "active": true,
-            "scope": &*v.scope,
-            "sub": &*v.sub,
-            "uid": v.uid.as_deref(),
-            "username": v.username.as_deref(),
-            "org_id": v.org_id.as_deref(),
-            "token_type": &*v.token_type,
+            "scope": v.scope(),
+            "sub": v.sub(),
+            "uid": v.uid(),
+            "username": v.username(),
+            "org_id": v.org_id(),
+            "token_type": v.token_type(),
             "exp": v.exp,
             "iat": v.iat,
             "iss": &*v.issuer,
-            "jti": v.jti.as_deref(),
-            "client_id": v.cid.as_deref().filter(|c| c.starts_with("tgc_")),
+            "jti": v.jti(),
+            "client_id": v.cid().filter(|c| c.starts_with("tgc_")),
             "issuer": v.issuer_name(),
             "external": false,
         }),
@@ -517,10 +517,10 @@ pub async fn revoke(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut Clien
         .ok_or_else(|| IssueError::InvalidRequest("token is required".into()))?;
     // RFC 7009 §2.2: an invalid or unknown token is answered 200 as well.
     if let Ok(v) = ctx.gw.verifier.verify(token).await {
-        let owner = v.uid.as_deref().unwrap_or(&v.sub);
+        let owner = v.uid().unwrap_or(v.sub());
         if v.own && owner == caller_uid {
-            if let Some(jti) = v.jti.as_deref() {
-                if v.token_type.as_ref() == "named" {
+            if let Some(jti) = v.jti() {
+                if v.token_type() == "named" {
                     ctx.gw.store.revoke_named_token(jti, None, now_unix()).await?;
                 }
                 let until = ctx.cfg.tokens.revoked_until(v.exp);

@@ -503,12 +503,13 @@ async fn authorize_and_forward(
         } else {
             proxy::X_FORWARDED_PROTO_HTTP
         };
+        let identity = verified.as_ref().map(|v| v.identity());
         let ctx = ForwardCtx {
             client_ip: fwd.as_ref().map_or(&conn.client_ip, |f| &f.real_ip),
             forwarded_for: fwd.as_ref().map(|f| &f.chain),
             proto: &proto,
             names: &cfg.identity,
-            identity: verified.as_ref().map(|v| &v.identity),
+            identity: identity.as_ref(),
             strip_authorization: if verified.is_some() {
                 new_query.is_none()
             } else {
