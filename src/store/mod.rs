@@ -18,6 +18,7 @@
 //! data); passwords are argon2id PHC strings. No error message or log line
 //! carries a secret.
 
+mod client_lookup;
 mod crypto;
 mod error;
 mod files;
