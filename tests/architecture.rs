@@ -51,8 +51,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("config", "issue"),
     ("config", "server"),
     ("http", "issue"),
-    ("issue", "admin"),
-    ("issue", "server"),
     ("proxy", "http"),
     ("routing", "auth"),
     ("routing", "config"),
