@@ -47,8 +47,6 @@ const LAYERS: &[(&str, u8)] = &[
 /// too, so it is removed with the change that ends it.
 const NOT_YET: &[(&str, &str)] = &[
     ("http", "issue"),
-    ("issue", "admin"),
-    ("issue", "server"),
     ("server", "admin"),
 ];
 

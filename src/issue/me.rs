@@ -45,7 +45,7 @@ pub async fn me(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp, Iss
 
 pub fn jwks(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp, IssueError> {
     ctx.require(parts, &[Method::GET, Method::HEAD])?;
-    let mut r = json(StatusCode::OK, &ctx.gw.verifier.keys().jwks());
+    let mut r = json(StatusCode::OK, &ctx.verifier.keys().jwks());
     r.headers_mut().insert(
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("public, max-age=300"),

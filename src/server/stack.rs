@@ -258,7 +258,15 @@ async fn route_request(
         };
         // Boxed: the token endpoints' future is large, and without the box
         // every proxied request would carry (and copy) its size.
-        let resp = Box::pin(crate::issue::serve(gw, rt, ep, parts, body, conn, client)).await;
+        let ctx = crate::issue::Ctx {
+            verifier: &gw.verifier,
+            store: &gw.store,
+            issuer: &gw.issuer,
+            secrets: &gw.secrets,
+            cfg: &rt.config,
+            client,
+        };
+        let resp = Box::pin(crate::issue::serve(&ctx, ep, parts, body)).await;
         return Served::new(resp).on(RouteStats::inline());
     }
     if let Err(e) = one_host(&parts) {
