@@ -36,7 +36,10 @@ pub async fn create_api_key(
     }
     let now = now_unix();
     let expires_at = expires_in.map(|d| now + d.as_secs() as i64);
-    let (key, text) = op.store.create_api_key(principal, &scopes, expires_at).await?;
+    let (key, text) = op
+        .store
+        .create_api_key(principal, &scopes, expires_at, crate::clock::now_unix())
+        .await?;
     op.store
         .audit(op.actor, "api_key.created", &key.id, &scopes.join(" "), now)
         .await?;

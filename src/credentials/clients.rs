@@ -13,7 +13,10 @@ pub async fn create_client(
     name: Option<&str>,
     scopes: &[String],
 ) -> Result<(Client, String), CredentialError> {
-    let (client, secret) = op.store.create_client(uid, name, scopes).await?;
+    let (client, secret) = op
+        .store
+        .create_client(uid, name, scopes, crate::clock::now_unix())
+        .await?;
     op.audit("client.created", &client.client_id, "").await?;
     Ok((client, secret))
 }

@@ -342,7 +342,10 @@ async fn contain(op: &Op<'_>, u: &User, for_deletion: bool) -> Result<Revoked, C
 pub async fn create_service_account(op: &Op<'_>, org_ref: &str, name: &str) -> Result<ServiceAccount, CredentialError> {
     check_name("name", name)?;
     let org = org(op.store, org_ref).await?;
-    let sa = op.store.create_service_account(&org.id, name).await?;
+    let sa = op
+        .store
+        .create_service_account(&org.id, name, crate::clock::now_unix())
+        .await?;
     op.audit("service_account.created", &sa.id, "").await?;
     Ok(sa)
 }

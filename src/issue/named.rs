@@ -348,10 +348,10 @@ mod tests {
         let id = v["id"].as_str().unwrap();
 
         let verified = r.verifier.verify(token).await.unwrap();
-        assert_eq!(&*verified.scope, "tiles:read");
-        assert_eq!(&*verified.token_type, "named");
-        assert_eq!(verified.uid.as_deref(), Some(u.uid.as_str()));
-        assert_eq!(verified.jti.as_deref(), Some(id));
+        assert_eq!(verified.scope(), "tiles:read");
+        assert_eq!(verified.token_type(), "named");
+        assert_eq!(verified.uid(), Some(u.uid.as_str()));
+        assert_eq!(verified.jti(), Some(id));
 
         let parts = request(Method::DELETE, format!("{}/{id}", e.named_tokens));
         let resp = item(&ctx, &parts, id).await.unwrap();

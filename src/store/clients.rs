@@ -133,6 +133,21 @@ impl Store {
         self.list_clients_in(owner_uid, None).await
     }
 
+    /// The client `client_id` (only when `owner_uid` owns it, if given),
+    /// without listing the table.
+    pub async fn find_client(&self, client_id: &str, owner_uid: Option<&str>) -> Result<Option<Client>, StoreError> {
+        sqlx::query_as::<_, Client>(concat!(
+            "SELECT ",
+            client_cols!(),
+            " FROM clients WHERE client_id = $1 AND ($2 IS NULL OR owner_uid = $2)"
+        ))
+        .bind(client_id)
+        .bind(owner_uid)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db)
+    }
+
     /// Clients of one owner and/or one organization, or all; oldest first.
     pub async fn list_clients_in(
         &self,

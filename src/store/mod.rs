@@ -42,7 +42,6 @@ mod api_keys;
 mod assertions;
 mod audit;
 mod clients;
-mod client_lookup;
 mod crypto;
 mod error;
 mod files;
