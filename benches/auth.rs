@@ -1,12 +1,13 @@
 //! Auth decision benchmarks: the cache-hit path (what every tile request
-//! pays), a cache miss per algorithm (signature verification), and token
-//! signing per algorithm (what the exchange endpoints pay).
+//! pays), a cache miss per algorithm (signature verification), concurrent
+//! first requests with one new token (one verification for all of them),
+//! and token signing per algorithm (what the exchange endpoints pay).
 //!
 //! cargo bench --bench auth
 
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::Method;
 use tilegate::auth::keys::{self, KeySet};
 use tilegate::auth::revocation::Revocations;
@@ -26,6 +27,18 @@ fn keyset(alg: jsonwebtoken::Algorithm) -> KeySet {
         retired_at: None,
     };
     KeySet::from_records(&[rec], now_unix(), 3600).unwrap()
+}
+
+/// A second key set with the same signing key (to sign tokens for a
+/// verifier that owns the first).
+fn keyset_clone(set: &KeySet) -> KeySet {
+    let k = set.active.as_ref().unwrap();
+    let mut by_kid = std::collections::HashMap::new();
+    by_kid.insert(k.kid.clone(), k.clone());
+    KeySet {
+        active: Some(k.clone()),
+        by_kid,
+    }
 }
 
 fn token(set: &KeySet, n: u32) -> String {
@@ -81,6 +94,49 @@ fn bench(c: &mut Criterion) {
             check_rule(&policy, &Method::GET, &ok).unwrap();
         })
     });
+
+    // Single flight: 20 concurrent first requests with one new token (a map
+    // loading 20 tiles at once), spawned on two worker threads. They share
+    // one verification; without single flight most of them verify.
+    let mt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let set = keyset(jsonwebtoken::Algorithm::ES256);
+    let signer = keyset_clone(&set);
+    let v = Arc::new(Verifier::new(&cfg, set, None, Arc::new(Revocations::new())));
+    let (mut n, mut rounds) = (1000, 0u64);
+    let before = v.verifications();
+    c.bench_function("20 concurrent first requests, one new token, ES256", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                token(&signer, n)
+            },
+            |tok| {
+                rounds += 1;
+                let tok: Arc<str> = tok.into();
+                mt.block_on(async {
+                    let tasks: Vec<_> = (0..20)
+                        .map(|_| {
+                            let (v, tok) = (v.clone(), tok.clone());
+                            tokio::spawn(async move { v.verify(&tok).await.map(|_| ()) })
+                        })
+                        .collect();
+                    for t in tasks {
+                        t.await.unwrap().unwrap();
+                    }
+                })
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    if rounds > 0 {
+        eprintln!(
+            "20 concurrent first requests, one new token: {:.2} verifications per round ({rounds} rounds)",
+            (v.verifications() - before) as f64 / rounds as f64
+        );
+    }
 
     for (name, alg) in [
         ("ES256", jsonwebtoken::Algorithm::ES256),

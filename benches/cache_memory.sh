@@ -6,12 +6,13 @@
 # size whatever the algorithm.
 #   bash benches/cache_memory.sh                       # N=1000000, BOUNDS="100000 1000000"
 #   N=200000 BOUNDS=50000 bash benches/cache_memory.sh
+# The binary is looked for under $CARGO_TARGET_DIR when that is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000000}
 BOUNDS=${BOUNDS:-100000 1000000}
 cargo build --release --locked --bin tilegate >&2
-bin=$PWD/target/release/tilegate
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/tilegate
 dir=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$dir"' EXIT

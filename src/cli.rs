@@ -8,10 +8,66 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::admin::ops;
 use crate::clock::now_unix;
 use crate::config::{self, Config};
+use crate::credentials::signing::TokenClaims;
+use crate::credentials::{api_keys, clients, named, principals, scopes, signing, CredentialError, Op, Revoked};
 use crate::store::{Principal, Store, StoreError};
+
+/// Why an operator command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("--service-account or --user is required")]
+    NoOwner,
+    #[error("the password cannot be read from standard input: {0}")]
+    PasswordUnreadable(std::io::Error),
+    #[error("the password needs at least {} characters", principals::MIN_PASSWORD_CHARS)]
+    PasswordTooShort,
+    /// `--ttl` does not parse.
+    #[error("{0}")]
+    BadTtl(String),
+    #[error("--ttl must be between 1s and tokens.max_ttl ({max}s)")]
+    TtlOutOfRange { max: u64 },
+    /// The signing key could not be made sure of or loaded.
+    #[error("{0}")]
+    SigningKey(String),
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CliError {
+    /// Exit code 64 for a refused command (bad input, nothing found, a
+    /// conflict), 1 for a failure.
+    fn is_refusal(&self) -> bool {
+        match self {
+            CliError::NoOwner
+            | CliError::PasswordUnreadable(_)
+            | CliError::PasswordTooShort
+            | CliError::BadTtl(_)
+            | CliError::TtlOutOfRange { .. } => true,
+            CliError::SigningKey(_) => false,
+            CliError::Credential(c) => c.is_refusal(),
+            CliError::Store(s) => matches!(
+                s,
+                StoreError::Invalid(_) | StoreError::NotFound(_) | StoreError::Conflict(_)
+            ),
+        }
+    }
+
+    /// How the error is printed: as the store's errors always were, with
+    /// their kind (`invalid: …`, `not found: …`).
+    fn message(&self) -> String {
+        match self {
+            CliError::Store(s) | CliError::Credential(CredentialError::Store(s)) => s.to_string(),
+            CliError::Credential(c @ CredentialError::NotFound(_)) => format!("not found: {c}"),
+            CliError::Credential(c @ CredentialError::Conflict(_)) => format!("conflict: {c}"),
+            e if e.is_refusal() => format!("invalid: {e}"),
+            e => format!("internal store error: {e}"),
+        }
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -368,11 +424,12 @@ fn out<T: serde::Serialize>(json: bool, v: &T, text: impl FnOnce() -> String) {
     }
 }
 
-fn fail(e: StoreError) -> ExitCode {
-    eprintln!("error: {e}");
-    match e {
-        StoreError::Invalid(_) | StoreError::NotFound(_) | StoreError::Conflict(_) => ExitCode::from(64),
-        _ => ExitCode::FAILURE,
+fn fail(e: CliError) -> ExitCode {
+    eprintln!("error: {}", e.message());
+    if e.is_refusal() {
+        ExitCode::from(64)
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -440,17 +497,14 @@ async fn run(cli: Cli) -> ExitCode {
 }
 
 /// The first line of standard input, for a password.
-fn password_from_stdin() -> Result<String, StoreError> {
+fn password_from_stdin() -> Result<String, CliError> {
     let mut s = String::new();
     std::io::stdin()
         .read_to_string(&mut s)
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        .map_err(CliError::PasswordUnreadable)?;
     let p = s.lines().next().unwrap_or("").to_owned();
-    if p.chars().count() < ops::MIN_PASSWORD_CHARS {
-        return Err(StoreError::Invalid(format!(
-            "the password needs at least {} characters",
-            ops::MIN_PASSWORD_CHARS
-        )));
+    if p.chars().count() < principals::MIN_PASSWORD_CHARS {
+        return Err(CliError::PasswordTooShort);
     }
     Ok(p)
 }
@@ -463,7 +517,7 @@ fn ceiling_arg(c: &CeilingArg) -> Option<&str> {
     }
 }
 
-fn revoked_text(what: &str, r: &ops::Revoked) -> String {
+fn revoked_text(what: &str, r: &Revoked) -> String {
     let mut lines = vec![what.to_owned()];
     lines.extend(r.credentials.iter().map(|c| format!("revoked\t{c}")));
     lines.extend(r.named_tokens.iter().map(|t| format!("revoked named token\t{t}")));
@@ -486,17 +540,16 @@ fn view_text(v: &serde_json::Value, id: &str, name: &str) -> String {
     )
 }
 
-async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(), StoreError> {
-    let actor = "cli";
-    let op = ops::Op::cli(store, cfg, actor);
+async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(), CliError> {
+    let op = Op::cli(store, cfg, "cli");
     match cmd {
         Cmd::Org(OrgCmd::Create { name, scope_ceiling }) => {
-            let o = ops::create_org(&op, &name, scope_ceiling.as_deref()).await?;
-            let v = ops::org_view(cfg, &o);
+            let o = principals::create_org(&op, &name, scope_ceiling.as_deref()).await?;
+            let v = principals::org_view(cfg, &o);
             out(json, &v, || format!("created org {} ({})", o.id, o.name));
         }
         Cmd::Org(OrgCmd::List) => {
-            let l = ops::orgs_view(store, cfg).await?;
+            let l = principals::orgs_view(store, cfg).await?;
             out(json, &l, || {
                 l.iter()
                     .map(|o| view_text(o, "id", "name"))
@@ -505,8 +558,8 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             });
         }
         Cmd::Org(OrgCmd::SetCeiling { org, ceiling }) => {
-            let (o, revoked) = ops::set_org_ceiling(&op, &org, ceiling_arg(&ceiling)).await?;
-            let mut v = ops::org_view(cfg, &o);
+            let (o, revoked) = principals::set_org_ceiling(&op, &org, ceiling_arg(&ceiling)).await?;
+            let mut v = principals::org_view(cfg, &o);
             v["revoked"] = serde_json::to_value(&revoked).unwrap_or_default();
             out(json, &v, || {
                 revoked_text(
@@ -516,7 +569,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             });
         }
         Cmd::Org(OrgCmd::Delete { org }) => {
-            let (o, revoked) = ops::delete_org(&op, &org).await?;
+            let (o, revoked) = principals::delete_org(&op, &org).await?;
             let v = serde_json::json!({ "deleted": o.id, "revoked": revoked });
             out(json, &v, || {
                 revoked_text(&format!("deleted org {} ({})", o.id, o.name), &revoked)
@@ -533,12 +586,13 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             } else {
                 None
             };
-            let u = ops::create_user(&op, &org, &username, password.as_deref(), scope_ceiling.as_deref()).await?;
-            let v = ops::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref());
+            let u =
+                principals::create_user(&op, &org, &username, password.as_deref(), scope_ceiling.as_deref()).await?;
+            let v = principals::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref());
             out(json, &v, || format!("created user {} ({})", u.uid, u.username));
         }
         Cmd::User(UserCmd::List { org }) => {
-            let l = ops::users_view(store, cfg, org.as_deref()).await?;
+            let l = principals::users_view(store, cfg, org.as_deref()).await?;
             out(json, &l, || {
                 l.iter()
                     .map(|u| view_text(u, "uid", "username"))
@@ -547,8 +601,8 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             });
         }
         Cmd::User(UserCmd::SetCeiling { user, ceiling }) => {
-            let (u, revoked) = ops::set_user_ceiling(&op, &user, ceiling_arg(&ceiling)).await?;
-            let mut v = ops::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref());
+            let (u, revoked) = principals::set_user_ceiling(&op, &user, ceiling_arg(&ceiling)).await?;
+            let mut v = principals::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref());
             v["revoked"] = serde_json::to_value(&revoked).unwrap_or_default();
             out(json, &v, || {
                 revoked_text(
@@ -558,9 +612,9 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             });
         }
         Cmd::User(UserCmd::Disable { user }) => {
-            let (u, revoked) = ops::disable_user(&op, &user).await?;
+            let (u, revoked) = principals::disable_user(&op, &user).await?;
             let v = serde_json::json!({
-                "user": ops::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref()),
+                "user": principals::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref()),
                 "revoked": revoked,
             });
             out(json, &v, || {
@@ -568,15 +622,15 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             });
         }
         Cmd::User(UserCmd::Enable { user }) => {
-            let u = ops::enable_user(&op, &user).await?;
-            let v = ops::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref());
+            let u = principals::enable_user(&op, &user).await?;
+            let v = principals::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref());
             out(json, &v, || format!("enabled user {} ({})", u.uid, u.username));
         }
         Cmd::User(UserCmd::ResetPassword { user, .. }) => {
             let password = password_from_stdin()?;
-            let (u, revoked) = ops::reset_password(&op, &user, &password).await?;
+            let (u, revoked) = principals::reset_password(&op, &user, &password).await?;
             let v = serde_json::json!({
-                "user": ops::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref()),
+                "user": principals::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref()),
                 "revoked": revoked,
             });
             out(json, &v, || {
@@ -584,27 +638,18 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             });
         }
         Cmd::User(UserCmd::Delete { user }) => {
-            let (u, revoked) = ops::delete_user(&op, &user).await?;
+            let (u, revoked) = principals::delete_user(&op, &user).await?;
             let v = serde_json::json!({ "deleted": u.uid, "revoked": revoked });
             out(json, &v, || {
                 revoked_text(&format!("deleted user {} ({})", u.uid, u.username), &revoked)
             });
         }
         Cmd::ServiceAccount(SaCmd::Create { org, name }) => {
-            ops::check_name("name", &name)?;
-            let org = ops::org(store, &org).await?;
-            let sa = store.create_service_account(&org.id, &name).await?;
-            store
-                .audit(actor, "service_account.created", &sa.id, "", now_unix())
-                .await?;
+            let sa = principals::create_service_account(&op, &org, &name).await?;
             out(json, &sa, || format!("created service account {} ({})", sa.id, sa.name));
         }
         Cmd::ServiceAccount(SaCmd::List { org }) => {
-            let org_id = match org {
-                Some(o) => Some(ops::org(store, &o).await?.id),
-                None => None,
-            };
-            let l = store.list_service_accounts(org_id.as_deref()).await?;
+            let l = principals::list_service_accounts(store, org.as_deref()).await?;
             out(json, &l, || {
                 l.iter()
                     .map(|s| format!("{}\t{}\t{}", s.id, s.org_id, s.name))
@@ -613,14 +658,14 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             });
         }
         Cmd::ServiceAccount(SaCmd::Delete { id }) => {
-            let revoked = ops::delete_service_account(&op, &id).await?;
+            let revoked = principals::delete_service_account(&op, &id).await?;
             let v = serde_json::json!({ "deleted": id, "revoked": revoked });
             out(json, &v, || {
                 revoked_text(&format!("deleted service account {id}"), &revoked)
             });
         }
         Cmd::Client(ClientCmd::List { user, org }) => {
-            let l = ops::list_clients(store, user.as_deref(), org.as_deref()).await?;
+            let l = clients::list_clients(store, user.as_deref(), org.as_deref()).await?;
             out(json, &l, || {
                 l.iter()
                     .map(|c| {
@@ -638,17 +683,17 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             });
         }
         Cmd::Client(ClientCmd::Delete { client_id }) => {
-            let c = ops::delete_client(&op, &client_id, None).await?;
+            let c = clients::delete_client(&op, &client_id, None).await?;
             out(json, &c, || format!("deleted client {}", c.client_id));
         }
         Cmd::ApiKey(KeyCmd::Create(k)) => {
             let principal = match (k.owner.service_account, k.owner.user) {
                 (Some(s), _) => Principal::ServiceAccount(s),
                 (_, Some(u)) => Principal::User(u),
-                _ => return Err(StoreError::Invalid("--service-account or --user is required".into())),
+                _ => return Err(CliError::NoOwner),
             };
-            let exp = k.expires_in.as_deref().map(ops::parse_expiry).transpose()?;
-            let (key, text) = ops::create_api_key(store, cfg, &principal, &k.scope, exp, actor).await?;
+            let exp = k.expires_in.as_deref().map(api_keys::parse_expiry).transpose()?;
+            let (key, text) = api_keys::create_api_key(&op, &principal, &k.scope, exp).await?;
             let mut v = serde_json::to_value(&key).unwrap_or_default();
             v["api_key"] = text.clone().into();
             out(json, &v, || {
@@ -673,14 +718,14 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             });
         }
         Cmd::ApiKey(KeyCmd::Revoke { id }) => {
-            let k = ops::revoke_api_key(&op, &id).await?;
+            let k = api_keys::revoke_api_key(&op, &id).await?;
             out(json, &k, || format!("revoked API key {}", k.id));
         }
         Cmd::GeneratorToken(GenCmd::Show { user }) => {
             let (g, text) = store
                 .generator_token(&user)
                 .await?
-                .ok_or_else(|| StoreError::NotFound(format!("no generator token for {user}")))?;
+                .ok_or_else(|| CredentialError::NotFound(format!("no generator token for {user}")))?;
             out(
                 json,
                 &serde_json::json!({ "id": g.id, "uid": g.uid, "token": text }),
@@ -688,7 +733,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             );
         }
         Cmd::GeneratorToken(GenCmd::Regenerate { user }) => {
-            let (g, text) = ops::regenerate(&op, &user).await?;
+            let (g, text) = named::regenerate(&op, &user).await?;
             out(
                 json,
                 &serde_json::json!({ "id": g.id, "uid": g.uid, "token": text }),
@@ -705,17 +750,16 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             });
         }
         Cmd::NamedToken(NamedCmd::Revoke { id }) => {
-            let t = ops::revoke_named(&op, &id).await?;
+            let t = named::revoke_named(&op, &id, None).await?;
             out(json, &t, || format!("revoked named token {}", t.id));
         }
         Cmd::Token(TokenCmd::Mint { scope, ttl, org, sub }) => {
-            let scopes = ops::check_scopes(cfg, &scope)?;
-            let ttl = config::parse_duration(&ttl).map_err(StoreError::Invalid)?;
+            let scopes = scopes::check_scopes(cfg, &scope)?;
+            let ttl = config::parse_duration(&ttl).map_err(CliError::BadTtl)?;
             if ttl.is_zero() || ttl > cfg.tokens.max_ttl {
-                return Err(StoreError::Invalid(format!(
-                    "--ttl must be between 1s and tokens.max_ttl ({}s)",
-                    cfg.tokens.max_ttl.as_secs()
-                )));
+                return Err(CliError::TtlOutOfRange {
+                    max: cfg.tokens.max_ttl.as_secs(),
+                });
             }
             let token = mint(
                 store,
@@ -735,7 +779,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
         Cmd::Keys(KeysCmd::Generate) => {
             crate::server::ensure_signing_key(store, cfg)
                 .await
-                .map_err(|e| StoreError::Internal(e.to_string()))?;
+                .map_err(|e| CliError::SigningKey(e.to_string()))?;
             let keys = store.signing_keys().await?;
             let active = keys
                 .iter()
@@ -748,7 +792,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             });
         }
         Cmd::Keys(KeysCmd::Rotate) => {
-            let kid = ops::rotate_keys(store, cfg, actor).await?;
+            let kid = signing::rotate_keys(&op).await?;
             out(json, &serde_json::json!({ "kid": kid }), || {
                 format!("new active signing key: {kid}")
             });
@@ -797,36 +841,17 @@ pub async fn mint(
     ttl: i64,
     org: Option<&str>,
     sub: &str,
-) -> Result<String, StoreError> {
+) -> Result<String, CliError> {
     crate::server::ensure_signing_key(store, cfg)
         .await
-        .map_err(|e| StoreError::Internal(e.to_string()))?;
+        .map_err(|e| CliError::SigningKey(e.to_string()))?;
     let recs = store.signing_keys().await?;
     let set = crate::auth::keys::KeySet::from_records(&recs, now_unix(), cfg.tokens.rotation_grace.as_secs() as i64)
-        .map_err(|e| StoreError::Internal(e.to_string()))?;
-    let key = set
-        .active
-        .ok_or_else(|| StoreError::Internal("no active signing key".into()))?;
+        .map_err(|e| CliError::SigningKey(e.to_string()))?;
     let now = now_unix();
     let jti = crate::store::random_token("", 16);
-    let claims = crate::issue::signer::TokenClaims {
-        iss: &cfg.tokens.issuer,
-        aud: &cfg.tokens.audience,
-        sub,
-        exp: Some(now + ttl),
-        iat: now,
-        nbf: now,
-        jti: &jti,
-        org_id: org,
-        scope,
-        token_type: "access",
-        uid: None,
-        username: None,
-        cid: None,
-        ro: false,
-    };
-    let mut h = jsonwebtoken::Header::new(key.alg);
-    h.kid = Some(key.kid.to_string());
-    h.typ = Some("JWT".into());
-    jsonwebtoken::encode(&h, &claims, &key.encoding).map_err(|_| StoreError::Internal("signing failed".into()))
+    let token = TokenClaims::new(cfg, "access", sub, &jti, scope, now, Some(now + ttl))
+        .org(org)
+        .sign(&set)?;
+    Ok(token)
 }

@@ -106,10 +106,13 @@ async fn bootstrap(store: &crate::store::Store, cfg: &crate::config::Config) -> 
     }
     let org = match store.find_org("demo").await.map_err(|e| e.to_string())? {
         Some(o) => o,
-        None => store.create_org("demo").await.map_err(|e| e.to_string())?,
+        None => store
+            .create_org("demo", crate::clock::now_unix())
+            .await
+            .map_err(|e| e.to_string())?,
     };
     let sa = store
-        .create_service_account(&org.id, "demo-app")
+        .create_service_account(&org.id, "demo-app", crate::clock::now_unix())
         .await
         .map_err(|e| e.to_string())?;
     let scope = cfg
@@ -119,10 +122,10 @@ async fn bootstrap(store: &crate::store::Store, cfg: &crate::config::Config) -> 
         .cloned()
         .collect::<Vec<_>>()
         .join(" ");
-    let (_, text) =
-        crate::admin::ops::create_api_key(store, cfg, &Principal::ServiceAccount(sa.id), &scope, None, "demo")
-            .await
-            .map_err(|e| e.to_string())?;
+    let op = crate::credentials::Op::cli(store, cfg, "demo");
+    let (_, text) = crate::credentials::api_keys::create_api_key(&op, &Principal::ServiceAccount(sa.id), &scope, None)
+        .await
+        .map_err(|e| e.to_string())?;
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let _ = std::fs::remove_file(&key_file);

@@ -25,6 +25,7 @@ pub mod body;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod demo;
 #[doc(hidden)]
 pub mod fuzzing;

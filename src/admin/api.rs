@@ -1,6 +1,6 @@
 //! The admin API (JSON), behind the admin credential. The same operations
-//! as the CLI (one implementation each, in `ops.rs`), plus an immediate
-//! update of this replica's revocation set and secret caches.
+//! as the CLI (one implementation each, in `credentials`), plus an
+//! immediate update of this replica's revocation set and secret caches.
 //!
 //! POST|GET /admin/v1/orgs · PATCH|DELETE /admin/v1/orgs/{id or name}
 //! POST|GET /admin/v1/users · PATCH|DELETE /admin/v1/users/{uid or username}
@@ -19,10 +19,11 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::{Deserialize, Deserializer};
 
-use super::ops::{self, Op};
+use super::error::AdminError;
+use crate::credentials::{api_keys, clients, named, principals, signing, CredentialError, Local, Op};
 use crate::http::{json, IntoResponse, Resp};
 use crate::server::Gateway;
-use crate::store::{Principal, StoreError};
+use crate::store::Principal;
 
 const ACTOR: &str = "admin-api";
 
@@ -73,13 +74,13 @@ fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error>
     Option::<String>::deserialize(d)
 }
 
-async fn body<T: for<'de> Deserialize<'de>>(b: Incoming) -> Result<T, StoreError> {
+async fn body<T: for<'de> Deserialize<'de>>(b: Incoming) -> Result<T, AdminError> {
     let bytes = Limited::new(b, 64 * 1024)
         .collect()
         .await
-        .map_err(|_| StoreError::Invalid("the body is too large or unreadable".into()))?
+        .map_err(|_| AdminError::BodyUnreadable)?
         .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| StoreError::Invalid(format!("invalid JSON: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| AdminError::BadJson(e.to_string()))
 }
 
 fn query_param(req: &http::request::Parts, k: &str) -> Option<String> {
@@ -89,11 +90,11 @@ fn query_param(req: &http::request::Parts, k: &str) -> Option<String> {
 
 /// A path segment naming a record, percent-decoded (a username may need
 /// escapes); one that does not decode to UTF-8 is a 400.
-fn seg(s: &str) -> Result<String, StoreError> {
+fn seg(s: &str) -> Result<String, AdminError> {
     percent_encoding::percent_decode_str(s)
         .decode_utf8()
         .map(|c| c.into_owned())
-        .map_err(|_| StoreError::Invalid("a path segment is not UTF-8".into()))
+        .map_err(|_| AdminError::SegmentNotUtf8)
 }
 
 pub async fn handle(gw: &Arc<Gateway>, req: Request<Incoming>) -> Resp {
@@ -104,38 +105,43 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<Incoming>) -> Resp {
     }
 }
 
-async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> Result<Resp, StoreError> {
+async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> Result<Resp, AdminError> {
     let store = &gw.store;
     let cfg = gw.runtime.load().config.clone();
-    let op = Op::on(gw, &cfg, ACTOR);
+    let local = Local {
+        revocations: &gw.verifier.revocations,
+        secrets: &gw.secrets,
+        verifier: &gw.verifier,
+    };
+    let op = Op::on(store, &cfg, local, ACTOR);
     let path = parts.uri.path().trim_start_matches("/admin/v1");
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let ok = |v: serde_json::Value| json(StatusCode::OK, &v);
     let r = match (&parts.method, segs.as_slice()) {
         (&Method::POST, ["orgs"]) => {
             let n: NewOrg = body(b).await?;
-            let org = ops::create_org(&op, &n.name, n.scope_ceiling.as_deref()).await?;
-            json(StatusCode::CREATED, &ops::org_view(&cfg, &org))
+            let org = principals::create_org(&op, &n.name, n.scope_ceiling.as_deref()).await?;
+            json(StatusCode::CREATED, &principals::org_view(&cfg, &org))
         }
-        (&Method::GET, ["orgs"]) => json(StatusCode::OK, &ops::orgs_view(store, &cfg).await?),
+        (&Method::GET, ["orgs"]) => json(StatusCode::OK, &principals::orgs_view(store, &cfg).await?),
         (&Method::PATCH, ["orgs", id]) => {
             let n: SetCeiling = body(b).await?;
-            let (org, revoked) = ops::set_org_ceiling(&op, &seg(id)?, n.scope_ceiling.as_deref()).await?;
-            let mut v = ops::org_view(&cfg, &org);
+            let (org, revoked) = principals::set_org_ceiling(&op, &seg(id)?, n.scope_ceiling.as_deref()).await?;
+            let mut v = principals::org_view(&cfg, &org);
             v["revoked"] = serde_json::to_value(&revoked).unwrap_or_default();
             ok(v)
         }
         (&Method::DELETE, ["orgs", id]) => {
-            let (org, revoked) = ops::delete_org(&op, &seg(id)?).await?;
+            let (org, revoked) = principals::delete_org(&op, &seg(id)?).await?;
             ok(serde_json::json!({ "deleted": org.id, "revoked": revoked }))
         }
         (&Method::GET, ["users"]) => json(
             StatusCode::OK,
-            &ops::users_view(store, &cfg, query_param(parts, "org").as_deref()).await?,
+            &principals::users_view(store, &cfg, query_param(parts, "org").as_deref()).await?,
         ),
         (&Method::POST, ["users"]) => {
             let n: NewUser = body(b).await?;
-            let u = ops::create_user(
+            let u = principals::create_user(
                 &op,
                 &n.org,
                 &n.username,
@@ -144,55 +150,50 @@ async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> 
             )
             .await?;
             let org = store.find_org(&u.org_id).await?;
-            json(StatusCode::CREATED, &ops::user_view(&cfg, &u, org.as_ref()))
+            json(StatusCode::CREATED, &principals::user_view(&cfg, &u, org.as_ref()))
         }
         (&Method::PATCH, ["users", id]) => {
             let n: SetCeiling = body(b).await?;
-            let (u, revoked) = ops::set_user_ceiling(&op, &seg(id)?, n.scope_ceiling.as_deref()).await?;
+            let (u, revoked) = principals::set_user_ceiling(&op, &seg(id)?, n.scope_ceiling.as_deref()).await?;
             let org = store.find_org(&u.org_id).await?;
-            let mut v = ops::user_view(&cfg, &u, org.as_ref());
+            let mut v = principals::user_view(&cfg, &u, org.as_ref());
             v["revoked"] = serde_json::to_value(&revoked).unwrap_or_default();
             ok(v)
         }
         (&Method::DELETE, ["users", id]) => {
-            let (u, revoked) = ops::delete_user(&op, &seg(id)?).await?;
+            let (u, revoked) = principals::delete_user(&op, &seg(id)?).await?;
             ok(serde_json::json!({ "deleted": u.uid, "revoked": revoked }))
         }
         (&Method::POST, ["users", id, "disable"]) => {
-            let (u, revoked) = ops::disable_user(&op, &seg(id)?).await?;
+            let (u, revoked) = principals::disable_user(&op, &seg(id)?).await?;
             let org = store.find_org(&u.org_id).await?;
-            ok(serde_json::json!({ "user": ops::user_view(&cfg, &u, org.as_ref()), "revoked": revoked }))
+            ok(serde_json::json!({ "user": principals::user_view(&cfg, &u, org.as_ref()), "revoked": revoked }))
         }
         (&Method::POST, ["users", id, "enable"]) => {
-            let u = ops::enable_user(&op, &seg(id)?).await?;
+            let u = principals::enable_user(&op, &seg(id)?).await?;
             let org = store.find_org(&u.org_id).await?;
-            ok(ops::user_view(&cfg, &u, org.as_ref()))
+            ok(principals::user_view(&cfg, &u, org.as_ref()))
         }
         (&Method::POST, ["users", id, "password"]) => {
             let n: NewPassword = body(b).await?;
-            let (u, revoked) = ops::reset_password(&op, &seg(id)?, &n.password).await?;
+            let (u, revoked) = principals::reset_password(&op, &seg(id)?, &n.password).await?;
             let org = store.find_org(&u.org_id).await?;
-            ok(serde_json::json!({ "user": ops::user_view(&cfg, &u, org.as_ref()), "revoked": revoked }))
+            ok(serde_json::json!({ "user": principals::user_view(&cfg, &u, org.as_ref()), "revoked": revoked }))
         }
         (&Method::POST, ["service-accounts"]) => {
             let n: NewSa = body(b).await?;
-            ops::check_name("name", &n.name)?;
-            let org = ops::org(store, &n.org).await?;
-            let sa = store.create_service_account(&org.id, &n.name).await?;
-            store
-                .audit(ACTOR, "service_account.created", &sa.id, "", crate::clock::now_unix())
-                .await?;
+            let sa = principals::create_service_account(&op, &n.org, &n.name).await?;
             json(StatusCode::CREATED, &sa)
         }
         (&Method::GET, ["service-accounts"]) => {
-            let org = match query_param(parts, "org") {
-                Some(o) => Some(ops::org(store, &o).await?.id),
-                None => None,
-            };
-            json(StatusCode::OK, &store.list_service_accounts(org.as_deref()).await?)
+            let org = query_param(parts, "org");
+            json(
+                StatusCode::OK,
+                &principals::list_service_accounts(store, org.as_deref()).await?,
+            )
         }
         (&Method::DELETE, ["service-accounts", id]) => {
-            let revoked = ops::delete_service_account(&op, &seg(id)?).await?;
+            let revoked = principals::delete_service_account(&op, &seg(id)?).await?;
             ok(serde_json::json!({ "deleted": seg(id)?, "revoked": revoked }))
         }
         (&Method::POST, ["api-keys"]) => {
@@ -200,14 +201,10 @@ async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> 
             let principal = match (n.service_account, n.user) {
                 (Some(s), None) => Principal::ServiceAccount(s),
                 (None, Some(u)) => Principal::User(u),
-                _ => {
-                    return Err(StoreError::Invalid(
-                        "give exactly one of service_account and user".into(),
-                    ))
-                }
+                _ => return Err(AdminError::OwnerNotOne),
             };
-            let exp = n.expires_in.as_deref().map(ops::parse_expiry).transpose()?;
-            let (key, text) = ops::create_api_key(store, &cfg, &principal, &n.scope, exp, ACTOR).await?;
+            let exp = n.expires_in.as_deref().map(api_keys::parse_expiry).transpose()?;
+            let (key, text) = api_keys::create_api_key(&op, &principal, &n.scope, exp).await?;
             let mut v = serde_json::to_value(&key).unwrap_or_default();
             v["api_key"] = text.into();
             json(StatusCode::CREATED, &v)
@@ -216,19 +213,19 @@ async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> 
             StatusCode::OK,
             &store.list_api_keys(query_param(parts, "org").as_deref()).await?,
         ),
-        (&Method::DELETE, ["api-keys", id]) => json(StatusCode::OK, &ops::revoke_api_key(&op, id).await?),
+        (&Method::DELETE, ["api-keys", id]) => json(StatusCode::OK, &api_keys::revoke_api_key(&op, id).await?),
         (&Method::GET, ["users", uid, "generator-token"]) => {
             let (g, text) = store
                 .generator_token(uid)
                 .await?
-                .ok_or_else(|| StoreError::NotFound(format!("no generator token for {uid}")))?;
+                .ok_or_else(|| CredentialError::NotFound(format!("no generator token for {uid}")))?;
             json(
                 StatusCode::OK,
                 &serde_json::json!({ "id": g.id, "uid": g.uid, "token": text }),
             )
         }
         (&Method::POST, ["users", uid, "generator-token"]) => {
-            let (g, text) = ops::regenerate(&op, uid).await?;
+            let (g, text) = named::regenerate(&op, uid).await?;
             json(
                 StatusCode::OK,
                 &serde_json::json!({ "id": g.id, "uid": g.uid, "token": text }),
@@ -236,22 +233,23 @@ async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> 
         }
         (&Method::GET, ["clients"]) => json(
             StatusCode::OK,
-            &ops::list_clients(
+            &clients::list_clients(
                 store,
                 query_param(parts, "user").as_deref(),
                 query_param(parts, "org").as_deref(),
             )
             .await?,
         ),
-        (&Method::DELETE, ["clients", id]) => json(StatusCode::OK, &ops::delete_client(&op, &seg(id)?, None).await?),
+        (&Method::DELETE, ["clients", id]) => {
+            json(StatusCode::OK, &clients::delete_client(&op, &seg(id)?, None).await?)
+        }
         (&Method::GET, ["named-tokens"]) => json(
             StatusCode::OK,
             &store.list_named_tokens(query_param(parts, "user").as_deref()).await?,
         ),
-        (&Method::DELETE, ["named-tokens", id]) => json(StatusCode::OK, &ops::revoke_named(&op, id).await?),
+        (&Method::DELETE, ["named-tokens", id]) => json(StatusCode::OK, &named::revoke_named(&op, id, None).await?),
         (&Method::POST, ["keys", "rotate"]) => {
-            let kid = ops::rotate_keys(store, &cfg, ACTOR).await?;
-            gw.verifier.reload_keys().await?;
+            let kid = signing::rotate_keys(&op).await?;
             json(StatusCode::OK, &serde_json::json!({ "kid": kid }))
         }
         (&Method::GET, ["audit"]) => json(StatusCode::OK, &store.list_audit(200).await?),

@@ -9,8 +9,10 @@
 //!   constant time.
 
 mod api;
+mod error;
+pub use error::AdminError;
+
 use crate::metrics;
-pub mod ops;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -27,10 +27,18 @@ impl Revocations {
     /// Whether either id is revoked. Hot path: one atomic load when empty.
     #[inline]
     pub fn is_revoked(&self, jti: Option<&str>, cid: Option<&str>) -> bool {
+        self.is_revoked_by(|| (jti, cid))
+    }
+
+    /// [`Revocations::is_revoked`], the ids read only when the set is not
+    /// empty.
+    #[inline]
+    pub fn is_revoked_by<'a>(&self, ids: impl FnOnce() -> (Option<&'a str>, Option<&'a str>)) -> bool {
         let set = self.set.load();
         if set.is_empty() {
             return false;
         }
+        let (jti, cid) = ids();
         jti.is_some_and(|j| set.contains_key(j)) || cid.is_some_and(|c| set.contains_key(c))
     }
 

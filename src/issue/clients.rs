@@ -2,9 +2,11 @@
 //! login token → 201 `{client_id, client_secret}` (the secret shown this
 //! once); `GET` lists without secrets; `DELETE /v1/clients/{id}`.
 
-use super::{optional_str, read_body, subset, Ctx, IssueError};
+use super::{optional_str, read_body, Ctx, IssueError};
 use crate::body::ClientBody;
-use crate::clock::now_unix;
+use crate::credentials::clients::{create_client, delete_client};
+use crate::credentials::scopes::{subset, within};
+use crate::credentials::CredentialError;
 use crate::http::{json, Resp};
 use http::{Method, StatusCode};
 
@@ -12,7 +14,7 @@ pub async fn collection(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut C
     ctx.require(&parts, &[Method::GET, Method::POST])?;
     let (_, uid) = ctx.login_user(&parts).await?;
     if parts.method == Method::GET {
-        let list = ctx.gw.store.list_clients(Some(&uid)).await?;
+        let list = ctx.store.list_clients(Some(&uid)).await?;
         return Ok(json(StatusCode::OK, &serde_json::json!({ "clients": list })));
     }
     let body = read_body(body, ctx.cfg.limits.token_body_bytes).await?;
@@ -38,7 +40,6 @@ pub async fn collection(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut C
         .cloned()
         .collect();
     let limits = ctx
-        .gw
         .store
         .principal_limits(&crate::store::Principal::User(uid.clone()))
         .await?
@@ -52,7 +53,7 @@ pub async fn collection(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut C
         .collect();
     let scopes: Vec<String> = match &scope {
         Some(s) => {
-            let wanted = subset(s, &declared)
+            let wanted = subset(s, within(&declared))
                 .map_err(|bad| IssueError::InvalidScope(format!("scope \"{bad}\" is not available")))?;
             if let Some(bad) = wanted.iter().find(|w| !ceiling.iter().any(|c| c == *w)) {
                 return Err(IssueError::InvalidScope(format!(
@@ -63,11 +64,7 @@ pub async fn collection(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut C
         }
         None => ceiling,
     };
-    let (client, secret) = ctx.gw.store.create_client(&uid, name.as_deref(), &scopes).await?;
-    ctx.gw
-        .store
-        .audit(&uid, "client.created", &client.client_id, "", now_unix())
-        .await?;
+    let (client, secret) = create_client(&ctx.op(&uid), &uid, name.as_deref(), &scopes).await?;
     Ok(json(
         StatusCode::CREATED,
         &serde_json::json!({
@@ -85,10 +82,9 @@ pub async fn item(ctx: &Ctx<'_>, parts: &http::request::Parts, id: &str) -> Resu
     let (_, uid) = ctx.login_user(parts).await?;
     // Only the owner's own client (never another user's id); the same
     // action as the operator's, revoking before it deletes.
-    let op = crate::admin::ops::Op::on(ctx.gw, ctx.cfg, &uid);
-    match crate::admin::ops::delete_client(&op, id, Some(&uid)).await {
+    match delete_client(&ctx.op(&uid), id, Some(&uid)).await {
         Ok(_) => Ok(crate::http::empty(StatusCode::NO_CONTENT)),
-        Err(crate::store::StoreError::NotFound(_)) => Err(IssueError::NotFound("no such client")),
+        Err(CredentialError::NotFound(_)) => Err(IssueError::NotFound("no such client")),
         Err(e) => Err(e.into()),
     }
 }

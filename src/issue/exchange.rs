@@ -5,9 +5,10 @@ use crate::body::ClientBody;
 use http::StatusCode;
 use serde_json::Value;
 
-use super::signer::{rfc3339, sign, TokenClaims};
-use super::{grant, json_object, optional_str, read_body, Beyond, Ctx, IssueError};
+use super::{grant, json_object, optional_str, read_body, rfc3339, Beyond, Ctx, IssueError};
 use crate::clock::now_unix;
+use crate::credentials::signing::TokenClaims;
+use crate::credentials::CachedKey;
 use crate::http::{json, Resp};
 use crate::store::{random_token, Principal};
 
@@ -17,7 +18,7 @@ pub async fn api_key_exchange(
     body: &mut ClientBody,
 ) -> Result<Resp, IssueError> {
     ctx.require(&parts, &[http::Method::POST])?;
-    ctx.gw.issuer.check_blocked(ctx.ip())?;
+    ctx.issuer.check_blocked(ctx.ip())?;
     let key_text = crate::auth::extract::bearer(&parts.headers)
         .map_err(|_| ctx.failed(IssueError::Unauthorized("malformed Authorization header")))?
         .ok_or(IssueError::Unauthorized("an API key is required as a bearer token"))?
@@ -32,7 +33,7 @@ pub async fn api_key_exchange(
     let key = match ctx.api_key(&key_text).await? {
         Some(k) if usable(ctx, &k, now) => k,
         _ => {
-            return Err(ctx.gw.issuer.record_failure(
+            return Err(ctx.issuer.record_failure(
                 ctx.ip(),
                 IssueError::Unauthorized("the API key is invalid, expired or revoked"),
             ))
@@ -51,24 +52,11 @@ pub async fn api_key_exchange(
     let id = random_token("", 16);
     let sub = format!("tok_short_{id}");
     let uid = principal_id(&key.key.principal);
-    let token = sign(
-        ctx.gw,
-        &TokenClaims {
-            iss: &ctx.cfg.tokens.issuer,
-            aud: &ctx.cfg.tokens.audience,
-            sub: &sub,
-            exp: Some(exp),
-            iat: now,
-            nbf: now,
-            jti: &id,
-            org_id: Some(&key.key.org_id),
-            scope: &scope,
-            token_type: "api_token",
-            uid: Some(uid),
-            username: key.username(),
-            cid: Some(&key.key.id),
-            ro: false,
-        },
+    let token = ctx.sign(
+        &TokenClaims::new(ctx.cfg, "api_token", &sub, &id, &scope, now, Some(exp))
+            .org(Some(&key.key.org_id))
+            .user(uid, key.username())
+            .credential(&key.key.id),
     )?;
     ctx.touch(&key, now);
     crate::metrics::token_issued("api_key");
@@ -94,17 +82,17 @@ pub fn principal_id(p: &Principal) -> &str {
 /// A key may be exchanged when neither revoked nor expired (also checked
 /// against the revocation set, which other replicas feed), and its
 /// principal exists and is not disabled.
-pub fn usable(ctx: &Ctx<'_>, c: &super::CachedKey, now: i64) -> bool {
+pub fn usable(ctx: &Ctx<'_>, c: &CachedKey, now: i64) -> bool {
     let k = &c.key;
     k.revoked_at.is_none()
         && k.expires_at.is_none_or(|e| e > now)
         && c.limits.as_ref().is_some_and(|l| !l.disabled)
-        && !ctx.gw.verifier.revocations.is_revoked(None, Some(&k.id))
+        && !ctx.verifier.revocations.is_revoked(None, Some(&k.id))
 }
 
 /// The scope ceiling of the key's principal (empty when it is gone, which
 /// [`usable`] refuses before).
-pub fn ceiling_of(ctx: &Ctx<'_>, c: &super::CachedKey) -> Vec<String> {
+pub fn ceiling_of(ctx: &Ctx<'_>, c: &CachedKey) -> Vec<String> {
     c.limits.as_ref().map(|l| ctx.cfg.ceiling(l)).unwrap_or_default()
 }
 

@@ -18,9 +18,9 @@ pub async fn me(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp, Iss
                 "uid": null,
                 "username": null,
                 "org_id": null,
-                "sub": &*v.sub,
-                "scope": &*v.scope,
-                "token_type": &*v.token_type,
+                "sub": v.sub(),
+                "scope": v.scope(),
+                "token_type": v.token_type(),
                 "exp": v.exp,
                 "issuer": v.issuer_name(),
                 "external": true,
@@ -30,12 +30,12 @@ pub async fn me(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp, Iss
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({
-            "uid": v.uid.as_deref().unwrap_or(&v.sub),
-            "username": v.username.as_deref(),
-            "sub": &*v.sub,
-            "org_id": v.org_id.as_deref(),
-            "scope": &*v.scope,
-            "token_type": &*v.token_type,
+            "uid": v.uid().unwrap_or(v.sub()),
+            "username": v.username(),
+            "sub": v.sub(),
+            "org_id": v.org_id(),
+            "scope": v.scope(),
+            "token_type": v.token_type(),
             "exp": v.exp,
             "issuer": v.issuer_name(),
             "external": false,
@@ -45,7 +45,7 @@ pub async fn me(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp, Iss
 
 pub fn jwks(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp, IssueError> {
     ctx.require(parts, &[Method::GET, Method::HEAD])?;
-    let mut r = json(StatusCode::OK, &ctx.gw.verifier.keys().jwks());
+    let mut r = json(StatusCode::OK, &ctx.verifier.keys().jwks());
     r.headers_mut().insert(
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("public, max-age=300"),

@@ -6,12 +6,10 @@
 
 mod clients;
 pub use clients::valid_name;
-pub use named::regenerate;
 pub(crate) mod exchange;
 mod me;
 pub(crate) mod named;
 pub(crate) mod oauth;
-pub mod signer;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -24,12 +22,14 @@ use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use moka::sync::Cache;
 
+use crate::auth::Verifier;
 use crate::body::{ClientBody, ClientBodyError};
 use crate::config::{Config, Endpoints};
+use crate::credentials::scopes::{subset, within};
+use crate::credentials::signing::TokenClaims;
+use crate::credentials::{CachedKey, CredentialError, Local, Op, Secrets};
 use crate::http::{IntoResponse, Resp};
-use crate::server::conn::AddrKey;
-use crate::server::{ConnInfo, Gateway, Runtime};
-use crate::store::{ApiKey, GeneratorToken, StoreError};
+use crate::store::{GeneratorToken, Store, StoreError};
 
 /// Scope carried by login tokens; it manages a user's own credentials.
 pub use crate::config::MANAGE_SCOPE;
@@ -72,8 +72,23 @@ pub enum IssueError {
     TooManyRequests(u64),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A credential action's refusal (a missing record, a conflict).
+    #[error(transparent)]
+    Credential(CredentialError),
     #[error("{0}")]
     Server(&'static str),
+}
+
+impl From<CredentialError> for IssueError {
+    fn from(e: CredentialError) -> IssueError {
+        match e {
+            CredentialError::Store(s) => IssueError::Store(s),
+            CredentialError::NoSigningKey => IssueError::Server("no active signing key"),
+            CredentialError::SigningFailed => IssueError::Server("signing failed"),
+            CredentialError::KeyGeneration(_) => IssueError::Server("signing key generation failed"),
+            other => IssueError::Credential(other),
+        }
+    }
 }
 
 /// The one place issuing errors become responses.
@@ -125,6 +140,11 @@ pub fn error_response(e: IssueError) -> Resp {
             r
         }
         IssueError::Store(s) => s.into_response(),
+        IssueError::Credential(c) => match c {
+            CredentialError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", &msg),
+            CredentialError::Conflict(_) => error(StatusCode::CONFLICT, "conflict", &msg),
+            _ => error(StatusCode::BAD_REQUEST, "invalid_request", &msg),
+        },
         IssueError::Server(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
@@ -151,26 +171,9 @@ pub enum Endpoint {
     Metadata,
 }
 
-/// A long-lived secret found in the store, cached by its SHA-256, with
-/// what bounds its principal (ceilings, disabled; `None`: the principal is
-/// gone), read with it and as fresh as it (`cache.secret_ttl`).
-#[derive(Debug)]
-pub struct CachedKey {
-    pub key: ApiKey,
-    pub limits: Option<crate::store::Limits>,
-    last_touch: std::sync::atomic::AtomicI64,
-}
-
-impl CachedKey {
-    pub fn username(&self) -> Option<&str> {
-        self.limits.as_ref().map(|l| l.name.as_str())
-    }
-}
-
-/// State of the token endpoints.
+/// State of the token endpoints: the failure throttle. (The secret caches
+/// they read through are `credentials::Secrets`, which revocations clear.)
 pub struct Issuer {
-    api_keys: Cache<[u8; 32], Arc<CachedKey>>,
-    generators: Cache<[u8; 32], Arc<GeneratorToken>>,
     failures: arc_swap::ArcSwap<Failures>,
     /// Addresses over their failure quota, for a minute.
     blocked: Cache<AddrKey, ()>,
@@ -190,6 +193,28 @@ struct Failures {
     by_address: DefaultKeyedRateLimiter<AddrKey>,
     /// `None` when `limits.auth_failures_per_credential` is 0.
     by_credential: Option<DefaultKeyedRateLimiter<Credential>>,
+}
+
+/// The key of a per-address count: an IPv4 address (also when it arrives
+/// IPv4-mapped on a dual-stack socket) or an IPv6 /64, the smallest block
+/// one subscriber usually holds. The failure throttle counts by it, and so
+/// does the listeners' per-address connection cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AddrKey {
+    V4(u32),
+    V6(u64),
+}
+
+impl AddrKey {
+    pub fn of(ip: IpAddr) -> AddrKey {
+        match ip {
+            IpAddr::V4(v4) => AddrKey::V4(u32::from(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => AddrKey::V4(u32::from(v4)),
+                None => AddrKey::V6((u128::from(v6) >> 64) as u64),
+            },
+        }
+    }
 }
 
 /// A presented credential identifier (a username, an OAuth client id), as
@@ -227,14 +252,6 @@ impl Failures {
 impl Issuer {
     pub fn new(cfg: &Config) -> Issuer {
         Issuer {
-            api_keys: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(cfg.cache.secret_ttl)
-                .build(),
-            generators: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(cfg.cache.secret_ttl)
-                .build(),
             failures: arc_swap::ArcSwap::from_pointee(Failures::new(cfg)),
             blocked: Cache::builder().max_capacity(100_000).time_to_live(BLOCKED_FOR).build(),
             blocked_credentials: Cache::builder().max_capacity(100_000).time_to_live(BLOCKED_FOR).build(),
@@ -259,12 +276,6 @@ impl Issuer {
             c.retain_recent();
             c.shrink_to_fit();
         }
-    }
-
-    /// Forget cached secrets (after a revocation or regeneration).
-    pub fn forget_secrets(&self) {
-        self.api_keys.invalidate_all();
-        self.generators.invalidate_all();
     }
 
     /// The inline endpoint at `path`, if any.
@@ -519,16 +530,8 @@ fn media_type(parts: &http::request::Parts) -> Option<String> {
 }
 
 /// Serve one inline endpoint.
-pub async fn serve(
-    gw: &Gateway,
-    rt: &Runtime,
-    ep: Endpoint,
-    parts: http::request::Parts,
-    body: &mut ClientBody,
-    conn: &ConnInfo,
-    client: IpAddr,
-) -> Resp {
-    let cfg = &rt.config;
+pub async fn serve(ctx: &Ctx<'_>, ep: Endpoint, parts: http::request::Parts, body: &mut ClientBody) -> Resp {
+    let cfg = ctx.cfg;
     let origin = parts.headers.get(http::header::ORIGIN).cloned();
     let cors_ok = origin.as_ref().is_some_and(|o| {
         cfg.endpoints
@@ -558,8 +561,7 @@ pub async fn serve(
         }
         r
     } else {
-        let ctx = Ctx { gw, cfg, conn, client };
-        dispatch(&ctx, ep, parts, body).await.unwrap_or_else(error_response)
+        dispatch(ctx, ep, parts, body).await.unwrap_or_else(error_response)
     };
     if let (true, Some(o)) = (cors_ok, origin) {
         let h = resp.headers_mut();
@@ -596,11 +598,17 @@ async fn dispatch(
     }
 }
 
-/// What every endpoint handler gets.
+/// What every endpoint handler gets: narrow handles on the replica's
+/// state, built by the server per request.
 pub struct Ctx<'a> {
-    pub gw: &'a Gateway,
+    /// Verifies bearer tokens; holds the signing keys and the revocation set.
+    pub verifier: &'a Verifier,
+    pub store: &'a Arc<Store>,
+    /// The failure throttle.
+    pub issuer: &'a Issuer,
+    /// The verified-secret caches.
+    pub secrets: &'a Secrets,
     pub cfg: &'a Config,
-    pub conn: &'a ConnInfo,
     /// The client the failure throttle counts: the connection's client,
     /// or behind a trusted proxy the one its `X-Forwarded-For` names.
     pub client: IpAddr,
@@ -618,11 +626,11 @@ impl Ctx<'_> {
     /// as every other credential on these endpoints does; an address over
     /// it is refused before its token is looked at.
     async fn bearer_token(&self, parts: &http::request::Parts) -> Result<Arc<crate::auth::Verified>, IssueError> {
-        self.gw.issuer.check_blocked(self.ip())?;
+        self.issuer.check_blocked(self.ip())?;
         let tok = crate::auth::extract::bearer(&parts.headers)
             .map_err(|_| self.failed(IssueError::InvalidToken("malformed Authorization header")))?
             .ok_or(IssueError::InvalidToken("a bearer token is required"))?;
-        self.gw.verifier.verify(tok).await.map_err(|e| {
+        self.verifier.verify(tok).await.map_err(|e| {
             self.failed(match e {
                 crate::auth::AuthError::Invalid(r) => IssueError::InvalidToken(r.description()),
                 _ => IssueError::InvalidToken("the token is not valid"),
@@ -632,7 +640,7 @@ impl Ctx<'_> {
 
     /// Count a failed authentication of this client (429 past the quota).
     fn failed(&self, e: IssueError) -> IssueError {
-        self.gw.issuer.record_failure(self.ip(), e)
+        self.issuer.record_failure(self.ip(), e)
     }
 
     /// A verified token of a user carrying the manage scope (login tokens).
@@ -647,8 +655,7 @@ impl Ctx<'_> {
             ));
         }
         let uid = v
-            .uid
-            .as_deref()
+            .uid()
             .ok_or(IssueError::InsufficientScope("the token does not name a user"))?
             .to_owned();
         Ok((v, uid))
@@ -656,51 +663,32 @@ impl Ctx<'_> {
 
     /// Look up an API key by its plain text, through the secret cache.
     async fn api_key(&self, plaintext: &str) -> Result<Option<Arc<CachedKey>>, IssueError> {
-        let h = crate::auth::token_key(plaintext);
-        if let Some(k) = self.gw.issuer.api_keys.get(&h) {
-            return Ok(Some(k));
-        }
-        let Some(key) = self.gw.store.lookup_api_key(plaintext).await? else {
-            return Ok(None);
-        };
-        let limits = self.gw.store.principal_limits(&key.principal).await?;
-        let c = Arc::new(CachedKey {
-            key,
-            limits,
-            last_touch: std::sync::atomic::AtomicI64::new(0),
-        });
-        self.gw.issuer.api_keys.insert(h, c.clone());
-        Ok(Some(c))
+        Ok(self.secrets.api_key(self.store, plaintext).await?)
     }
 
     /// Record use of a key at most once a minute (not on every exchange).
     fn touch(&self, k: &CachedKey, now: i64) {
-        use std::sync::atomic::Ordering;
-        let last = k.last_touch.load(Ordering::Relaxed);
-        if now - last >= 60
-            && k.last_touch
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            let store = self.gw.store.clone();
-            let id = k.key.id.clone();
-            tokio::spawn(async move {
-                let _ = store.touch_api_key(&id, now).await;
-            });
-        }
+        k.touch(self.store, now);
     }
 
     async fn generator(&self, plaintext: &str) -> Result<Option<Arc<GeneratorToken>>, IssueError> {
-        let h = crate::auth::token_key(plaintext);
-        if let Some(g) = self.gw.issuer.generators.get(&h) {
-            return Ok(Some(g));
-        }
-        let Some(g) = self.gw.store.lookup_generator_token(plaintext).await? else {
-            return Ok(None);
+        Ok(self.secrets.generator(self.store, plaintext).await?)
+    }
+
+    /// Sign with the active signing key.
+    fn sign(&self, claims: &TokenClaims<'_>) -> Result<String, IssueError> {
+        Ok(claims.sign(&self.verifier.keys())?)
+    }
+
+    /// A credential action run by `actor` in this replica (its revocation
+    /// set and secret caches updated at once).
+    fn op<'s>(&'s self, actor: &'s str) -> Op<'s> {
+        let local = Local {
+            revocations: &self.verifier.revocations,
+            secrets: self.secrets,
+            verifier: self.verifier,
         };
-        let g = Arc::new(g);
-        self.gw.issuer.generators.insert(h, g.clone());
-        Ok(Some(g))
+        Op::on(self.store, self.cfg, local, actor)
     }
 
     fn require(&self, parts: &http::request::Parts, m: &[Method]) -> Result<(), IssueError> {
@@ -715,20 +703,6 @@ impl Ctx<'_> {
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.cfg.tokens.issuer.trim_end_matches('/'), path)
     }
-}
-
-/// Check that every requested scope is declared and within `allowed`.
-pub fn subset<'a>(requested: &'a str, allowed: &[String]) -> Result<Vec<&'a str>, &'a str> {
-    let mut out: Vec<&str> = Vec::new();
-    for s in requested.split(' ').filter(|s| !s.is_empty()) {
-        if !allowed.iter().any(|a| a == s) {
-            return Err(s);
-        }
-        if !out.contains(&s) {
-            out.push(s);
-        }
-    }
-    Ok(out)
 }
 
 /// Why [`grant`] refused a scope.
@@ -753,17 +727,21 @@ pub fn grant<'a>(
     credential: &'a [String],
     ceiling: &[String],
 ) -> Result<Vec<&'a str>, (Beyond, &'a str)> {
-    let within = |s: &str| ceiling.iter().any(|c| c == s);
+    let in_ceiling = |s: &str| ceiling.iter().any(|c| c == s);
     match requested {
         Some(r) => {
-            let granted = subset(r, credential).map_err(|bad| (Beyond::Credential, bad))?;
-            match granted.iter().find(|s| !within(s)) {
+            let granted = subset(r, within(credential)).map_err(|bad| (Beyond::Credential, bad))?;
+            match granted.iter().find(|s| !in_ceiling(s)) {
                 Some(bad) => Err((Beyond::Ceiling, bad)),
                 None => Ok(granted),
             }
         }
         None => {
-            let granted: Vec<&str> = credential.iter().map(String::as_str).filter(|s| within(s)).collect();
+            let granted: Vec<&str> = credential
+                .iter()
+                .map(String::as_str)
+                .filter(|s| in_ceiling(s))
+                .collect();
             match credential.first() {
                 Some(first) if granted.is_empty() => Err((Beyond::Ceiling, first.as_str())),
                 _ => Ok(granted),
@@ -772,22 +750,12 @@ pub fn grant<'a>(
     }
 }
 
-/// Revoke a token (`jti`) or a credential id everywhere: the store (and,
-/// on PostgreSQL, every replica through its notification), this replica's
-/// set at once, and the secret caches. Audited.
-pub async fn revoke_id(
-    gw: &Gateway,
-    id: &str,
-    until: Option<i64>,
-    actor: &str,
-    action: &str,
-) -> Result<(), StoreError> {
-    let now = crate::clock::now_unix();
-    gw.store.add_revocation(id, until, now).await?;
-    gw.verifier.revocations.insert(id, until);
-    gw.issuer.forget_secrets();
-    gw.store.audit(actor, action, id, "", now).await?;
-    Ok(())
+/// RFC 3339 UTC (`2025-12-29T15:30:00Z`).
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -833,18 +801,6 @@ mod tests {
     }
 
     #[test]
-    fn scope_subset() {
-        let allowed = vec!["tiles:read".to_string(), "datasets:stream".to_string()];
-        assert_eq!(subset("tiles:read", &allowed).unwrap(), vec!["tiles:read"]);
-        assert_eq!(
-            subset("  tiles:read  tiles:read ", &allowed).unwrap(),
-            vec!["tiles:read"]
-        );
-        assert_eq!(subset("tiles:read tiles:write", &allowed).unwrap_err(), "tiles:write");
-        assert!(subset("", &allowed).unwrap().is_empty());
-    }
-
-    #[test]
     fn grants_stay_within_credential_and_ceiling() {
         let cred = vec!["a".to_string(), "b".to_string()];
         let ceiling = vec!["a".to_string(), "c".to_string()];
@@ -872,20 +828,6 @@ mod tests {
                 for s in g {
                     proptest::prop_assert!(cred.iter().any(|c| c == s) && ceiling.iter().any(|c| c == s));
                 }
-            }
-        }
-
-        /// A granted set is always within the allowed set, whatever is asked.
-        #[test]
-        fn subset_never_escalates(req in proptest::collection::vec("[a-c]:[rw]", 0..6)) {
-            let allowed = vec!["a:r".to_string(), "b:w".to_string()];
-            let s = req.join(" ");
-            if let Ok(granted) = subset(&s, &allowed) {
-                for g in granted {
-                    proptest::prop_assert!(allowed.iter().any(|a| a == g));
-                }
-            } else {
-                proptest::prop_assert!(req.iter().any(|r| !allowed.contains(r)));
             }
         }
     }

@@ -9,9 +9,11 @@
 
 use http::{Method, StatusCode};
 
-use super::signer::{rfc3339, sign, TokenClaims};
-use super::{Ctx, IssueError};
+use super::{rfc3339, Ctx, IssueError};
 use crate::clock::now_unix;
+use crate::credentials::named::{regenerate, revoke_named};
+use crate::credentials::signing::TokenClaims;
+use crate::credentials::CredentialError;
 use crate::http::{json, Resp};
 use crate::store::{random_token, NamedToken};
 
@@ -85,21 +87,21 @@ async fn generator_from_bearer(
 ) -> Result<std::sync::Arc<crate::store::GeneratorToken>, IssueError> {
     // Refused before the token is looked at when this address failed too
     // often (list and delete reach here without another check).
-    ctx.gw.issuer.check_blocked(ctx.ip())?;
+    ctx.issuer.check_blocked(ctx.ip())?;
     let text = crate::auth::extract::bearer(&parts.headers)
         .map_err(|_| ctx.failed(IssueError::Unauthorized("malformed Authorization header")))?
         .ok_or(IssueError::Unauthorized(
             "an access-generator token is required as a bearer token",
         ))?;
     match ctx.generator(text).await? {
-        Some(g) if !ctx.gw.verifier.revocations.is_revoked(None, Some(&g.id)) => Ok(g),
+        Some(g) if !ctx.verifier.revocations.is_revoked(None, Some(&g.id)) => Ok(g),
         _ => Err(ctx.failed(IssueError::Unauthorized("the access-generator token is invalid"))),
     }
 }
 
 pub async fn create(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp, IssueError> {
     ctx.require(parts, &[Method::POST])?;
-    ctx.gw.issuer.check_blocked(ctx.ip())?;
+    ctx.issuer.check_blocked(ctx.ip())?;
     let g = generator_from_bearer(ctx, parts).await?;
     let req = parse_query(parts.uri.query())?;
     let (scopes, read_only) = ctx
@@ -116,7 +118,6 @@ pub async fn create(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp,
     // The user's scope ceiling, read now (a lowered ceiling binds an old
     // generator token too): the pair's scopes must all be within it.
     let limits = ctx
-        .gw
         .store
         .principal_limits(&crate::store::Principal::User(g.uid.clone()))
         .await?
@@ -146,41 +147,27 @@ pub async fn create(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp,
         expires_at: exp,
         revoked_at: None,
     };
-    let token = sign(
-        ctx.gw,
-        &TokenClaims {
-            iss: &ctx.cfg.tokens.issuer,
-            aud: &ctx.cfg.tokens.audience,
-            sub: &g.uid,
-            exp,
-            iat: now,
-            nbf: now,
-            jti: &id,
-            org_id: Some(&g.org_id),
-            scope: &scope,
-            token_type: "named",
-            uid: Some(&g.uid),
-            username: Some(&g.username),
-            cid: Some(&g.id),
-            ro: read_only,
-        },
+    let token = ctx.sign(
+        &TokenClaims::new(ctx.cfg, "named", &g.uid, &id, &scope, now, exp)
+            .org(Some(&g.org_id))
+            .user(&g.uid, Some(&g.username))
+            .credential(&g.id)
+            .read_only(read_only),
     )?;
     // Recorded before it is handed out: a token that exists is revocable.
-    ctx.gw.store.insert_named_token(&record).await?;
+    ctx.store.insert_named_token(&record).await?;
     // An operator lowering the ceiling meanwhile revokes the named tokens
     // beyond it that are stored when it looks; this one may have been
     // stored just after. Read the ceiling again now that it is stored: if
     // it no longer holds the scopes, revoke the token and refuse.
     let now_ceiling = ctx
-        .gw
         .store
         .principal_limits(&crate::store::Principal::User(g.uid.clone()))
         .await?
         .filter(|l| !l.disabled)
         .map(|l| ctx.cfg.ceiling(&l));
     if !now_ceiling.is_some_and(|c| scopes.iter().all(|s| c.contains(s))) {
-        let op = crate::admin::ops::Op::on(ctx.gw, ctx.cfg, &g.uid);
-        crate::admin::ops::revoke_named(&op, &record.id).await?;
+        revoke_named(&ctx.op(&g.uid), &record.id, None).await?;
         return Err(IssueError::ScopeExceeded(
             "your scope ceiling changed while the token was made; it has been revoked".into(),
         ));
@@ -240,7 +227,7 @@ async fn user_of(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<String, 
 pub async fn list(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp, IssueError> {
     ctx.require(parts, &[Method::GET])?;
     let uid = user_of(ctx, parts).await?;
-    let list = ctx.gw.store.list_named_tokens(Some(&uid)).await?;
+    let list = ctx.store.list_named_tokens(Some(&uid)).await?;
     let items: Vec<_> = list.iter().map(|t| describe(t, None)).collect();
     Ok(json(StatusCode::OK, &serde_json::json!({ "tokens": items })))
 }
@@ -248,12 +235,11 @@ pub async fn list(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp, I
 pub async fn item(ctx: &Ctx<'_>, parts: &http::request::Parts, id: &str) -> Result<Resp, IssueError> {
     ctx.require(parts, &[Method::DELETE])?;
     let uid = user_of(ctx, parts).await?;
-    let Some(t) = ctx.gw.store.revoke_named_token(id, Some(&uid), now_unix()).await? else {
-        return Err(IssueError::NotFound("no such named token"));
-    };
-    let until = ctx.cfg.tokens.revoked_until(t.expires_at);
-    super::revoke_id(ctx.gw, &t.id, until, &uid, "named_token.revoked").await?;
-    Ok(crate::http::empty(StatusCode::NO_CONTENT))
+    match revoke_named(&ctx.op(&uid), id, Some(&uid)).await {
+        Ok(_) => Ok(crate::http::empty(StatusCode::NO_CONTENT)),
+        Err(CredentialError::NotFound(_)) => Err(IssueError::NotFound("no such named token")),
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub async fn generator(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp, IssueError> {
@@ -261,7 +247,6 @@ pub async fn generator(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Re
     let (_, uid) = ctx.login_user(parts).await?;
     if parts.method == Method::GET {
         let (g, text) = ctx
-            .gw
             .store
             .generator_token(&uid)
             .await?
@@ -271,34 +256,11 @@ pub async fn generator(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Re
             &serde_json::json!({ "id": g.id, "token": text, "createdAt": rfc3339(g.created_at) }),
         ));
     }
-    let (g, text) = regenerate(ctx.gw, &uid, &uid).await?;
+    let (g, text) = regenerate(&ctx.op(&uid), &uid).await?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "id": g.id, "token": text, "createdAt": rfc3339(g.created_at) }),
     ))
-}
-
-/// Replace a user's generator token; the old one and every named token it
-/// minted stop working at once (its id goes into the revocation set for good).
-pub async fn regenerate(
-    gw: &crate::server::Gateway,
-    uid: &str,
-    actor: &str,
-) -> Result<(crate::store::GeneratorToken, String), IssueError> {
-    // The replacement and the revocation are two writes. Revoke the current
-    // token first: if the replacement then fails, the user is left with a
-    // dead generator token to regenerate again (closed); in the other order
-    // a failure in between would leave the tokens the old one minted, some
-    // never expiring, valid for good (open).
-    if let Some((current, _)) = gw.store.generator_token(uid).await? {
-        gw.store.add_revocation(&current.id, None, now_unix()).await?;
-        gw.verifier.revocations.insert(&current.id, None);
-    }
-    let (g, text, old) = gw.store.regenerate_generator_token(uid, now_unix()).await?;
-    if let Some(old) = old {
-        super::revoke_id(gw, &old, None, actor, "generator_token.regenerated").await?;
-    }
-    Ok((g, text))
 }
 
 #[cfg(test)]
@@ -334,5 +296,74 @@ mod tests {
         assert!(err("name=t&validTime=1&action=read_only&resourceType=x").contains("resourceType"));
         assert!(err("name=t&validTime=1&action=read_only").contains("resourceType"));
         assert!(err("name=t&name=u&validTime=1&action=read_only&resourceType=all").contains("repeated"));
+    }
+
+    /// The named-token endpoints on an in-memory store, without a server:
+    /// a minted token verifies; deleting it revokes it here at once.
+    #[tokio::test]
+    async fn a_named_token_is_minted_verified_and_revoked_without_a_server() {
+        use crate::credentials::principals;
+        let r = crate::credentials::tests::Replica::new("[named_tokens]\nread_only_all = [\"tiles:read\"]\n").await;
+        principals::create_org(&r.op(), "acme", None).await.unwrap();
+        let u = principals::create_user(&r.op(), "acme", "alice", Some("a long password"), None)
+            .await
+            .unwrap();
+        let (_, generator) = r.store.generator_token(&u.uid).await.unwrap().unwrap();
+        let issuer = crate::issue::Issuer::new(&r.cfg);
+        let ctx = Ctx {
+            verifier: &r.verifier,
+            store: &r.store,
+            issuer: &issuer,
+            secrets: &r.secrets,
+            cfg: &r.cfg,
+            client: "127.0.0.1".parse().unwrap(),
+        };
+        let request = |method: Method, uri: String| {
+            http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("authorization", format!("Bearer {generator}"))
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0
+        };
+        let e = &r.cfg.endpoints;
+        let parts = request(
+            Method::POST,
+            format!(
+                "{}?name=map&validTime=60&action=read_only&resourceType=all",
+                e.named_token
+            ),
+        );
+        let resp = create(&ctx, &parts).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .ok()
+            .unwrap()
+            .to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let token = v["token"].as_str().unwrap();
+        let id = v["id"].as_str().unwrap();
+
+        let verified = r.verifier.verify(token).await.unwrap();
+        assert_eq!(verified.scope(), "tiles:read");
+        assert_eq!(verified.token_type(), "named");
+        assert_eq!(verified.uid(), Some(u.uid.as_str()));
+        assert_eq!(verified.jti(), Some(id));
+
+        let parts = request(Method::DELETE, format!("{}/{id}", e.named_tokens));
+        let resp = item(&ctx, &parts, id).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        assert!(r.revocations.is_revoked(Some(id), None));
+        assert!(
+            r.verifier.verify(token).await.is_err(),
+            "revoked on this replica at once"
+        );
+        // Another user's or an unknown id: no such named token.
+        let parts = request(Method::DELETE, format!("{}/ntk_missing", e.named_tokens));
+        let missing = item(&ctx, &parts, "ntk_missing").await;
+        assert!(matches!(missing, Err(IssueError::NotFound(_))));
     }
 }

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::exchange::{ceiling_of, principal_id, remaining, usable};
-use super::signer::{sign, TokenClaims};
 use super::{grant, media_type, read_body, Beyond, Credential, CredentialKind, Ctx, IssueError, MANAGE_SCOPE};
 use crate::clock::now_unix;
+use crate::credentials::signing::TokenClaims;
 use crate::http::{json, Resp};
 use crate::store::{random_token, Client};
 
@@ -23,7 +23,7 @@ const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 
 pub async fn token(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut ClientBody) -> Result<Resp, IssueError> {
     ctx.require(&parts, &[http::Method::POST])?;
-    ctx.gw.issuer.check_blocked(ctx.ip())?;
+    ctx.issuer.check_blocked(ctx.ip())?;
     let body = read_body(body, ctx.cfg.limits.token_body_bytes).await?;
     match media_type(&parts).as_deref() {
         Some("application/json") => json_grant(ctx, &body).await,
@@ -86,7 +86,7 @@ async fn json_grant(ctx: &Ctx<'_>, body: &[u8]) -> Result<Resp, IssueError> {
     let key = match ctx.api_key(api_key).await? {
         Some(k) if usable(ctx, &k, now) => k,
         _ => {
-            return Err(ctx.gw.issuer.record_failure(
+            return Err(ctx.issuer.record_failure(
                 ctx.ip(),
                 IssueError::InvalidGrant("the API key is invalid, expired or revoked"),
             ))
@@ -104,24 +104,11 @@ async fn json_grant(ctx: &Ctx<'_>, body: &[u8]) -> Result<Resp, IssueError> {
     let exp = now + ttl as i64;
     let id = random_token("", 16);
     let sub = format!("tok_short_{id}");
-    let token = sign(
-        ctx.gw,
-        &TokenClaims {
-            iss: &ctx.cfg.tokens.issuer,
-            aud: &ctx.cfg.tokens.audience,
-            sub: &sub,
-            exp: Some(exp),
-            iat: now,
-            nbf: now,
-            jti: &id,
-            org_id: Some(&key.key.org_id),
-            scope: &scope,
-            token_type: "access",
-            uid: Some(principal_id(&key.key.principal)),
-            username: key.username(),
-            cid: Some(&key.key.id),
-            ro: false,
-        },
+    let token = ctx.sign(
+        &TokenClaims::new(ctx.cfg, "access", &sub, &id, &scope, now, Some(exp))
+            .org(Some(&key.key.org_id))
+            .user(principal_id(&key.key.principal), key.username())
+            .credential(&key.key.id),
     )?;
     ctx.touch(&key, now);
     crate::metrics::token_issued("service_account");
@@ -137,7 +124,7 @@ async fn json_grant(ctx: &Ctx<'_>, body: &[u8]) -> Result<Resp, IssueError> {
 async fn authenticate_client(ctx: &Ctx<'_>, parts: &http::request::Parts, form: &Form) -> Result<Client, IssueError> {
     let mut named: Option<Credential> = None;
     let r = authenticate_client_as(ctx, parts, form, &mut named).await;
-    let issuer = &ctx.gw.issuer;
+    let issuer = &ctx.issuer;
     match (r, named) {
         (Ok(c), Some(cred)) => {
             issuer.credential_proven(ctx.ip(), cred);
@@ -161,7 +148,7 @@ async fn authenticate_client_as(
     form: &Form,
     named: &mut Option<Credential>,
 ) -> Result<Client, IssueError> {
-    let issuer = &ctx.gw.issuer;
+    let issuer = &ctx.issuer;
     let mut name = |id: &str| -> Result<(), IssueError> {
         let cred = issuer.credential(CredentialKind::Client, id);
         *named = Some(cred);
@@ -192,12 +179,12 @@ async fn authenticate_client_as(
         _ => return Err(IssueError::InvalidClient("client authentication is required")),
     };
     name(&id)?;
-    let Some((client, stored)) = ctx.gw.store.client_with_secret(&id).await? else {
+    let Some((client, stored)) = ctx.store.client_with_secret(&id).await? else {
         return Err(IssueError::InvalidClient("client authentication failed"));
     };
     if stored.ct_eq(secret.as_bytes()).into()
         && client.revoked_at.is_none()
-        && !ctx.gw.verifier.revocations.is_revoked(None, Some(&client.client_id))
+        && !ctx.verifier.revocations.is_revoked(None, Some(&client.client_id))
     {
         Ok(client)
     } else {
@@ -261,7 +248,7 @@ async fn assertion_client(
         return Err(bad);
     }
     name(&peek.claims.iss)?;
-    let Some((client, secret)) = ctx.gw.store.client_with_secret(&peek.claims.iss).await? else {
+    let Some((client, secret)) = ctx.store.client_with_secret(&peek.claims.iss).await? else {
         return Err(bad);
     };
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
@@ -294,14 +281,13 @@ async fn assertion_client(
         .filter(|j| !j.is_empty() && j.len() <= 256)
         .ok_or(IssueError::InvalidClient("the client assertion needs a jti"))?;
     if !ctx
-        .gw
         .store
         .use_assertion_jti(&client.client_id, &jti, data.claims.exp, now)
         .await?
     {
         return Err(IssueError::InvalidClient("the client assertion was already used"));
     }
-    if client.revoked_at.is_some() || ctx.gw.verifier.revocations.is_revoked(None, Some(&client.client_id)) {
+    if client.revoked_at.is_some() || ctx.verifier.revocations.is_revoked(None, Some(&client.client_id)) {
         return Err(bad);
     }
     Ok(client)
@@ -312,7 +298,6 @@ async fn client_credentials(ctx: &Ctx<'_>, parts: &http::request::Parts, form: &
     // The owner's ceiling, read now: a ceiling lowered after the client was
     // made binds it too. A disabled owner's clients are revoked as well.
     let owner = match ctx
-        .gw
         .store
         .principal_limits(&crate::store::Principal::User(client.owner_uid.clone()))
         .await?
@@ -320,7 +305,6 @@ async fn client_credentials(ctx: &Ctx<'_>, parts: &http::request::Parts, form: &
         Some(l) if !l.disabled => l,
         _ => {
             return Err(ctx
-                .gw
                 .issuer
                 .record_failure(ctx.ip(), IssueError::InvalidClient("client authentication failed")))
         }
@@ -343,24 +327,19 @@ async fn client_credentials(ctx: &Ctx<'_>, parts: &http::request::Parts, form: &
     let now = now_unix();
     let ttl = ctx.cfg.tokens.default_ttl.as_secs();
     let jti = random_token("", 16);
-    let token = sign(
-        ctx.gw,
-        &TokenClaims {
-            iss: &ctx.cfg.tokens.issuer,
-            aud: &ctx.cfg.tokens.audience,
-            sub: &client.client_id,
-            exp: Some(now + ttl as i64),
-            iat: now,
-            nbf: now,
-            jti: &jti,
-            org_id: Some(&client.org_id),
-            scope: &scope,
-            token_type: "access",
-            uid: Some(&client.owner_uid),
-            username: Some(&owner.name),
-            cid: Some(&client.client_id),
-            ro: false,
-        },
+    let token = ctx.sign(
+        &TokenClaims::new(
+            ctx.cfg,
+            "access",
+            &client.client_id,
+            &jti,
+            &scope,
+            now,
+            Some(now + ttl as i64),
+        )
+        .org(Some(&client.org_id))
+        .user(&client.owner_uid, Some(&owner.name))
+        .credential(&client.client_id),
     )?;
     crate::metrics::token_issued("client_credentials");
     Ok(json(
@@ -375,10 +354,10 @@ async fn password(ctx: &Ctx<'_>, form: &Form) -> Result<Resp, IssueError> {
     };
     // Counted per username too (whether it exists or not, alike), so an
     // attack spread over many addresses is slowed; checked before argon2.
-    let issuer = &ctx.gw.issuer;
+    let issuer = &ctx.issuer;
     let cred = issuer.credential(CredentialKind::Username, username);
     issuer.check_credential(ctx.ip(), cred)?;
-    let Some(user) = ctx.gw.store.verify_password(username, pw).await? else {
+    let Some(user) = ctx.store.verify_password(username, pw).await? else {
         return Err(issuer.credential_failure(
             ctx.ip(),
             cred,
@@ -389,26 +368,21 @@ async fn password(ctx: &Ctx<'_>, form: &Form) -> Result<Resp, IssueError> {
     let now = now_unix();
     let ttl = ctx.cfg.tokens.login_ttl.as_secs();
     let jti = random_token("", 16);
-    let token = sign(
-        ctx.gw,
-        &TokenClaims {
-            iss: &ctx.cfg.tokens.issuer,
-            aud: &ctx.cfg.tokens.audience,
-            sub: &user.uid,
-            exp: Some(now + ttl as i64),
-            iat: now,
-            nbf: now,
-            jti: &jti,
-            org_id: Some(&user.org_id),
-            scope: MANAGE_SCOPE,
-            token_type: "login",
-            uid: Some(&user.uid),
-            username: Some(&user.username),
-            // Revocable as a whole: disabling the user or resetting the
-            // password revokes this id (and gives the user a new one).
-            cid: Some(&user.login_id),
-            ro: false,
-        },
+    let token = ctx.sign(
+        &TokenClaims::new(
+            ctx.cfg,
+            "login",
+            &user.uid,
+            &jti,
+            MANAGE_SCOPE,
+            now,
+            Some(now + ttl as i64),
+        )
+        .org(Some(&user.org_id))
+        .user(&user.uid, Some(&user.username))
+        // Revocable as a whole: disabling the user or resetting the
+        // password revokes this id (and gives the user a new one).
+        .credential(&user.login_id),
     )?;
     crate::metrics::token_issued("password");
     Ok(json(
@@ -445,21 +419,21 @@ async fn caller(
             "client authentication or a bearer token is required",
         ));
     }
-    Ok((v.uid.as_deref().unwrap_or(&v.sub).to_owned(), None))
+    Ok((v.uid().unwrap_or(v.sub()).to_owned(), None))
 }
 
 pub async fn introspect(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut ClientBody) -> Result<Resp, IssueError> {
     ctx.require(&parts, &[http::Method::POST])?;
     // Client authentication happens here too: a blocked address is refused
     // before its credentials are checked, as on the token endpoint.
-    ctx.gw.issuer.check_blocked(ctx.ip())?;
+    ctx.issuer.check_blocked(ctx.ip())?;
     let body = read_body(body, ctx.cfg.limits.token_body_bytes).await?;
     let form = Form::parse(&body)?;
     caller(ctx, &parts, &form).await?;
     let token = form
         .get("token")
         .ok_or_else(|| IssueError::InvalidRequest("token is required".into()))?;
-    let Ok(v) = ctx.gw.verifier.verify(token).await else {
+    let Ok(v) = ctx.verifier.verify(token).await else {
         return Ok(json(StatusCode::OK, &serde_json::json!({ "active": false })));
     };
     if !v.own {
@@ -469,12 +443,12 @@ pub async fn introspect(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut C
             StatusCode::OK,
             &serde_json::json!({
                 "active": true,
-                "scope": &*v.scope,
-                "sub": &*v.sub,
+                "scope": v.scope(),
+                "sub": v.sub(),
                 "uid": null,
                 "username": null,
                 "org_id": null,
-                "token_type": &*v.token_type,
+                "token_type": v.token_type(),
                 "exp": v.exp,
                 "iat": v.iat,
                 "iss": &*v.issuer,
@@ -487,17 +461,17 @@ pub async fn introspect(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut C
         StatusCode::OK,
         &serde_json::json!({
             "active": true,
-            "scope": &*v.scope,
-            "sub": &*v.sub,
-            "uid": v.uid.as_deref(),
-            "username": v.username.as_deref(),
-            "org_id": v.org_id.as_deref(),
-            "token_type": &*v.token_type,
+            "scope": v.scope(),
+            "sub": v.sub(),
+            "uid": v.uid(),
+            "username": v.username(),
+            "org_id": v.org_id(),
+            "token_type": v.token_type(),
             "exp": v.exp,
             "iat": v.iat,
             "iss": &*v.issuer,
-            "jti": v.jti.as_deref(),
-            "client_id": v.cid.as_deref().filter(|c| c.starts_with("tgc_")),
+            "jti": v.jti(),
+            "client_id": v.cid().filter(|c| c.starts_with("tgc_")),
             "issuer": v.issuer_name(),
             "external": false,
         }),
@@ -508,7 +482,7 @@ pub async fn revoke(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut Clien
     ctx.require(&parts, &[http::Method::POST])?;
     // Client authentication happens here too: a blocked address is refused
     // before its credentials are checked, as on the token endpoint.
-    ctx.gw.issuer.check_blocked(ctx.ip())?;
+    ctx.issuer.check_blocked(ctx.ip())?;
     let body = read_body(body, ctx.cfg.limits.token_body_bytes).await?;
     let form = Form::parse(&body)?;
     let (caller_uid, _) = caller(ctx, &parts, &form).await?;
@@ -516,15 +490,15 @@ pub async fn revoke(ctx: &Ctx<'_>, parts: http::request::Parts, body: &mut Clien
         .get("token")
         .ok_or_else(|| IssueError::InvalidRequest("token is required".into()))?;
     // RFC 7009 §2.2: an invalid or unknown token is answered 200 as well.
-    if let Ok(v) = ctx.gw.verifier.verify(token).await {
-        let owner = v.uid.as_deref().unwrap_or(&v.sub);
+    if let Ok(v) = ctx.verifier.verify(token).await {
+        let owner = v.uid().unwrap_or(v.sub());
         if v.own && owner == caller_uid {
-            if let Some(jti) = v.jti.as_deref() {
-                if v.token_type.as_ref() == "named" {
-                    ctx.gw.store.revoke_named_token(jti, None, now_unix()).await?;
+            if let Some(jti) = v.jti() {
+                if v.token_type() == "named" {
+                    ctx.store.revoke_named_token(jti, None, now_unix()).await?;
                 }
                 let until = ctx.cfg.tokens.revoked_until(v.exp);
-                super::revoke_id(ctx.gw, jti, until, &caller_uid, "token.revoked").await?;
+                ctx.op(&caller_uid).revoke(jti, until, "token.revoked").await?;
             }
         }
     }

@@ -20,7 +20,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::Hash;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,26 +85,8 @@ impl Timeouts {
 
 // === per-address and listener caps ===
 
-/// The key of the per-address cap: an IPv4 address (also when it arrives
-/// IPv4-mapped on a dual-stack socket) or an IPv6 /64, the smallest block
-/// one subscriber usually holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AddrKey {
-    V4(u32),
-    V6(u64),
-}
-
-impl AddrKey {
-    pub fn of(ip: IpAddr) -> AddrKey {
-        match ip {
-            IpAddr::V4(v4) => AddrKey::V4(u32::from(v4)),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => AddrKey::V4(u32::from(v4)),
-                None => AddrKey::V6((u128::from(v6) >> 64) as u64),
-            },
-        }
-    }
-}
+/// The key of the per-address cap (the failure throttle's too).
+pub use crate::issue::AddrKey;
 
 /// Why a connection was refused at accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -29,6 +29,7 @@ use crate::auth::revocation::Revocations;
 use crate::auth::Verifier;
 use crate::clock::now_unix;
 use crate::config::{self, Config};
+use crate::credentials::Secrets;
 use crate::issue::Issuer;
 use crate::net::trusted::TrustedProxies;
 use crate::proxy::Upstream;
@@ -77,6 +78,8 @@ pub struct Gateway {
     pub verifier: Arc<Verifier>,
     pub store: Arc<Store>,
     pub issuer: Issuer,
+    /// The verified-secret caches of the token endpoints.
+    pub secrets: Secrets,
     pub config_path: Option<PathBuf>,
     ready: AtomicBool,
 }
@@ -165,11 +168,13 @@ impl Gateway {
         let verifier = Arc::new(Verifier::new(&config, keyset, Some(store.clone()), revocations));
         let runtime = Runtime::build(config.clone()).map_err(|e| StartError::Other(e.join("\n")))?;
         let issuer = Issuer::new(&config);
+        let secrets = Secrets::new(&config);
         Ok(Arc::new(Gateway {
             runtime: ArcSwap::from_pointee(runtime),
             verifier,
             store,
             issuer,
+            secrets,
             config_path,
             ready: AtomicBool::new(false),
         }))
@@ -294,7 +299,7 @@ impl Gateway {
                     // expires here when it does in the store; no reload per
                     // notification, so that a burst of revocations is
                     // applied without a full reload each.
-                    Ok(StoreEvent::LimitsChanged) => self.issuer.forget_secrets(),
+                    Ok(StoreEvent::LimitsChanged) => self.secrets.forget(),
                     Ok(StoreEvent::Revoked(id, until)) => self.verifier.revocations.insert(&id, until),
                     // A rotation on another replica or by the CLI: sign
                     // with and publish the new key now, not at the next

@@ -258,7 +258,15 @@ async fn route_request(
         };
         // Boxed: the token endpoints' future is large, and without the box
         // every proxied request would carry (and copy) its size.
-        let resp = Box::pin(crate::issue::serve(gw, rt, ep, parts, body, conn, client)).await;
+        let ctx = crate::issue::Ctx {
+            verifier: &gw.verifier,
+            store: &gw.store,
+            issuer: &gw.issuer,
+            secrets: &gw.secrets,
+            cfg: &rt.config,
+            client,
+        };
+        let resp = Box::pin(crate::issue::serve(&ctx, ep, parts, body)).await;
         return Served::new(resp).on(RouteStats::inline());
     }
     if let Err(e) = one_host(&parts) {
@@ -503,12 +511,13 @@ async fn authorize_and_forward(
         } else {
             proxy::X_FORWARDED_PROTO_HTTP
         };
+        let identity = verified.as_ref().map(|v| v.identity());
         let ctx = ForwardCtx {
             client_ip: fwd.as_ref().map_or(&conn.client_ip, |f| &f.real_ip),
             forwarded_for: fwd.as_ref().map(|f| &f.chain),
             proto: &proto,
             names: &cfg.identity,
-            identity: verified.as_ref().map(|v| &v.identity),
+            identity: identity.as_ref(),
             strip_authorization: if verified.is_some() {
                 new_query.is_none()
             } else {

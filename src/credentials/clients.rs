@@ -1,0 +1,56 @@
+//! OAuth clients: made by their user on the clients endpoint, listed and
+//! deleted by the operator or their user.
+
+use super::principals::{org, user};
+use super::{CredentialError, Op};
+use crate::store::{Client, Store};
+
+/// A new client of `uid` with `scopes` (already checked by the caller
+/// against what the user may give it); the secret is returned this once.
+pub async fn create_client(
+    op: &Op<'_>,
+    uid: &str,
+    name: Option<&str>,
+    scopes: &[String],
+) -> Result<(Client, String), CredentialError> {
+    let (client, secret) = op
+        .store
+        .create_client(uid, name, scopes, crate::clock::now_unix())
+        .await?;
+    op.audit("client.created", &client.client_id, "").await?;
+    Ok((client, secret))
+}
+
+/// Clients of one user and/or organization (ids or names), or all.
+pub async fn list_clients(
+    store: &Store,
+    user_ref: Option<&str>,
+    org_ref: Option<&str>,
+) -> Result<Vec<Client>, CredentialError> {
+    let uid = match user_ref {
+        Some(u) => Some(user(store, u).await?.uid),
+        None => None,
+    };
+    let org_id = match org_ref {
+        Some(o) => Some(org(store, o).await?.id),
+        None => None,
+    };
+    Ok(store.list_clients_in(uid.as_deref(), org_id.as_deref()).await?)
+}
+
+/// Delete an OAuth client (only `owner`'s when given: the user endpoint);
+/// its tokens stop on every replica. The revocation is written first:
+/// should the deletion fail, the tokens are already dead and a retry
+/// finds the client to delete.
+pub async fn delete_client(op: &Op<'_>, id: &str, owner: Option<&str>) -> Result<Client, CredentialError> {
+    let not_found = || CredentialError::NotFound(format!("no client {id}"));
+    if id.len() > 256 || !crate::store::valid_name(id) {
+        return Err(not_found());
+    }
+    let c = op.store.find_client(id, owner).await?.ok_or_else(not_found)?;
+    op.revoke(id, op.credential_until(), "client.deleted").await?;
+    if !op.store.delete_client(id, owner).await? {
+        return Err(not_found());
+    }
+    Ok(c)
+}
