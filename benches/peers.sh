@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the peer benchmark (benches/harness/, the team's harness kept in the
 # repository) with tilegate as the candidate, in the same run as nginx, HAProxy (plain and jwt_verify),
-# Caddy, nginx+njs and Apache mod_oauth2. The harness pins tilegate to the
+# a plain hyper proxy (benches/plain_hyper.rs: the same stack without tilegate's logic), Caddy,
+# nginx+njs and Apache mod_oauth2. The harness pins tilegate to the
 # server core and hands it the backend URL, key files, issuer, audience and
 # scope in BENCH_* variables; benches/candidate.sh turns those into a config.
 #
@@ -19,7 +20,8 @@ repo=$PWD
 harness=${HARNESS:-$repo/benches/harness/peers.sh}
 [ -f "$harness" ] || { echo "harness not found at $harness" >&2; exit 2; }
 if [ "${SETUP:-1}" != 0 ]; then bash "$(dirname "$harness")/setup.sh" >&2; fi
-cargo build --release --locked --bin tilegate >&2
+cargo build --release --locked --bin tilegate --example plain_hyper >&2
+export HYPER_PLAIN_BIN=${HYPER_PLAIN_BIN:-$repo/target/release/examples/plain_hyper}
 out=${OUT:-$repo/target/peerbench/$(date -u +%Y%m%dT%H%M%SZ)-tokens${TOKENS:-1}}
 mkdir -p "$out"
 export OUT=$out
