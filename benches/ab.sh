@@ -14,7 +14,9 @@
 #
 # Everything is pinned like the harness (servers on core 1, wrk on core 0,
 # 64 connections). ROUNDS="1 2 3" sets the rounds, D the seconds per run,
-# PATHQ the path (/small or /tiles/14/8190/5450.pbf). PROF=1 records a perf
+# PATHQ the path (/small or /tiles/14/8190/5450.pbf). HYPER_PLAIN_BIN
+# (target/release/examples/plain_hyper) adds the plain hyper proxy as a
+# third row, on port 18088. PROF=1 records a perf
 # profile (user space, call graphs) of the first build instead, into
 # $RUN_DIR/perf.user.data. Needs perf for the syscall counts.
 # For PROF=1 give a build with line tables: `cargo build --profile profiling`
@@ -27,7 +29,7 @@ R=${RUN_DIR:?set RUN_DIR to a run dir kept by the harness (see the header)}
 BINS=("${@:-$repo/target/release/tilegate}")
 PATHQ=${PATHQ:-/small}
 D=${D:-5}
-for port in 18080 18081 $(seq 18090 $((18089 + ${#BINS[@]}))); do
+for port in 18080 18081 18088 $(seq 18090 $((18089 + ${#BINS[@]}))); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         echo "port $port is in use: stop what holds it first" >&2
         exit 2
@@ -40,6 +42,10 @@ setsid taskset -c 1 nginx -p "$R" -e "$R/logs/ab-backend.err" -c "$R/conf/nginx-
 pids+=($!)
 setsid taskset -c 1 nginx -p "$R" -e "$R/logs/ab-nginx.err" -c "$R/conf/nginx-proxy.conf" >/dev/null 2>&1 &
 pids+=($!)
+if [ -n "${HYPER_PLAIN_BIN:-}" ]; then
+    TOKIO_WORKER_THREADS=1 setsid taskset -c 1 "$HYPER_PLAIN_BIN" 127.0.0.1:18088 http://127.0.0.1:18080 >"$R/logs/ab-hyper.log" 2>&1 &
+    pids+=($!)
+fi
 i=0
 for BIN in "${BINS[@]}"; do
     mkdir -p "$R/ab-gw$i"
@@ -62,10 +68,13 @@ worker() {
     backend) master=$(pgrep -f "$R/conf/nginx-backend.conf" | head -1) ;;
     nginx) master=$(pgrep -f "$R/conf/nginx-proxy.conf" | head -1) ;;
     tg*) pgrep -f "$R/ab-gw${1#tg}/tilegate/bench.toml" | head -1; return ;;
+    hyper) pgrep -f "plain_hyper 127.0.0.1:18088" | head -1; return ;;
     esac
     ps -o pid= --ppid "$master" | head -1 | tr -d ' '
 }
-field() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+# Summed over the process's threads (a tokio process works on its worker
+# threads, not the main one).
+field() { cat /proc/"$1"/task/*/status 2>/dev/null | awk -v k="$2" '$1 == k":" {n += $2} END {print n + 0}'; }
 ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 
 wrk_run() { taskset -c 0 wrk -t1 -c64 -d"$2" -H "Authorization: Bearer $tok" "http://127.0.0.1:$1$PATHQ"; }
@@ -77,8 +86,9 @@ run() {
     b=$(worker backend)
     read -r wu0 ws0 < <(ticks "$w")
     read -r bu0 bs0 < <(ticks "$b")
-    local wn0 bv0
+    local wn0 wv0 bv0
     wn0=$(field "$w" nonvoluntary_ctxt_switches)
+    wv0=$(field "$w" voluntary_ctxt_switches)
     bv0=$(field "$b" voluntary_ctxt_switches)
     perf stat -x, -e raw_syscalls:sys_enter -p "$w" -o "$R/ab-perf.$name" -- sleep "$D" >/dev/null 2>&1 &
     local pp=$!
@@ -87,18 +97,19 @@ run() {
     wait $pp
     read -r wu1 ws1 < <(ticks "$w")
     read -r bu1 bs1 < <(ticks "$b")
-    local wn1 bv1
+    local wn1 wv1 bv1
     wn1=$(field "$w" nonvoluntary_ctxt_switches)
+    wv1=$(field "$w" voluntary_ctxt_switches)
     bv1=$(field "$b" voluntary_ctxt_switches)
     local n sc
     n=$(echo "$out" | awk '/requests in/{print $1}')
     sc=$(grep raw_syscalls "$R/ab-perf.$name" | cut -d, -f1)
     awk -v name="$name" -v n="$n" -v d="$D" -v sc="${sc:-0}" \
         -v wu=$((wu1 - wu0)) -v ws=$((ws1 - ws0)) -v bc=$((bu1 + bs1 - bu0 - bs0)) \
-        -v wn=$((wn1 - wn0)) -v bv=$((bv1 - bv0)) 'BEGIN {
+        -v wn=$((wn1 - wn0)) -v wv=$((wv1 - wv0)) -v bv=$((bv1 - bv0)) 'BEGIN {
         # clock ticks are 10 ms
-        printf "%-7s %7.0f req/s  proxy CPU %5.1f us/req (user %4.1f)  backend %5.1f  syscalls %4.2f  proxy preempted %4.2f  backend wakeups %4.2f /req\n",
-            name, n / d, (wu + ws) * 10000 / n, wu * 10000 / n, bc * 10000 / n, sc / n, wn / n, bv / n }'
+        printf "%-7s %7.0f req/s  proxy CPU %5.1f us/req (user %4.1f)  backend %5.1f  syscalls %4.2f  proxy preempted %4.2f  proxy sleeps %4.2f  backend wakeups %4.2f /req\n",
+            name, n / d, (wu + ws) * 10000 / n, wu * 10000 / n, bc * 10000 / n, sc / n, wn / n, wv / n, bv / n }'
 }
 
 if [ -n "${PROF:-}" ]; then
@@ -114,5 +125,6 @@ fi
 for r in ${ROUNDS:-1 2}; do
     echo "round $r"
     run nginx 18081
+    [ -n "${HYPER_PLAIN_BIN:-}" ] && run hyper 18088
     for ((j = 0; j < ${#BINS[@]}; j++)); do run "tg$j" $((18090 + j)); done
 done
