@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the peer benchmark (benches/harness/, the team's harness kept in the
 # repository) with tilegate as the candidate, in the same run as nginx, HAProxy (plain and jwt_verify),
-# a plain hyper proxy (benches/plain_hyper.rs: the same stack without tilegate's logic), Caddy,
+# a plain hyper proxy (examples/plain_hyper.rs: the same stack without tilegate's logic), Caddy,
 # nginx+njs and Apache mod_oauth2. The harness pins tilegate to the
 # server core and hands it the backend URL, key files, issuer, audience and
 # scope in BENCH_* variables; benches/candidate.sh turns those into a config.
