@@ -18,6 +18,9 @@
 # CANDIDATES="a.sh b.sh" gives each build its own config script (an older
 # build may not read the current benches/candidate.sh config); PATHQ the
 # path (/small or /tiles/14/8190/5450.pbf); N1, N2 the request counts.
+# The callgrind outputs stay as $RUN_DIR/cg-<binary name>-<N>.out; with
+# benches/cg_per_request.py they give the instructions per request by
+# function (where a build spends them).
 set -u
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -63,6 +66,7 @@ count() { # bin candidate n -> total instructions
         echo "requests failed for $bin (see $d/ab, $d/log)" >&2
         exit 1
     fi
+    cat "$d"/out* >"$R/cg-$(basename "$bin")-$n.out"
     awk '/^(summary|totals):/ {print $2; exit}' "$d"/out*
 }
 i=0

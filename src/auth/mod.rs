@@ -442,8 +442,9 @@ impl ScopeClaim {
     }
 }
 
-/// Cache key hasher: the key is already a SHA-256, so its first 8 bytes are
-/// spread well, but the token is the attacker's: unkeyed, cheap grinding of
+/// Cache key hasher: the key is already a keyed hash ([`token_key`]), so
+/// its first 8 bytes are spread well; the mixing below is kept as a second,
+/// independent line of defence: unkeyed, cheap grinding of
 /// tokens whose prefixes share the bits the cache indexes by would cluster
 /// its entries (the negative cache takes any garbage). So the prefix is
 /// mixed with two random per-process keys (`(prefix ^ k0) * k1`, the
@@ -526,7 +527,7 @@ fn the_cache_hasher_is_keyed_so_ground_prefixes_do_not_cluster() {
     assert_ne!(build.hash_one(key), other.hash_one(key));
 }
 
-type Key = [u8; 32];
+pub type Key = [u8; 16];
 
 struct TokenExpiry;
 
@@ -565,12 +566,50 @@ pub struct Verifier {
     pub(crate) issuers_changed: tokio::sync::Notify,
 }
 
+/// This process's random key for [`token_key`], drawn once.
+static TOKEN_KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+
+/// The key under which the verification caches (and the credential
+/// secret caches) hold a token: the first 128 bits of a BLAKE3 of the
+/// whole token keyed with this process's random key.
+///
+/// Keyed BLAKE3 is a pseudo-random function: without the key (it never
+/// leaves the process) nobody can make a token that lands on another
+/// token's entry, and even unkeyed BLAKE3 truncated to 128 bits has no
+/// known way to find a second token with a given token's key short of
+/// 2^128 tries. It replaced a SHA-256 that was the largest single cost of
+/// a cache-hit request (docs/performance.md); the key is process-local,
+/// never stored or compared across replicas.
 #[inline]
 pub fn token_key(token: &str) -> Key {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    let mut k = [0u8; 32];
-    k.copy_from_slice(d.as_ref());
+    let key = TOKEN_KEY.get_or_init(|| {
+        let mut k = [0u8; 32];
+        if aws_lc_rs::rand::fill(&mut k).is_err() {
+            // Never seen; std's per-process random SipHash keys instead.
+            let s = std::collections::hash_map::RandomState::new();
+            for (i, c) in k.chunks_mut(8).enumerate() {
+                c.copy_from_slice(&s.hash_one(i).to_le_bytes());
+            }
+        }
+        k
+    });
+    let h = blake3::keyed_hash(key, token.as_bytes());
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&h.as_bytes()[..16]);
     k
+}
+
+#[cfg(test)]
+#[test]
+fn the_cache_key_is_a_keyed_hash_of_the_whole_token() {
+    let t = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln";
+    assert_eq!(token_key(t), token_key(t), "stable within the process");
+    // Every byte counts, the last one included.
+    assert_ne!(token_key(t), token_key("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2lm"));
+    assert_ne!(token_key(t), token_key(&t[..t.len() - 1]));
+    // Keyed: not what anyone can compute from the token alone.
+    let unkeyed = blake3::hash(t.as_bytes());
+    assert_ne!(&token_key(t)[..], &unkeyed.as_bytes()[..16]);
 }
 
 impl Verifier {

@@ -47,8 +47,8 @@ impl CachedKey {
 
 /// The caches of one replica.
 pub struct Secrets {
-    api_keys: Cache<[u8; 32], Arc<CachedKey>>,
-    generators: Cache<[u8; 32], Arc<GeneratorToken>>,
+    api_keys: Cache<crate::auth::Key, Arc<CachedKey>>,
+    generators: Cache<crate::auth::Key, Arc<GeneratorToken>>,
 }
 
 impl Secrets {
