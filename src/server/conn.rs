@@ -428,20 +428,33 @@ where
     // Set once the gateway has begun to close the connection: why, and
     // when to drop it if it is still open with nothing in flight.
     let mut closing: Option<(Closed, Instant)> = None;
-    if *shutdown.borrow() {
+    // The shutdown signal as one future for the connection's life: it
+    // stays registered with the channel between polls, so a wake-up of
+    // the connection (two or more per request) costs no new registration.
+    let shutdown_now = *shutdown.borrow();
+    let stop = async move {
+        while shutdown.changed().await.is_ok() {
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    };
+    tokio::pin!(stop);
+    if shutdown_now {
         conn.as_mut().graceful_shutdown();
         closing = Some((Closed::Shutdown, Instant::now() + CLOSE_GRACE));
         timer.as_mut().reset(Instant::now() + CLOSE_GRACE);
     }
     loop {
+        // Biased: the connection first (it is why the task woke, nearly
+        // always), and no random branch order drawn per wake-up.
         tokio::select! {
+            biased;
             _ = conn.as_mut() => return closing.map_or(Closed::Normally, |(why, _)| why),
-            r = shutdown.changed(), if closing.is_none() => {
-                if r.is_err() || *shutdown.borrow() {
-                    conn.as_mut().graceful_shutdown();
-                    closing = Some((Closed::Shutdown, Instant::now() + CLOSE_GRACE));
-                    timer.as_mut().reset(Instant::now() + CLOSE_GRACE);
-                }
+            _ = &mut stop, if closing.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                closing = Some((Closed::Shutdown, Instant::now() + CLOSE_GRACE));
+                timer.as_mut().reset(Instant::now() + CLOSE_GRACE);
             }
             _ = &mut handshake, if awaiting_first && closing.is_none() => {
                 awaiting_first = false;
