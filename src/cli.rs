@@ -1,6 +1,7 @@
 //! The command line: `serve`, `check-config`, `demo`, and operator
-//! commands working on the configured store directly. Every command that
-//! creates or lists things takes `--json`.
+//! commands working on the configured store directly. Every operator
+//! command takes `--config` and `--json`; operator commands log only
+//! warnings unless `-v`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -69,6 +70,15 @@ impl CliError {
     }
 }
 
+// The command line. Every command and flag has a one-line help with its
+// default (`tilegate help COMMAND`).
+//
+// `--config` sits on the commands that read the config (`serve` and the
+// operator commands; `check-config` takes the file as its argument, `demo`
+// its own `--demo-config`), `--json` on the operator commands, `-v` on
+// all. For scripts written before, `--config FILE` and `--json` are also
+// accepted before the command (hidden); a command they mean nothing to
+// refuses them. (Plain comments: a doc comment would replace `about`.)
 #[derive(Parser)]
 #[command(
     name = "tilegate",
@@ -76,74 +86,185 @@ impl CliError {
     about = "Authorization gateway for map-tile and streaming-data backends"
 )]
 pub struct Cli {
-    /// Config file (also TILEGATE_CONFIG).
-    #[arg(long, global = true, env = "TILEGATE_CONFIG", default_value = "config/tilegate.toml")]
-    pub config: PathBuf,
-    /// Machine-readable output.
-    #[arg(long, global = true)]
+    /// Log more on stderr: -v, -vv, -vvv [default: warnings; serve, demo: info]; RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// The config file, before the command (the older form of `COMMAND --config`).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub config: Option<PathBuf>,
+    /// JSON output, before the command (the older form of `COMMAND --json`).
+    #[arg(long, hide = true)]
     pub json: bool,
     #[command(subcommand)]
     pub cmd: Cmd,
 }
 
+/// The config file when neither `--config` nor `TILEGATE_CONFIG` names one.
+pub const DEFAULT_CONFIG: &str = "config/tilegate.toml";
+
+/// The config file of a command that reads it: `--config`, else the one
+/// given before the command, else `TILEGATE_CONFIG`, else
+/// [`DEFAULT_CONFIG`].
+fn config_path(own: Option<PathBuf>, before: Option<PathBuf>) -> PathBuf {
+    own.or(before)
+        .or_else(|| {
+            std::env::var_os("TILEGATE_CONFIG")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+}
+
+/// `serve`'s options.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Config file [env: TILEGATE_CONFIG] [default: config/tilegate.toml].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Options of every operator command (they open the configured store).
+#[derive(Args)]
+pub struct StoreOpts {
+    /// Config file naming the store [env: TILEGATE_CONFIG] [default: config/tilegate.toml].
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Print JSON instead of text lines.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+// A group of operator commands (`org`, `user`, …): the store options, then
+// one of its commands. (No doc comment: the group's help is its variant's.)
+#[derive(Args)]
+pub struct Group<C: Subcommand> {
+    #[command(flatten)]
+    pub opts: StoreOpts,
+    #[command(subcommand)]
+    pub cmd: C,
+}
+
 #[derive(Subcommand)]
 pub enum Cmd {
-    /// Run the gateway.
-    Serve,
-    /// Validate a config file; print every problem; exit non-zero if any.
-    CheckConfig { file: Option<PathBuf> },
+    /// Run the gateway: proxy listener, token endpoints and admin API, as configured.
+    Serve(ServeArgs),
+    /// Validate a config file; print every problem; exit 64 if any.
+    CheckConfig {
+        /// The config file to check [env: TILEGATE_CONFIG] [default: config/tilegate.toml].
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
     /// Run a demo: gateway on the sample config, a sample tile upstream,
-    /// the MapLibre example, and a working API key printed.
+    /// the MapLibre and Leaflet pages, and a working API key printed.
     Demo(crate::demo::DemoArgs),
     /// Serve generated vector tiles at /tiles/{z}/{x}/{y}.pbf (a stand-in
     /// tile server for trials, benchmarks and the soak).
     SampleUpstream {
+        /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: std::net::SocketAddr,
     },
     /// Organizations: create, list, set the scope ceiling, delete.
-    #[command(subcommand)]
-    Org(OrgCmd),
+    Org(Group<OrgCmd>),
     /// Users: create, list, set the scope ceiling, disable, enable, reset
     /// the password, delete.
-    #[command(subcommand)]
-    User(UserCmd),
-    /// Service accounts: create, list, delete.
-    #[command(subcommand, name = "service-account")]
-    ServiceAccount(SaCmd),
+    User(Group<UserCmd>),
+    /// Service accounts (an app backend's identity): create, list, delete.
+    #[command(name = "service-account")]
+    ServiceAccount(Group<SaCmd>),
     /// OAuth clients of any user: list, delete.
-    #[command(subcommand)]
-    Client(ClientCmd),
-    /// API keys: create (within the principal's scope ceiling), list, revoke.
-    #[command(subcommand, name = "api-key")]
-    ApiKey(KeyCmd),
-    /// A user's access-generator token: show, regenerate.
-    #[command(subcommand, name = "generator-token")]
-    GeneratorToken(GenCmd),
-    /// Named tokens: list, revoke.
-    #[command(subcommand, name = "named-token")]
-    NamedToken(NamedCmd),
-    /// Test tokens signed with the gateway's key.
-    #[command(subcommand)]
-    Token(TokenCmd),
+    Client(Group<ClientCmd>),
+    /// API keys (an app backend's long-lived secret): create, list, revoke.
+    #[command(name = "api-key")]
+    ApiKey(Group<KeyCmd>),
+    /// A user's access-generator token (mints named tokens): show, regenerate.
+    #[command(name = "generator-token")]
+    GeneratorToken(Group<GenCmd>),
+    /// Named tokens minted with generator tokens: list, revoke.
+    #[command(name = "named-token")]
+    NamedToken(Group<NamedCmd>),
+    /// Test tokens signed with the gateway's key: mint.
+    Token(Group<TokenCmd>),
     /// Signing keys: generate, rotate, list.
-    #[command(subcommand)]
+    Keys(Group<KeysCmd>),
+    /// The audit log of credential changes, newest first.
+    Audit(AuditArgs),
+}
+
+/// `audit`'s options.
+#[derive(Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub opts: StoreOpts,
+    /// How many entries to print.
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+}
+
+/// An operator command, out of its group.
+enum OperatorCmd {
+    Org(OrgCmd),
+    User(UserCmd),
+    ServiceAccount(SaCmd),
+    Client(ClientCmd),
+    ApiKey(KeyCmd),
+    GeneratorToken(GenCmd),
+    NamedToken(NamedCmd),
+    Token(TokenCmd),
     Keys(KeysCmd),
-    /// The audit log of credential changes.
-    Audit {
-        #[arg(long, default_value_t = 50)]
-        limit: i64,
-    },
+    Audit { limit: i64 },
+}
+
+/// A command, sorted: an operator command with its store options, or one
+/// of the others (`serve`, `check-config`, `demo`, `sample-upstream`).
+enum Sorted {
+    Operator(StoreOpts, OperatorCmd),
+    Other(Cmd),
+}
+
+impl Cmd {
+    fn sort(self) -> Sorted {
+        let (opts, cmd) = match self {
+            Cmd::Org(g) => (g.opts, OperatorCmd::Org(g.cmd)),
+            Cmd::User(g) => (g.opts, OperatorCmd::User(g.cmd)),
+            Cmd::ServiceAccount(g) => (g.opts, OperatorCmd::ServiceAccount(g.cmd)),
+            Cmd::Client(g) => (g.opts, OperatorCmd::Client(g.cmd)),
+            Cmd::ApiKey(g) => (g.opts, OperatorCmd::ApiKey(g.cmd)),
+            Cmd::GeneratorToken(g) => (g.opts, OperatorCmd::GeneratorToken(g.cmd)),
+            Cmd::NamedToken(g) => (g.opts, OperatorCmd::NamedToken(g.cmd)),
+            Cmd::Token(g) => (g.opts, OperatorCmd::Token(g.cmd)),
+            Cmd::Keys(g) => (g.opts, OperatorCmd::Keys(g.cmd)),
+            Cmd::Audit(a) => (a.opts, OperatorCmd::Audit { limit: a.limit }),
+            other => return Sorted::Other(other),
+        };
+        Sorted::Operator(opts, cmd)
+    }
+
+    /// Whether the command runs servers (and logs as a server does).
+    fn serves(&self) -> bool {
+        matches!(self, Cmd::Serve(_) | Cmd::Demo(_) | Cmd::SampleUpstream { .. })
+    }
+
+    /// The command's name, for messages.
+    fn name(&self) -> &'static str {
+        match self {
+            Cmd::Serve(_) => "serve",
+            Cmd::CheckConfig { .. } => "check-config",
+            Cmd::Demo(_) => "demo",
+            Cmd::SampleUpstream { .. } => "sample-upstream",
+            _ => "this command",
+        }
+    }
 }
 
 #[derive(Subcommand)]
 pub enum OrgCmd {
     /// Create an organization.
     Create {
-        /// Its name (unique).
+        /// The organization's name (unique).
         name: String,
         /// Space-separated declared scopes every credential of the org stays
-        /// within ("" for none); default: every declared scope but clients:manage.
+        /// within ("" for none) [default: every declared scope but clients:manage].
         #[arg(long)]
         scope_ceiling: Option<String>,
     },
@@ -190,7 +311,7 @@ pub enum UserCmd {
         #[arg(long)]
         password_stdin: bool,
         /// Space-separated declared scopes within the org's ceiling ("" for
-        /// none); default: the org's ceiling.
+        /// none) [default: the org's ceiling].
         #[arg(long)]
         scope_ceiling: Option<String>,
     },
@@ -311,7 +432,7 @@ pub struct KeyCreate {
     /// Space-separated scopes, each declared in [scopes].
     #[arg(long)]
     scope: String,
-    /// e.g. 90d; default: no expiry.
+    /// Lifetime, e.g. 90d [default: no expiry].
     #[arg(long)]
     expires_in: Option<String>,
 }
@@ -351,12 +472,16 @@ pub enum NamedCmd {
 pub enum TokenCmd {
     /// Sign a test token with the gateway's active key.
     Mint {
+        /// Space-separated scopes, each declared in [scopes].
         #[arg(long)]
         scope: String,
+        /// Lifetime (30s, 10m, 1h, 2d), at most tokens.max_ttl.
         #[arg(long, default_value = "1h")]
         ttl: String,
+        /// Organization id for the token's org_id claim [default: none].
         #[arg(long)]
         org: Option<String>,
+        /// The token's subject (sub claim).
         #[arg(long, default_value = "operator")]
         sub: String,
     },
@@ -374,7 +499,14 @@ pub enum KeysCmd {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init(!matches!(cli.cmd, Cmd::Demo(_)) && std::env::var_os("TILEGATE_LOG_TEXT").is_none());
+    // Servers log from `info` up; operator commands only warnings, unless
+    // asked with -v (RUST_LOG overrides either).
+    let levels = ["warn", "info", "debug", "trace"];
+    let level = levels[(usize::from(cli.verbose) + usize::from(cli.cmd.serves())).min(levels.len() - 1)];
+    crate::telemetry::init(
+        !matches!(cli.cmd, Cmd::Demo(_)) && std::env::var_os("TILEGATE_LOG_TEXT").is_none(),
+        level,
+    );
     // One worker (`TOKIO_WORKER_THREADS=1`, the per-core benchmark setting):
     // tokio's current-thread scheduler does the same work without the
     // work-stealing machinery.
@@ -434,9 +566,47 @@ fn fail(e: CliError) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let json = cli.json;
-    match cli.cmd {
-        Cmd::Serve => match crate::server::run(cli.config).await {
+    let (opts, cmd) = match cli.cmd.sort() {
+        Sorted::Operator(opts, cmd) => (opts, cmd),
+        Sorted::Other(cmd) => {
+            // `--config`/`--json` before a command they mean nothing to.
+            let ignored = match &cmd {
+                Cmd::Demo(_) | Cmd::SampleUpstream { .. } if cli.config.is_some() => Some("--config"),
+                _ if cli.json => Some("--json"),
+                _ => None,
+            };
+            if let Some(flag) = ignored {
+                let hint = if matches!(cmd, Cmd::Demo(_)) && flag == "--config" {
+                    " (the demo reads --demo-config)"
+                } else {
+                    ""
+                };
+                eprintln!("error: {flag} means nothing to {}{hint}", cmd.name());
+                return ExitCode::from(64);
+            }
+            return run_other(cmd, cli.config).await;
+        }
+    };
+    let json = opts.json || cli.json;
+    let cfg = match load(&config_path(opts.config, cli.config)) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let store = match open(&cfg).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match operator(cmd, &cfg, &store, json).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+/// `serve`, `check-config`, `demo` and `sample-upstream`; `before`: a
+/// `--config` given before the command.
+async fn run_other(cmd: Cmd, before: Option<PathBuf>) -> ExitCode {
+    match cmd {
+        Cmd::Serve(args) => match crate::server::run(config_path(args.config, before)).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -447,7 +617,7 @@ async fn run(cli: Cli) -> ExitCode {
             }
         },
         Cmd::CheckConfig { file } => {
-            let path = file.unwrap_or(cli.config);
+            let path = config_path(file, before);
             match config::load(&path) {
                 Ok(c) => {
                     let errors = crate::server::Runtime::build(std::sync::Arc::new(c))
@@ -479,20 +649,7 @@ async fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        cmd => {
-            let cfg = match load(&cli.config) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let store = match open(&cfg).await {
-                Ok(s) => s,
-                Err(code) => return code,
-            };
-            match operator(cmd, &cfg, &store, json).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(e),
-            }
-        }
+        _ => unreachable!("operator commands are run by `run`"),
     }
 }
 
@@ -540,15 +697,15 @@ fn view_text(v: &serde_json::Value, id: &str, name: &str) -> String {
     )
 }
 
-async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(), CliError> {
+async fn operator(cmd: OperatorCmd, cfg: &Config, store: &Store, json: bool) -> Result<(), CliError> {
     let op = Op::cli(store, cfg, "cli");
     match cmd {
-        Cmd::Org(OrgCmd::Create { name, scope_ceiling }) => {
+        OperatorCmd::Org(OrgCmd::Create { name, scope_ceiling }) => {
             let o = principals::create_org(&op, &name, scope_ceiling.as_deref()).await?;
             let v = principals::org_view(cfg, &o);
             out(json, &v, || format!("created org {} ({})", o.id, o.name));
         }
-        Cmd::Org(OrgCmd::List) => {
+        OperatorCmd::Org(OrgCmd::List) => {
             let l = principals::orgs_view(store, cfg).await?;
             out(json, &l, || {
                 l.iter()
@@ -557,7 +714,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                     .join("\n")
             });
         }
-        Cmd::Org(OrgCmd::SetCeiling { org, ceiling }) => {
+        OperatorCmd::Org(OrgCmd::SetCeiling { org, ceiling }) => {
             let (o, revoked) = principals::set_org_ceiling(&op, &org, ceiling_arg(&ceiling)).await?;
             let mut v = principals::org_view(cfg, &o);
             v["revoked"] = serde_json::to_value(&revoked).unwrap_or_default();
@@ -568,14 +725,14 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                 )
             });
         }
-        Cmd::Org(OrgCmd::Delete { org }) => {
+        OperatorCmd::Org(OrgCmd::Delete { org }) => {
             let (o, revoked) = principals::delete_org(&op, &org).await?;
             let v = serde_json::json!({ "deleted": o.id, "revoked": revoked });
             out(json, &v, || {
                 revoked_text(&format!("deleted org {} ({})", o.id, o.name), &revoked)
             });
         }
-        Cmd::User(UserCmd::Create {
+        OperatorCmd::User(UserCmd::Create {
             org,
             username,
             password_stdin,
@@ -591,7 +748,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             let v = principals::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref());
             out(json, &v, || format!("created user {} ({})", u.uid, u.username));
         }
-        Cmd::User(UserCmd::List { org }) => {
+        OperatorCmd::User(UserCmd::List { org }) => {
             let l = principals::users_view(store, cfg, org.as_deref()).await?;
             out(json, &l, || {
                 l.iter()
@@ -600,7 +757,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                     .join("\n")
             });
         }
-        Cmd::User(UserCmd::SetCeiling { user, ceiling }) => {
+        OperatorCmd::User(UserCmd::SetCeiling { user, ceiling }) => {
             let (u, revoked) = principals::set_user_ceiling(&op, &user, ceiling_arg(&ceiling)).await?;
             let mut v = principals::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref());
             v["revoked"] = serde_json::to_value(&revoked).unwrap_or_default();
@@ -611,7 +768,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                 )
             });
         }
-        Cmd::User(UserCmd::Disable { user }) => {
+        OperatorCmd::User(UserCmd::Disable { user }) => {
             let (u, revoked) = principals::disable_user(&op, &user).await?;
             let v = serde_json::json!({
                 "user": principals::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref()),
@@ -621,12 +778,12 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                 revoked_text(&format!("disabled user {} ({})", u.uid, u.username), &revoked)
             });
         }
-        Cmd::User(UserCmd::Enable { user }) => {
+        OperatorCmd::User(UserCmd::Enable { user }) => {
             let u = principals::enable_user(&op, &user).await?;
             let v = principals::user_view(cfg, &u, store.find_org(&u.org_id).await?.as_ref());
             out(json, &v, || format!("enabled user {} ({})", u.uid, u.username));
         }
-        Cmd::User(UserCmd::ResetPassword { user, .. }) => {
+        OperatorCmd::User(UserCmd::ResetPassword { user, .. }) => {
             let password = password_from_stdin()?;
             let (u, revoked) = principals::reset_password(&op, &user, &password).await?;
             let v = serde_json::json!({
@@ -637,18 +794,18 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                 revoked_text(&format!("new password for user {} ({})", u.uid, u.username), &revoked)
             });
         }
-        Cmd::User(UserCmd::Delete { user }) => {
+        OperatorCmd::User(UserCmd::Delete { user }) => {
             let (u, revoked) = principals::delete_user(&op, &user).await?;
             let v = serde_json::json!({ "deleted": u.uid, "revoked": revoked });
             out(json, &v, || {
                 revoked_text(&format!("deleted user {} ({})", u.uid, u.username), &revoked)
             });
         }
-        Cmd::ServiceAccount(SaCmd::Create { org, name }) => {
+        OperatorCmd::ServiceAccount(SaCmd::Create { org, name }) => {
             let sa = principals::create_service_account(&op, &org, &name).await?;
             out(json, &sa, || format!("created service account {} ({})", sa.id, sa.name));
         }
-        Cmd::ServiceAccount(SaCmd::List { org }) => {
+        OperatorCmd::ServiceAccount(SaCmd::List { org }) => {
             let l = principals::list_service_accounts(store, org.as_deref()).await?;
             out(json, &l, || {
                 l.iter()
@@ -657,14 +814,14 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                     .join("\n")
             });
         }
-        Cmd::ServiceAccount(SaCmd::Delete { id }) => {
+        OperatorCmd::ServiceAccount(SaCmd::Delete { id }) => {
             let revoked = principals::delete_service_account(&op, &id).await?;
             let v = serde_json::json!({ "deleted": id, "revoked": revoked });
             out(json, &v, || {
                 revoked_text(&format!("deleted service account {id}"), &revoked)
             });
         }
-        Cmd::Client(ClientCmd::List { user, org }) => {
+        OperatorCmd::Client(ClientCmd::List { user, org }) => {
             let l = clients::list_clients(store, user.as_deref(), org.as_deref()).await?;
             out(json, &l, || {
                 l.iter()
@@ -682,11 +839,11 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                     .join("\n")
             });
         }
-        Cmd::Client(ClientCmd::Delete { client_id }) => {
+        OperatorCmd::Client(ClientCmd::Delete { client_id }) => {
             let c = clients::delete_client(&op, &client_id, None).await?;
             out(json, &c, || format!("deleted client {}", c.client_id));
         }
-        Cmd::ApiKey(KeyCmd::Create(k)) => {
+        OperatorCmd::ApiKey(KeyCmd::Create(k)) => {
             let principal = match (k.owner.service_account, k.owner.user) {
                 (Some(s), _) => Principal::ServiceAccount(s),
                 (_, Some(u)) => Principal::User(u),
@@ -700,7 +857,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                 format!("created API key {} (shown once, store it now):\n{text}", key.id)
             });
         }
-        Cmd::ApiKey(KeyCmd::List { org }) => {
+        OperatorCmd::ApiKey(KeyCmd::List { org }) => {
             let l = store.list_api_keys(org.as_deref()).await?;
             out(json, &l, || {
                 l.iter()
@@ -717,11 +874,11 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                     .join("\n")
             });
         }
-        Cmd::ApiKey(KeyCmd::Revoke { id }) => {
+        OperatorCmd::ApiKey(KeyCmd::Revoke { id }) => {
             let k = api_keys::revoke_api_key(&op, &id).await?;
             out(json, &k, || format!("revoked API key {}", k.id));
         }
-        Cmd::GeneratorToken(GenCmd::Show { user }) => {
+        OperatorCmd::GeneratorToken(GenCmd::Show { user }) => {
             let (g, text) = store
                 .generator_token(&user)
                 .await?
@@ -732,7 +889,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                 || text.clone(),
             );
         }
-        Cmd::GeneratorToken(GenCmd::Regenerate { user }) => {
+        OperatorCmd::GeneratorToken(GenCmd::Regenerate { user }) => {
             let (g, text) = named::regenerate(&op, &user).await?;
             out(
                 json,
@@ -740,7 +897,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                 || text.clone(),
             );
         }
-        Cmd::NamedToken(NamedCmd::List { user }) => {
+        OperatorCmd::NamedToken(NamedCmd::List { user }) => {
             let l = store.list_named_tokens(user.as_deref()).await?;
             out(json, &l, || {
                 l.iter()
@@ -749,11 +906,11 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                     .join("\n")
             });
         }
-        Cmd::NamedToken(NamedCmd::Revoke { id }) => {
+        OperatorCmd::NamedToken(NamedCmd::Revoke { id }) => {
             let t = named::revoke_named(&op, &id, None).await?;
             out(json, &t, || format!("revoked named token {}", t.id));
         }
-        Cmd::Token(TokenCmd::Mint { scope, ttl, org, sub }) => {
+        OperatorCmd::Token(TokenCmd::Mint { scope, ttl, org, sub }) => {
             let scopes = scopes::check_scopes(cfg, &scope)?;
             let ttl = config::parse_duration(&ttl).map_err(CliError::BadTtl)?;
             if ttl.is_zero() || ttl > cfg.tokens.max_ttl {
@@ -776,7 +933,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                 || token.clone(),
             );
         }
-        Cmd::Keys(KeysCmd::Generate) => {
+        OperatorCmd::Keys(KeysCmd::Generate) => {
             crate::server::ensure_signing_key(store, cfg)
                 .await
                 .map_err(|e| CliError::SigningKey(e.to_string()))?;
@@ -791,13 +948,13 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                 format!("active signing key: {active}")
             });
         }
-        Cmd::Keys(KeysCmd::Rotate) => {
+        OperatorCmd::Keys(KeysCmd::Rotate) => {
             let kid = signing::rotate_keys(&op).await?;
             out(json, &serde_json::json!({ "kid": kid }), || {
                 format!("new active signing key: {kid}")
             });
         }
-        Cmd::Keys(KeysCmd::List) => {
+        OperatorCmd::Keys(KeysCmd::List) => {
             let keys = store.signing_keys().await?;
             let v: Vec<_> = keys
                 .iter()
@@ -817,7 +974,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                     .join("\n")
             });
         }
-        Cmd::Audit { limit } => {
+        OperatorCmd::Audit { limit } => {
             let l = store.list_audit(limit).await?;
             out(json, &l, || {
                 l.iter()
@@ -825,9 +982,6 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                     .collect::<Vec<_>>()
                     .join("\n")
             });
-        }
-        Cmd::Serve | Cmd::CheckConfig { .. } | Cmd::Demo(_) | Cmd::SampleUpstream { .. } => {
-            unreachable!("handled before the store is opened")
         }
     }
     Ok(())
@@ -854,4 +1008,16 @@ pub async fn mint(
         .org(org)
         .sign(&set)?;
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (names, groups, defaults) over the
+    /// whole command tree.
+    #[test]
+    fn the_command_tree_passes_clap_checks() {
+        super::Cli::command().debug_assert();
+    }
 }

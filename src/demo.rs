@@ -27,13 +27,14 @@ mod world;
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
-    /// Sample config the gateway runs on.
-    #[arg(long, default_value = "config/tilegate.toml")]
+    /// Config file the demo's gateway runs on (the demo reads only this
+    /// one: not TILEGATE_CONFIG).
+    #[arg(long, value_name = "FILE", default_value = "config/tilegate.toml")]
     pub demo_config: PathBuf,
     /// Where the sample tile upstream listens (must match the config).
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub upstream: SocketAddr,
-    /// Where the example app (MapLibre page + token backend) listens.
+    /// Where the example app (MapLibre and Leaflet pages, token backend) listens.
     #[arg(long, default_value = "127.0.0.1:8000")]
     pub app: SocketAddr,
 }

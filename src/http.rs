@@ -119,19 +119,26 @@ impl IntoResponse for AuthError {
     fn into_response(self) -> Resp {
         let (status, www, code) = match self {
             AuthError::Missing => (StatusCode::UNAUTHORIZED, "Bearer realm=\"tilegate\"", "invalid_request"),
-            AuthError::Invalid(_) => (
+            AuthError::Invalid(_) | AuthError::ApiKeyAsToken { .. } => (
                 StatusCode::UNAUTHORIZED,
                 "Bearer realm=\"tilegate\", error=\"invalid_token\"",
                 "invalid_token",
             ),
-            AuthError::InsufficientScope | AuthError::ReadOnly => (
+            AuthError::InsufficientScope { .. } | AuthError::ReadOnly => (
                 StatusCode::FORBIDDEN,
                 "Bearer realm=\"tilegate\", error=\"insufficient_scope\"",
                 "insufficient_scope",
             ),
         };
         let mut r = error(status, code, &self.to_string());
-        r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(www));
+        // RFC 6750 §3: the scope the resource needs, when a scope is missing.
+        let www = match &self {
+            AuthError::InsufficientScope { required, .. } => {
+                HeaderValue::from_str(&format!("{www}, scope=\"{required}\"")).unwrap_or(HeaderValue::from_static(www))
+            }
+            _ => HeaderValue::from_static(www),
+        };
+        r.headers_mut().insert(WWW_AUTHENTICATE, www);
         r
     }
 }

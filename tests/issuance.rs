@@ -148,6 +148,7 @@ both_stores!(
     case_named_token_valid_time_policy,
     case_operators_contain_a_user_and_delete_what_it_holds,
     case_authlib_client_secret_jwt,
+    case_refusals_say_what_to_do,
 );
 
 // ---------------------------------------------------------------- fixture
@@ -3246,4 +3247,105 @@ async fn case_authlib_client_secret_jwt(store_url: &str) {
     assert_eq!(r["ok"], false, "{r}");
     assert_eq!(r["error"], "invalid_client", "{r}");
     assert_eq!(r["description"], "the client assertion lives too long", "{r}");
+}
+
+/// Refusals that teach: an API key sent as a token is named as one, with
+/// the endpoint that exchanges it; a missing scope is named (body and
+/// `WWW-Authenticate`); `/me` without a token answers as a proxied route
+/// does; a wrong method on a token endpoint gets `Allow`; an org name is
+/// taken once (CLI and admin API).
+async fn case_refusals_say_what_to_do(store_url: &str) {
+    let fx = setup(store_url).await;
+    let seen = fx.up.seen.count();
+    let api_key_hint = "this is an API key, not a token; exchange it at POST /v1/auth/token";
+
+    // The API key as a bearer token and as the query token, on a tile route
+    // and on /me: 401 invalid_token, the hint, never the key.
+    let by_query = send(
+        fx.http
+            .get(fx.url(&format!("/tiles/3/4/5.pbf?access_token={}", fx.key))),
+    )
+    .await;
+    for (what, r) in [
+        ("bearer", fx.tile(&fx.key).await),
+        ("query", by_query),
+        ("/me", fx.me(&fx.key).await),
+    ] {
+        assert_error(&r, 401, "invalid_token");
+        assert_eq!(r.json()["error_description"], api_key_hint, "{what}: {}", r.body);
+        assert!(
+            r.header("www-authenticate")
+                .is_some_and(|w| w.contains("error=\"invalid_token\"")),
+            "{what}: {:?}",
+            r.headers
+        );
+        assert!(!r.body.contains(&fx.key), "{what}: the key is echoed: {}", r.body);
+    }
+    assert_eq!(fx.up.seen.count(), seen, "nothing reached the upstream");
+    // The hint holds: the same key, exchanged, opens the tile route.
+    fx.assert_tile_ok(&fx.exchange_token(&fx.key, r#"{"scope":"tiles:read"}"#).await)
+        .await;
+
+    // A token without the route's scope: 403 naming it, in the body and
+    // as RFC 6750's scope attribute.
+    let tiles_only = fx.exchange_token(&fx.key, r#"{"scope":"tiles:read"}"#).await;
+    let r = send(fx.http.get(fx.url("/stream/x")).bearer_auth(&tiles_only)).await;
+    assert_error(&r, 403, "insufficient_scope");
+    assert_eq!(
+        r.json()["error_description"],
+        "the token lacks the scope datasets:stream this route requires",
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"tilegate\", error=\"insufficient_scope\", scope=\"datasets:stream\""),
+        "{:?}",
+        r.headers
+    );
+
+    // /me without a token: as a tile route without one.
+    let me = send(fx.http.get(fx.url("/me"))).await;
+    let tile = send(fx.http.get(fx.url("/tiles/3/4/5.pbf"))).await;
+    for (what, r) in [("/me", &me), ("tile", &tile)] {
+        assert_error(r, 401, "invalid_request");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Bearer realm=\"tilegate\""),
+            "{what}"
+        );
+    }
+
+    // A wrong method on a token endpoint: 405 with Allow.
+    for (method, path, allow) in [
+        (reqwest::Method::GET, "/v1/auth/token", "POST"),
+        (reqwest::Method::GET, "/oauth/token", "POST"),
+        (reqwest::Method::PUT, "/oauth/introspect", "POST"),
+        (reqwest::Method::DELETE, "/me", "GET, HEAD"),
+        (reqwest::Method::POST, "/.well-known/jwks.json", "GET, HEAD"),
+    ] {
+        let r = send(fx.http.request(method.clone(), fx.url(path))).await;
+        assert_error(&r, 405, "method_not_allowed");
+        assert_eq!(r.header("allow"), Some(allow), "{method} {path}: {:?}", r.headers);
+    }
+
+    // An org name is taken once: the CLI refuses (exit 64) and says so, the
+    // admin API answers 409; a name that is another org's id is refused too.
+    let out = fx.gw.cli(&["org", "create", "acme"]);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("conflict: an organization named acme already exists"),
+        "{err}"
+    );
+    let out = fx.gw.cli(&["org", "create", &fx.org_id]);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is the id of the organization acme"));
+    let r = fx
+        .admin_json(reqwest::Method::POST, "/admin/v1/orgs", r#"{"name":"acme"}"#)
+        .await;
+    assert_error(&r, 409, "conflict");
+    let orgs = cli_json(&fx.gw, &["org", "list", "--json"]);
+    let acmes = orgs.as_array().unwrap().iter().filter(|o| o["name"] == "acme").count();
+    assert_eq!(acmes, 1, "{orgs}");
 }

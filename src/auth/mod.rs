@@ -87,7 +87,7 @@ impl Reason {
 }
 
 /// The verify side's error type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No token where the route needs one: 401 without an `error` attribute.
     #[error("a bearer token is required")]
@@ -95,9 +95,14 @@ pub enum AuthError {
     /// 401 `invalid_token`.
     #[error("{}", .0.description())]
     Invalid(Reason),
-    /// 403 `insufficient_scope`.
-    #[error("the token lacks a scope this route requires")]
-    InsufficientScope,
+    /// 401 `invalid_token`: an API key sent where a token belongs (never
+    /// verified, never echoed); `exchange` is the exchange endpoint's path.
+    #[error("this is an API key, not a token; exchange it at POST {exchange}")]
+    ApiKeyAsToken { exchange: Arc<str> },
+    /// 403 `insufficient_scope`: `missing` are the route's scopes the token
+    /// lacks, `required` all of the route's (space-separated).
+    #[error("the token lacks the {} {missing} this route requires", scope_word(.missing))]
+    InsufficientScope { missing: Box<str>, required: Box<str> },
     /// 403 `insufficient_scope`: read-only token or route, other method.
     #[error("read-only access allows GET, HEAD and OPTIONS only")]
     ReadOnly,
@@ -384,7 +389,27 @@ pub fn check_rule(policy: &Policy, method: &Method, v: &Verified) -> Result<(), 
     if scopes.iter().all(|s| v.has_scope(s)) {
         Ok(())
     } else {
-        Err(AuthError::InsufficientScope)
+        Err(insufficient(scopes, v))
+    }
+}
+
+/// `scope`, or `scopes` for a space-separated list.
+fn scope_word(list: &str) -> &'static str {
+    if list.contains(' ') {
+        "scopes"
+    } else {
+        "scope"
+    }
+}
+
+/// The refusal naming the route's scopes `v` lacks (off the hot path).
+#[cold]
+fn insufficient(scopes: &[Box<str>], v: &Verified) -> AuthError {
+    let missing: Vec<&str> = scopes.iter().map(|s| &**s).filter(|s| !v.has_scope(s)).collect();
+    let required: Vec<&str> = scopes.iter().map(|s| &**s).collect();
+    AuthError::InsufficientScope {
+        missing: missing.join(" ").into(),
+        required: required.join(" ").into(),
     }
 }
 
@@ -558,6 +583,9 @@ pub struct Verifier {
     /// not answered by another caller's verification).
     verifications: AtomicU64,
     pub revocations: Arc<Revocations>,
+    /// The API-key exchange endpoint's path, named when an API key is
+    /// sent as a token.
+    api_key_exchange: ArcSwap<Arc<str>>,
     store: Option<Arc<Store>>,
     grace_secs: i64,
     last_key_reload: AtomicI64,
@@ -621,6 +649,7 @@ impl Verifier {
             audience: cfg.tokens.audience.clone(),
             leeway: cfg.tokens.leeway.as_secs(),
             max_token_bytes: cfg.tokens.max_token_bytes,
+            api_key_exchange: ArcSwap::from_pointee(Arc::from(cfg.endpoints.api_key_exchange.as_str())),
             cache: Cache::builder()
                 .max_capacity(cfg.cache.max_entries)
                 .expire_after(TokenExpiry)
@@ -643,6 +672,8 @@ impl Verifier {
     /// The old issuers retire, so a verdict made with their keys or rules
     /// is never served again, even one stored while the reload ran.
     pub fn reconfigure(&self, cfg: &Config) {
+        self.api_key_exchange
+            .store(Arc::new(Arc::from(cfg.endpoints.api_key_exchange.as_str())));
         let old = self
             .external
             .swap(Arc::new(ExternalIssuers::from_config(&cfg.issuers, cfg.tokens.leeway)));
@@ -751,6 +782,13 @@ impl Verifier {
     pub async fn verify(&self, token: &str) -> Result<Arc<Verified>, AuthError> {
         if token.len() > self.max_token_bytes {
             return Err(AuthError::Invalid(Reason::TooLarge));
+        }
+        // An API key is no JWT (a JWT starts with `eyJ`): say what it is,
+        // rather than that it is malformed. Never cached (no verdict to keep).
+        if token.starts_with(crate::store::API_KEY_PREFIX) {
+            return Err(AuthError::ApiKeyAsToken {
+                exchange: Arc::clone(&self.api_key_exchange.load()),
+            });
         }
         // One hash for the lookup and, on a miss, the flight and the insert.
         let key = token_key(token);

@@ -36,7 +36,8 @@ pub enum CredentialError {
     /// The named record does not exist (the message names it).
     #[error("{0}")]
     NotFound(String),
-    /// A concurrent change kept the action from completing.
+    /// The name is taken, or a concurrent change kept the action from
+    /// completing (the message says which).
     #[error("{0}")]
     Conflict(String),
     /// A name or id with a forbidden length or characters.

@@ -115,6 +115,16 @@ pub fn user_view(cfg: &Config, u: &User, org: Option<&Org>) -> serde_json::Value
 pub async fn create_org(op: &Op<'_>, name: &str, ceiling: Option<&str>) -> Result<Org, CredentialError> {
     check_name("name", name)?;
     let ceiling = parse_ceiling(op.cfg, ceiling)?;
+    // Names are unique (and an org is named by id or name everywhere, so a
+    // name may not be another org's id either). The store's UNIQUE
+    // constraint still decides a race between two creations.
+    if let Some(o) = op.store.find_org(name).await? {
+        return Err(CredentialError::Conflict(if o.id == name {
+            format!("{name} is the id of the organization {}", o.name)
+        } else {
+            format!("an organization named {name} already exists ({})", o.id)
+        }));
+    }
     let o = op.store.create_org_with(name, ceiling.as_deref(), now_unix()).await?;
     op.audit("org.created", &o.id, &ceiling_detail(&o.scope_ceiling))
         .await?;

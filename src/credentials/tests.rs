@@ -191,3 +191,21 @@ async fn refusals_are_facts() {
         Err(CredentialError::NotFound(m)) if m == "no user nobody"
     ));
 }
+
+#[tokio::test]
+async fn an_org_name_is_taken_once_and_never_names_another_orgs_id() {
+    let r = Replica::new("").await;
+    let op = r.op();
+    let acme = principals::create_org(&op, "acme", None).await.unwrap();
+    let e = principals::create_org(&op, "acme", None).await.unwrap_err();
+    assert!(
+        matches!(&e, CredentialError::Conflict(m) if m.contains("named acme already exists") && m.contains(&acme.id)),
+        "{e}"
+    );
+    let e = principals::create_org(&op, &acme.id, None).await.unwrap_err();
+    assert!(
+        matches!(&e, CredentialError::Conflict(m) if m.contains("is the id of")),
+        "{e}"
+    );
+    assert_eq!(r.store.list_orgs().await.unwrap().len(), 1, "nothing was created");
+}

@@ -57,12 +57,21 @@ pub enum IssueError {
     UnsupportedGrantType,
     #[error("{0}")]
     InvalidToken(&'static str),
+    /// No bearer token where one is required: 401 `invalid_request`, as on
+    /// a proxied route.
+    #[error("a bearer token is required")]
+    TokenMissing,
+    /// An API key sent as a bearer token (401 `invalid_token`); `exchange`
+    /// is the exchange endpoint's path.
+    #[error("this is an API key, not a token; exchange it at POST {exchange}")]
+    ApiKeyAsToken { exchange: Arc<str> },
     #[error("{0}")]
     InsufficientScope(&'static str),
     #[error("{0}")]
     NotFound(&'static str),
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// 405 with `Allow: {allow}`.
+    #[error("method not allowed; this endpoint allows {allow}")]
+    MethodNotAllowed { allow: String },
     #[error("the request body is too large")]
     PayloadTooLarge,
     /// The client stopped sending its body (`server.body_read_timeout`).
@@ -114,7 +123,13 @@ pub fn error_response(e: IssueError) -> Resp {
         }
         IssueError::InvalidGrant(_) => error(StatusCode::BAD_REQUEST, "invalid_grant", &msg),
         IssueError::UnsupportedGrantType => error(StatusCode::BAD_REQUEST, "unsupported_grant_type", &msg),
-        IssueError::InvalidToken(_) => {
+        IssueError::TokenMissing => {
+            let mut r = error(StatusCode::UNAUTHORIZED, "invalid_request", &msg);
+            r.headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tilegate\""));
+            r
+        }
+        IssueError::InvalidToken(_) | IssueError::ApiKeyAsToken { .. } => {
             let mut r = error(StatusCode::UNAUTHORIZED, "invalid_token", &msg);
             r.headers_mut().insert(
                 WWW_AUTHENTICATE,
@@ -131,7 +146,13 @@ pub fn error_response(e: IssueError) -> Resp {
             r
         }
         IssueError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", &msg),
-        IssueError::MethodNotAllowed => error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &msg),
+        IssueError::MethodNotAllowed { allow } => {
+            let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &msg);
+            if let Ok(v) = HeaderValue::from_str(&allow) {
+                r.headers_mut().insert(http::header::ALLOW, v);
+            }
+            r
+        }
         IssueError::PayloadTooLarge => error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", &msg),
         IssueError::RequestTimeout => error(StatusCode::REQUEST_TIMEOUT, "request_timeout", &msg),
         IssueError::TooManyRequests(secs) => {
@@ -629,10 +650,11 @@ impl Ctx<'_> {
         self.issuer.check_blocked(self.ip())?;
         let tok = crate::auth::extract::bearer(&parts.headers)
             .map_err(|_| self.failed(IssueError::InvalidToken("malformed Authorization header")))?
-            .ok_or(IssueError::InvalidToken("a bearer token is required"))?;
+            .ok_or(IssueError::TokenMissing)?;
         self.verifier.verify(tok).await.map_err(|e| {
             self.failed(match e {
                 crate::auth::AuthError::Invalid(r) => IssueError::InvalidToken(r.description()),
+                crate::auth::AuthError::ApiKeyAsToken { exchange } => IssueError::ApiKeyAsToken { exchange },
                 _ => IssueError::InvalidToken("the token is not valid"),
             })
         })
@@ -648,7 +670,12 @@ impl Ctx<'_> {
         &self,
         parts: &http::request::Parts,
     ) -> Result<(Arc<crate::auth::Verified>, String), IssueError> {
-        let v = self.bearer_token(parts).await?;
+        // Without a token these endpoints keep answering `invalid_token`
+        // (only `/me` answers as a proxied route does).
+        let v = self.bearer_token(parts).await.map_err(|e| match e {
+            IssueError::TokenMissing => IssueError::InvalidToken("a bearer token is required"),
+            e => e,
+        })?;
         if !v.own || !v.has_scope(MANAGE_SCOPE) {
             return Err(IssueError::InsufficientScope(
                 "this endpoint needs a login token (scope clients:manage)",
@@ -695,7 +722,9 @@ impl Ctx<'_> {
         if m.contains(&parts.method) {
             Ok(())
         } else {
-            Err(IssueError::MethodNotAllowed)
+            Err(IssueError::MethodNotAllowed {
+                allow: m.iter().map(Method::as_str).collect::<Vec<_>>().join(", "),
+            })
         }
     }
 

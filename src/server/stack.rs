@@ -350,8 +350,8 @@ fn preflight_for(route: &Route, parts: &http::request::Parts, m: &Method) -> Res
 fn refuse(e: AuthError) -> Served {
     let outcome = match e {
         AuthError::Missing => AuthOutcome::Missing,
-        AuthError::Invalid(_) => AuthOutcome::Invalid,
-        AuthError::InsufficientScope | AuthError::ReadOnly => AuthOutcome::Forbidden,
+        AuthError::Invalid(_) | AuthError::ApiKeyAsToken { .. } => AuthOutcome::Invalid,
+        AuthError::InsufficientScope { .. } | AuthError::ReadOnly => AuthOutcome::Forbidden,
     };
     Served {
         resp: e.into_response(),
