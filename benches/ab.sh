@@ -29,19 +29,10 @@ R=${RUN_DIR:?set RUN_DIR to a run dir kept by the harness (see the header)}
 BINS=("${@:-$repo/target/release/tilegate}")
 PATHQ=${PATHQ:-/small}
 D=${D:-5}
-for port in 18080 18081 18088 $(seq 18090 $((18089 + ${#BINS[@]}))); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        echo "port $port is in use: stop what holds it first" >&2
-        exit 2
-    fi
-done
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null; done; }
-trap cleanup EXIT
-setsid taskset -c 1 nginx -p "$R" -e "$R/logs/ab-backend.err" -c "$R/conf/nginx-backend.conf" >/dev/null 2>&1 &
-pids+=($!)
-setsid taskset -c 1 nginx -p "$R" -e "$R/logs/ab-nginx.err" -c "$R/conf/nginx-proxy.conf" >/dev/null 2>&1 &
-pids+=($!)
+. "$repo/benches/kept_run.sh"
+ports_free 18080 18081 18088 $(seq 18090 $((18089 + ${#BINS[@]})))
+trap stop_started EXIT
+start_nginx_pair ab
 if [ -n "${HYPER_PLAIN_BIN:-}" ]; then
     TOKIO_WORKER_THREADS=1 setsid taskset -c 1 "$HYPER_PLAIN_BIN" 127.0.0.1:18088 http://127.0.0.1:18080 >"$R/logs/ab-hyper.log" 2>&1 &
     pids+=($!)

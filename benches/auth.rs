@@ -9,24 +9,14 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::Method;
-use tilegate::auth::keys::{self, KeySet};
+use tilegate::auth::keys::KeySet;
 use tilegate::auth::revocation::Revocations;
 use tilegate::auth::{check_rule, Verifier};
 use tilegate::clock::now_unix;
 use tilegate::routing::Policy;
-use tilegate::store::SigningKeyRecord;
 
 fn keyset(alg: jsonwebtoken::Algorithm) -> KeySet {
-    let k = keys::generate(alg, now_unix()).unwrap();
-    let rec = SigningKeyRecord {
-        kid: k.kid,
-        alg: k.alg,
-        private_pkcs8_der: k.private_pkcs8_der,
-        public_jwk: k.public_jwk,
-        created_at: k.created_at,
-        retired_at: None,
-    };
-    KeySet::from_records(&[rec], now_unix(), 3600).unwrap()
+    KeySet::generated(alg, now_unix()).unwrap()
 }
 
 /// A second key set with the same signing key (to sign tokens for a

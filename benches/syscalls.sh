@@ -19,19 +19,10 @@ R=${RUN_DIR:?set RUN_DIR to a run dir kept by the harness (see the header)}
 BIN=${1:-$repo/target/release/tilegate}
 HYPER=${HYPER_PLAIN_BIN:-$repo/target/release/examples/plain_hyper}
 PATHQ=${PATHQ:-/small}
-for port in 18080 18081 18088 18090; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        echo "port $port is in use: stop what holds it first" >&2
-        exit 2
-    fi
-done
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null; done; }
-trap cleanup EXIT
-setsid taskset -c 1 nginx -p "$R" -e "$R/logs/sc-backend.err" -c "$R/conf/nginx-backend.conf" >/dev/null 2>&1 &
-pids+=($!)
-setsid taskset -c 1 nginx -p "$R" -e "$R/logs/sc-nginx.err" -c "$R/conf/nginx-proxy.conf" >/dev/null 2>&1 &
-pids+=($!)
+. "$repo/benches/kept_run.sh"
+ports_free 18080 18081 18088 18090
+trap stop_started EXIT
+start_nginx_pair sc
 TOKIO_WORKER_THREADS=1 setsid taskset -c 1 "$HYPER" 127.0.0.1:18088 http://127.0.0.1:18080 >/dev/null 2>&1 &
 pids+=($!)
 (

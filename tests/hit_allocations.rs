@@ -9,12 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use http::Method;
-use tilegate::auth::keys::{self, KeySet};
+use tilegate::auth::keys::KeySet;
 use tilegate::auth::revocation::Revocations;
 use tilegate::auth::{check_rule, Verifier};
 use tilegate::clock::now_unix;
 use tilegate::routing::Policy;
-use tilegate::store::SigningKeyRecord;
 
 struct Counting;
 
@@ -43,16 +42,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn keyset() -> KeySet {
-    let k = keys::generate(jsonwebtoken::Algorithm::ES256, now_unix()).unwrap();
-    let rec = SigningKeyRecord {
-        kid: k.kid,
-        alg: k.alg,
-        private_pkcs8_der: k.private_pkcs8_der,
-        public_jwk: k.public_jwk,
-        created_at: k.created_at,
-        retired_at: None,
-    };
-    KeySet::from_records(&[rec], now_unix(), 3600).unwrap()
+    KeySet::generated(jsonwebtoken::Algorithm::ES256, now_unix()).unwrap()
 }
 
 fn token(set: &KeySet) -> String {

@@ -148,16 +148,7 @@ mod tests {
     }
 
     fn own_keys() -> KeySet {
-        let k = keys::generate(jsonwebtoken::Algorithm::ES256, now_unix()).unwrap();
-        let rec = crate::store::SigningKeyRecord {
-            kid: k.kid,
-            alg: k.alg,
-            private_pkcs8_der: k.private_pkcs8_der,
-            public_jwk: k.public_jwk,
-            created_at: k.created_at,
-            retired_at: None,
-        };
-        KeySet::from_records(&[rec], now_unix(), 3600).unwrap()
+        KeySet::generated(jsonwebtoken::Algorithm::ES256, now_unix()).unwrap()
     }
 
     async fn fixture() -> Fixture {

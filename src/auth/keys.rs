@@ -196,6 +196,21 @@ pub fn load(rec: &SigningKeyRecord) -> Result<OwnKey, KeyError> {
 }
 
 impl KeySet {
+    /// A set of one newly generated active key, kept nowhere: for tests,
+    /// benchmarks and checks that need a signer without a store.
+    pub fn generated(alg: Algorithm, now: i64) -> Result<KeySet, KeyError> {
+        let k = generate(alg, now)?;
+        let rec = SigningKeyRecord {
+            kid: k.kid,
+            alg: k.alg,
+            private_pkcs8_der: k.private_pkcs8_der,
+            public_jwk: k.public_jwk,
+            created_at: k.created_at,
+            retired_at: None,
+        };
+        KeySet::from_records(&[rec], now, 0)
+    }
+
     /// Keys from the store, leaving out those retired longer ago than `grace`.
     pub fn from_records(recs: &[SigningKeyRecord], now: i64, grace_secs: i64) -> Result<KeySet, KeyError> {
         let mut set = KeySet::default();
