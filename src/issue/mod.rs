@@ -2,7 +2,8 @@
 //! service-account JSON grant and the OAuth 2.0 token endpoint (seeds 000,
 //! 002), client management, named tokens and generator tokens (seed 001),
 //! `/me`, introspection, revocation, JWKS and metadata (seed 003, RFCs
-//! 7662, 7009, 8414). Errors are [`IssueError`], mapped in `error_response`.
+//! 7662, 7009, 8414). Errors are [`IssueError`], mapped to responses by the listener
+//! (`server::rescue`).
 
 mod clients;
 pub use clients::valid_name;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use moka::sync::Cache;
@@ -28,7 +29,7 @@ use crate::config::{Config, Endpoints};
 use crate::credentials::scopes::{subset, within};
 use crate::credentials::signing::TokenClaims;
 use crate::credentials::{CachedKey, CredentialError, Local, Op, Secrets};
-use crate::http::{IntoResponse, Resp};
+use crate::http::Resp;
 use crate::store::{GeneratorToken, Store, StoreError};
 
 /// Scope carried by login tokens; it manages a user's own credentials.
@@ -88,68 +89,6 @@ impl From<CredentialError> for IssueError {
             CredentialError::KeyGeneration(_) => IssueError::Server("signing key generation failed"),
             other => IssueError::Credential(other),
         }
-    }
-}
-
-/// The one place issuing errors become responses.
-pub fn error_response(e: IssueError) -> Resp {
-    use crate::http::error;
-    let msg = e.to_string();
-    match e {
-        IssueError::InvalidTtl(_) => error(StatusCode::BAD_REQUEST, "invalid_ttl", &msg),
-        IssueError::InvalidRequest(_) => error(StatusCode::BAD_REQUEST, "invalid_request", &msg),
-        IssueError::Unauthorized(_) => {
-            let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", &msg);
-            r.headers_mut()
-                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tilegate\""));
-            r
-        }
-        IssueError::ScopeExceeded(_) => error(StatusCode::FORBIDDEN, "invalid_scope", &msg),
-        IssueError::InvalidScope(_) => error(StatusCode::BAD_REQUEST, "invalid_scope", &msg),
-        IssueError::InvalidClient(_) => {
-            let mut r = error(StatusCode::UNAUTHORIZED, "invalid_client", &msg);
-            r.headers_mut()
-                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tilegate\""));
-            r
-        }
-        IssueError::InvalidGrant(_) => error(StatusCode::BAD_REQUEST, "invalid_grant", &msg),
-        IssueError::UnsupportedGrantType => error(StatusCode::BAD_REQUEST, "unsupported_grant_type", &msg),
-        IssueError::InvalidToken(_) => {
-            let mut r = error(StatusCode::UNAUTHORIZED, "invalid_token", &msg);
-            r.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"tilegate\", error=\"invalid_token\""),
-            );
-            r
-        }
-        IssueError::InsufficientScope(_) => {
-            let mut r = error(StatusCode::FORBIDDEN, "insufficient_scope", &msg);
-            r.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"tilegate\", error=\"insufficient_scope\""),
-            );
-            r
-        }
-        IssueError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", &msg),
-        IssueError::MethodNotAllowed => error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &msg),
-        IssueError::PayloadTooLarge => error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", &msg),
-        IssueError::RequestTimeout => error(StatusCode::REQUEST_TIMEOUT, "request_timeout", &msg),
-        IssueError::TooManyRequests(secs) => {
-            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", &msg);
-            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
-            r
-        }
-        IssueError::Store(s) => s.into_response(),
-        IssueError::Credential(c) => match c {
-            CredentialError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", &msg),
-            CredentialError::Conflict(_) => error(StatusCode::CONFLICT, "conflict", &msg),
-            _ => error(StatusCode::BAD_REQUEST, "invalid_request", &msg),
-        },
-        IssueError::Server(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "internal server error",
-        ),
     }
 }
 
@@ -529,8 +468,15 @@ fn media_type(parts: &http::request::Parts) -> Option<String> {
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
-/// Serve one inline endpoint.
-pub async fn serve(ctx: &Ctx<'_>, ep: Endpoint, parts: http::request::Parts, body: &mut ClientBody) -> Resp {
+/// Serve one inline endpoint; `rescue` turns a refusal into its response
+/// (the listener's one error mapping, which sits above this layer).
+pub async fn serve(
+    ctx: &Ctx<'_>,
+    ep: Endpoint,
+    parts: http::request::Parts,
+    body: &mut ClientBody,
+    rescue: fn(IssueError) -> Resp,
+) -> Resp {
     let cfg = ctx.cfg;
     let origin = parts.headers.get(http::header::ORIGIN).cloned();
     let cors_ok = origin.as_ref().is_some_and(|o| {
@@ -561,7 +507,7 @@ pub async fn serve(ctx: &Ctx<'_>, ep: Endpoint, parts: http::request::Parts, bod
         }
         r
     } else {
-        dispatch(ctx, ep, parts, body).await.unwrap_or_else(error_response)
+        dispatch(ctx, ep, parts, body).await.unwrap_or_else(rescue)
     };
     if let (true, Some(o)) = (cors_ok, origin) {
         let h = resp.headers_mut();

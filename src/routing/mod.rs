@@ -313,6 +313,20 @@ pub enum RouteMiss {
     Ambiguous,
 }
 
+/// Why a CORS preflight is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PreflightRefusal {
+    /// No route takes the method the browser announced for this path.
+    #[error("no route for this preflight")]
+    NoRoute,
+    /// The route has no `cors` table.
+    #[error("this route does not allow cross-origin requests")]
+    RouteDisallows,
+    /// The route's `cors` table does not list the origin.
+    #[error("this origin is not allowed")]
+    OriginDisallowed,
+}
+
 #[derive(Debug, Default)]
 struct HostTable {
     templates: matchit::Router<Vec<usize>>,

@@ -5,6 +5,7 @@
 pub mod conn;
 pub mod proxy_protocol;
 mod reload;
+pub mod rescue;
 mod shutdown;
 pub mod stack;
 

@@ -27,14 +27,15 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 use tower::{Layer, Service};
 
+use super::rescue::{self, IntoResponse};
 use super::{ConnInfo, Gateway, Runtime};
 use crate::auth::{self, extract, AuthError};
 use crate::body::ClientBody;
-use crate::http::{Body, IntoResponse, Resp};
+use crate::http::{Body, Resp};
 use crate::metrics::{AuthOutcome, InFlight, RouteStats};
 use crate::net::trusted;
 use crate::proxy::{self, ForwardCtx, ProxyError, ReqBody};
-use crate::routing::{normalize, Policy, Route, RouteMiss};
+use crate::routing::{normalize, Policy, PreflightRefusal, Route, RouteMiss};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -266,7 +267,7 @@ async fn route_request(
             cfg: &rt.config,
             client,
         };
-        let resp = Box::pin(crate::issue::serve(&ctx, ep, parts, body)).await;
+        let resp = Box::pin(crate::issue::serve(&ctx, ep, parts, body, |e| e.into_response())).await;
         return Served::new(resp).on(RouteStats::inline());
     }
     if let Err(e) = one_host(&parts) {
@@ -288,16 +289,7 @@ async fn route_request(
 
     let route = match rt.routes.resolve(host, &parts.method, &path) {
         Ok(r) => r,
-        Err(miss) => {
-            let mut r = miss.into_response();
-            if let RouteMiss::MethodNotAllowed(_) = miss {
-                let allow = rt.routes.allowed(host, &path).header_value();
-                if let Ok(v) = HeaderValue::from_str(&allow) {
-                    r.headers_mut().insert(http::header::ALLOW, v);
-                }
-            }
-            return Served::new(r);
-        }
+        Err(miss) => return Served::new(rescue::route_miss(miss, || rt.routes.allowed(host, &path))),
     };
     let origin = parts.headers.get(ORIGIN).cloned();
     let mut served = authorize_and_forward(gw, rt, route, conn, parts, body, &path)
@@ -311,26 +303,18 @@ async fn route_request(
 
 fn preflight(found: Result<&Route, RouteMiss>, parts: &http::request::Parts, m: &Method) -> Served {
     let Ok(route) = found else {
-        return Served::new(crate::http::error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no route for this preflight",
-        ));
+        return Served::new(PreflightRefusal::NoRoute.into_response());
     };
     Served::new(preflight_for(route, parts, m)).on(&route.stats)
 }
 
 fn preflight_for(route: &Route, parts: &http::request::Parts, m: &Method) -> Resp {
     let Some(cors) = &route.cors else {
-        return crate::http::error(
-            StatusCode::FORBIDDEN,
-            "cors_not_allowed",
-            "this route does not allow cross-origin requests",
-        );
+        return PreflightRefusal::RouteDisallows.into_response();
     };
     let origin = parts.headers.get(ORIGIN).expect("checked");
     if !cors.allows(origin.as_bytes()) {
-        return crate::http::error(StatusCode::FORBIDDEN, "cors_not_allowed", "this origin is not allowed");
+        return PreflightRefusal::OriginDisallowed.into_response();
     }
     let mut r = crate::http::empty(StatusCode::NO_CONTENT);
     let h = r.headers_mut();
