@@ -404,7 +404,7 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
 }
 
 async fn open(cfg: &Config) -> Result<Store, ExitCode> {
-    let kek = crate::server::load_kek(cfg).map_err(|e| {
+    let kek = crate::state::load_kek(cfg).map_err(|e| {
         eprintln!("{e}");
         ExitCode::FAILURE
     })?;
@@ -436,12 +436,12 @@ fn fail(e: CliError) -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     let json = cli.json;
     match cli.cmd {
-        Cmd::Serve => match crate::server::run(cli.config).await {
+        Cmd::Serve => match crate::app::run(cli.config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(match e {
-                    crate::server::StartError::Config(_) => 64,
+                    crate::state::StartError::Config(_) => 64,
                     _ => 1,
                 })
             }
@@ -450,7 +450,7 @@ async fn run(cli: Cli) -> ExitCode {
             let path = file.unwrap_or(cli.config);
             match config::load(&path) {
                 Ok(c) => {
-                    let errors = crate::server::Runtime::build(std::sync::Arc::new(c))
+                    let errors = crate::state::Runtime::build(std::sync::Arc::new(c))
                         .err()
                         .unwrap_or_default();
                     if errors.is_empty() {
@@ -777,7 +777,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             );
         }
         Cmd::Keys(KeysCmd::Generate) => {
-            crate::server::ensure_signing_key(store, cfg)
+            crate::state::ensure_signing_key(store, cfg)
                 .await
                 .map_err(|e| CliError::SigningKey(e.to_string()))?;
             let keys = store.signing_keys().await?;
@@ -842,7 +842,7 @@ pub async fn mint(
     org: Option<&str>,
     sub: &str,
 ) -> Result<String, CliError> {
-    crate::server::ensure_signing_key(store, cfg)
+    crate::state::ensure_signing_key(store, cfg)
         .await
         .map_err(|e| CliError::SigningKey(e.to_string()))?;
     let recs = store.signing_keys().await?;

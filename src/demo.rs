@@ -155,7 +155,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         }
     };
     tokio::spawn(serve_tiles(up));
-    let store = match crate::server::open_store(&cfg).await {
+    let store = match crate::state::open_store(&cfg).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
@@ -169,14 +169,14 @@ pub async fn run(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let gw = match crate::server::Gateway::new(cfg, store, Some(args.demo_config.clone())).await {
+    let gw = match crate::state::Gateway::new(cfg, store, Some(args.demo_config.clone())).await {
         Ok(g) => g,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    let running = match crate::server::start(gw).await {
+    let running = match crate::app::start(gw).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");

@@ -20,6 +20,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod admin;
+pub mod app;
 pub mod auth;
 pub mod body;
 pub mod cli;
@@ -37,5 +38,6 @@ pub mod net;
 pub mod proxy;
 pub mod routing;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -22,7 +22,7 @@ use serde::{Deserialize, Deserializer};
 use super::error::AdminError;
 use crate::credentials::{api_keys, clients, named, principals, signing, CredentialError, Local, Op};
 use crate::http::{json, Resp};
-use crate::server::Gateway;
+use crate::state::Gateway;
 use crate::store::Principal;
 
 const ACTOR: &str = "admin-api";

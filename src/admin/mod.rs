@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::http::Resp;
 use crate::server::conn::{self, ConnLimits};
-use crate::server::Gateway;
+use crate::state::Gateway;
 
 pub struct Admin {
     gw: Arc<Gateway>,

@@ -28,7 +28,7 @@ use hyper::body::Incoming;
 use tower::{Layer, Service};
 
 use super::rescue::{self, IntoResponse};
-use super::{ConnInfo, Gateway, Runtime};
+use super::ConnInfo;
 use crate::auth::{self, extract, AuthError};
 use crate::body::ClientBody;
 use crate::http::{Body, Resp};
@@ -36,6 +36,7 @@ use crate::metrics::{AuthOutcome, InFlight, RouteStats};
 use crate::net::trusted;
 use crate::proxy::{self, ForwardCtx, ProxyError, ReqBody};
 use crate::routing::{normalize, Policy, PreflightRefusal, Route, RouteMiss};
+use crate::state::{Gateway, Runtime};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
