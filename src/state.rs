@@ -43,10 +43,12 @@ impl Runtime {
                 Err(e) => errors.push(format!("upstreams \"{}\": {e}", u.name)),
             }
         }
-        let routes = RouteTable::build(&config.routes).unwrap_or_else(|e| {
-            errors.extend(e);
-            RouteTable::empty()
-        });
+        let routes = RouteTable::build(&config.routes)
+            .map(|t| t.with_inline(config.endpoints.table()))
+            .unwrap_or_else(|e| {
+                errors.extend(e);
+                RouteTable::empty()
+            });
         if errors.is_empty() {
             Ok(Runtime {
                 config,

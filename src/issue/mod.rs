@@ -25,7 +25,7 @@ use moka::sync::Cache;
 
 use crate::auth::Verifier;
 use crate::body::{ClientBody, ClientBodyError};
-use crate::config::{Config, Endpoints};
+use crate::config::Config;
 use crate::credentials::scopes::{subset, within};
 use crate::credentials::signing::TokenClaims;
 use crate::credentials::{CachedKey, CredentialError, Local, Op, Secrets};
@@ -92,23 +92,7 @@ impl From<CredentialError> for IssueError {
     }
 }
 
-/// Which inline endpoint a path names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
-    ApiKeyExchange,
-    OAuthToken,
-    Clients,
-    Client(String),
-    NamedToken,
-    NamedTokens,
-    NamedTokenItem(String),
-    GeneratorToken,
-    Me,
-    Introspect,
-    Revoke,
-    Jwks,
-    Metadata,
-}
+pub use crate::routing::Endpoint;
 
 /// State of the token endpoints: the failure throttle. (The secret caches
 /// they read through are `credentials::Secrets`, which revocations clear.)
@@ -217,40 +201,6 @@ impl Issuer {
         }
     }
 
-    /// The inline endpoint at `path`, if any.
-    pub fn endpoint(&self, e: &Endpoints, path: &str) -> Option<Endpoint> {
-        let p = path;
-        Some(if p == e.api_key_exchange {
-            Endpoint::ApiKeyExchange
-        } else if p == e.oauth_token {
-            Endpoint::OAuthToken
-        } else if p == e.me {
-            Endpoint::Me
-        } else if p == e.jwks {
-            Endpoint::Jwks
-        } else if p == e.metadata {
-            Endpoint::Metadata
-        } else if p == e.introspect {
-            Endpoint::Introspect
-        } else if p == e.revoke {
-            Endpoint::Revoke
-        } else if p == e.clients {
-            Endpoint::Clients
-        } else if p == e.named_token {
-            Endpoint::NamedToken
-        } else if p == e.named_tokens {
-            Endpoint::NamedTokens
-        } else if p == e.generator_token {
-            Endpoint::GeneratorToken
-        } else if let Some(id) = item(p, &e.clients) {
-            Endpoint::Client(id)
-        } else if let Some(id) = item(p, &e.named_tokens) {
-            Endpoint::NamedTokenItem(id)
-        } else {
-            return None;
-        })
-    }
-
     /// Refuse early when this address (IPv4, or IPv6 /64) failed too often
     /// recently.
     fn check_blocked(&self, ip: IpAddr) -> Result<(), IssueError> {
@@ -318,11 +268,6 @@ impl Issuer {
 fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> DefaultKeyedRateLimiter<K> {
     let n = std::num::NonZeroU32::new(per_minute.max(1)).expect("max(1)");
     RateLimiter::keyed(Quota::per_minute(n))
-}
-
-fn item(path: &str, base: &str) -> Option<String> {
-    let rest = path.strip_prefix(base)?.strip_prefix('/')?;
-    (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_owned())
 }
 
 /// Read a request body up to `limit` bytes (413 beyond). A declared

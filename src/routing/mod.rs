@@ -2,6 +2,7 @@
 //! template or prefix, methods), path normalisation, and per-route CORS.
 //! Matching runs on the normalised path; the most specific route wins.
 
+mod inline;
 mod path;
 
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use http::header::HeaderValue;
 use http::Method;
 
+pub use inline::{Endpoint, EndpointKind, InlineTable};
 pub use path::{ambiguous, normalize, readings, PathError, Reading};
 
 /// What a route demands of a request.
@@ -351,6 +353,10 @@ pub struct RouteTable {
     /// Some route pattern has an upper-case letter, so even an all-lower
     /// path can route differently when case is ignored.
     upper: bool,
+    /// The inline token endpoints: targets the gateway answers itself,
+    /// ahead of every route (configuration refuses a route path that one
+    /// of them would shadow).
+    inline: InlineTable,
 }
 
 impl RouteTable {
@@ -371,7 +377,21 @@ impl RouteTable {
             exact,
             folded,
             upper,
+            inline: InlineTable::default(),
         })
+    }
+
+    /// The table with the inline token endpoints as targets.
+    pub fn with_inline(mut self, inline: InlineTable) -> RouteTable {
+        self.inline = inline;
+        self
+    }
+
+    /// The inline token endpoint a normalised path names, for any host and
+    /// method (one radix-tree lookup).
+    #[inline]
+    pub fn inline(&self, path: &str) -> Option<Endpoint> {
+        self.inline.find(path)
     }
 
     /// What [`RouteTable::build`] would refuse in `specs` (patterns that

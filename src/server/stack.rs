@@ -250,7 +250,7 @@ async fn route_request(
         Ok(p) => p,
         Err(e) => return Served::new(e.into_response()),
     };
-    if let Some(ep) = gw.issuer.endpoint(&rt.config.endpoints, &path) {
+    if let Some(ep) = rt.routes.inline(&path) {
         drop(path);
         // The client the failure throttle counts: behind a trusted proxy,
         // the one its X-Forwarded-For names.

@@ -1,6 +1,6 @@
 //! `[[routes]]`: what is allowed where, with each route's `cors` table.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue};
@@ -21,14 +21,9 @@ pub(super) fn routes(
     p: &mut Problems,
 ) -> Vec<RouteSpec> {
     let mut routes = Vec::new();
-    let inline: BTreeSet<&str> = [
-        endpoints.api_key_exchange.as_str(),
-        endpoints.oauth_token.as_str(),
-        endpoints.me.as_str(),
-        endpoints.jwks.as_str(),
-    ]
-    .into_iter()
-    .collect();
+    // Every inline endpoint answers ahead of the routes: a route path one
+    // of them matches would never be reached.
+    let inline = endpoints.table();
     for (i, r) in raw.iter().enumerate() {
         let key = format!("routes[{i}]");
         let name: Arc<str> = r.name.clone().unwrap_or_else(|| key.clone()).into();
@@ -37,8 +32,18 @@ pub(super) fn routes(
                 if !t.starts_with('/') {
                     p.push(format!("{key}.path"), "must start with /");
                 }
-                if inline.contains(t.as_str()) {
-                    p.push(format!("{key}.path"), format!("\"{t}\" is an inline endpoint"));
+                if let Some(kind) = inline.kind(t) {
+                    let (ep_key, ep_path, _) = endpoints
+                        .targets()
+                        .into_iter()
+                        .find(|&(_, _, k)| k == kind)
+                        .expect("every kind is listed");
+                    p.push(
+                        format!("{key}.path"),
+                        format!(
+                            "route \"{name}\": \"{t}\" is an inline endpoint ({ep_key} = \"{ep_path}\"); the route would never be reached"
+                        ),
+                    );
                 }
                 if let Err(e) = plain_pattern(t) {
                     p.push(format!("{key}.path"), e);
