@@ -12,7 +12,7 @@ use http::header::HeaderName;
 use http::Uri;
 use jsonwebtoken::Algorithm;
 
-use crate::routing::{EndpointKind, InlineTable, RouteSpec};
+use crate::routing::{EndpointKind, InlineTable, Origins, RouteSpec};
 
 /// The validated configuration. Built once per load or reload and shared
 /// read-only behind an `Arc`.
@@ -166,7 +166,8 @@ pub struct Endpoints {
     pub revoke: String,
     pub jwks: String,
     pub metadata: String,
-    pub cors_origins: Vec<String>,
+    /// Browser origins allowed to call the endpoints (normalised).
+    pub cors_origins: Origins,
 }
 
 impl Endpoints {

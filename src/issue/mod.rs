@@ -424,12 +424,10 @@ pub async fn serve(
 ) -> Resp {
     let cfg = ctx.cfg;
     let origin = parts.headers.get(http::header::ORIGIN).cloned();
-    let cors_ok = origin.as_ref().is_some_and(|o| {
-        cfg.endpoints
-            .cors_origins
-            .iter()
-            .any(|a| a == "*" || a.as_bytes() == o.as_bytes())
-    });
+    // The one origin check (`routing::Origins`), as for routes.
+    let cors_ok = origin
+        .as_ref()
+        .is_some_and(|o| cfg.endpoints.cors_origins.allows(o.as_bytes()));
     let preflight =
         parts.method == Method::OPTIONS && parts.headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD);
     let mut resp = if preflight {

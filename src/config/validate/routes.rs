@@ -10,7 +10,7 @@ use super::scopes::undeclared;
 use super::Problems;
 use crate::config::file::{FileCors, FileRoute};
 use crate::config::types::{Endpoints, UpstreamConfig, SELF_ISSUER};
-use crate::routing::{Cors, MethodSet, PathMatch, Policy, RouteSpec, RouteTable};
+use crate::routing::{Cors, MethodSet, Origins, PathMatch, Policy, RouteSpec, RouteTable};
 
 pub(super) fn routes(
     raw: &[FileRoute],
@@ -199,8 +199,8 @@ fn cors(f: &FileCors) -> Result<Cors, String> {
     if f.origins.is_empty() {
         return Err("origins must list at least one origin or \"*\"".into());
     }
-    let any_origin = f.origins.iter().any(|o| o == "*");
-    if any_origin && f.allow_credentials {
+    let origins = Origins::new(&f.origins);
+    if origins.any() && f.allow_credentials {
         return Err("allow_credentials cannot go with origin \"*\"".into());
     }
     let mut allow = vec!["authorization".to_string(), "content-type".to_string()];
@@ -211,13 +211,7 @@ fn cors(f: &FileCors) -> Result<Cors, String> {
         HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("\"{h}\" is not a header name"))?;
     }
     Ok(Cors {
-        any_origin,
-        origins: f
-            .origins
-            .iter()
-            .filter(|o| *o != "*")
-            .map(|o| o.trim_end_matches('/').into())
-            .collect(),
+        origins,
         allow_headers: HeaderValue::from_str(&allow.join(", ")).map_err(|e| e.to_string())?,
         expose_headers: HeaderValue::from_str(&expose.join(", ")).map_err(|e| e.to_string())?,
         max_age: HeaderValue::from(f.max_age),
