@@ -4,6 +4,7 @@
 
 mod inline;
 mod path;
+mod request;
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use http::Method;
 
 pub use inline::{Endpoint, EndpointKind, InlineTable};
 pub use path::{ambiguous, normalize, readings, PathError, Reading};
+pub use request::{host_of, one_host, preflight_method, rewrite_target, TargetError};
 
 /// What a route demands of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use crate::credentials::CredentialError;
 use crate::http::{error, Resp};
 use crate::issue::IssueError;
 use crate::proxy::ProxyError;
-use crate::routing::{MethodSet, PathError, PreflightRefusal, RouteMiss};
+use crate::routing::{MethodSet, PathError, PreflightRefusal, RouteMiss, TargetError};
 use crate::store::StoreError;
 
 /// What a client is told about a refused or failed request.
@@ -105,6 +105,16 @@ pub fn route_miss(miss: RouteMiss, allowed: impl FnOnce() -> MethodSet) -> Resp 
             "invalid_path",
             "backends may read this path as one that another rule covers; spell it plainly",
         ),
+    }
+}
+
+impl IntoResponse for TargetError {
+    fn into_response(self) -> Resp {
+        match self {
+            TargetError::MoreThanOneHost | TargetError::HostDiffersFromTarget | TargetError::Unforwardable => {
+                invalid_request(&self.to_string())
+            }
+        }
     }
 }
 
