@@ -176,6 +176,19 @@ impl ClientBody {
         }
     }
 
+    /// A request without a body, for driving the request stack in-process.
+    #[cfg(test)]
+    pub(crate) fn none(server: &ServerConfig) -> ClientBody {
+        ClientBody {
+            inner: None,
+            state: State::Ended,
+            timer: IdleTimer::default(),
+            idle: server.body_read_timeout,
+            linger: None,
+            awaiting_continue: false,
+        }
+    }
+
     /// Take the body to hand it on, leaving an empty shell.
     pub fn take(&mut self) -> ClientBody {
         let shell = ClientBody {

@@ -24,10 +24,11 @@ use std::time::Instant;
 
 use futures_util::FutureExt as _;
 use http::header::{HOST, ORIGIN};
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt};
 
 use super::rescue::{self, IntoResponse};
 use super::ConnInfo;
@@ -191,20 +192,27 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
     // the response is ready (an early refusal) lingers (`crate::body`).
     let version = parts.version;
     let mut body = ClientBody::new(body, &parts, &rt.config.server);
-    let mut served = route_request(&gw, &rt, &conn, parts, &mut body).await;
+    // The forward step: the route's upstream, then the upgrade splice.
+    let rt_ref: &Runtime = &rt;
+    let forward = tower::service_fn(move |f: Forward| forward_upstream(rt_ref, f));
+    let mut served = route_request(&gw, &rt, &conn, parts, &mut body, forward).await;
     crate::body::close_if_unfinished(version, &body, &mut served.resp);
     served
 }
 
 /// The request path, top-down: each step hands the request on or answers
 /// it. Every refusal is its layer's error, answered by `rescue`.
-async fn route_request(
+async fn route_request<F>(
     gw: &Gateway,
     rt: &Runtime,
     conn: &ConnInfo,
     parts: http::request::Parts,
     body: &mut ClientBody,
-) -> Served {
+    forward: F,
+) -> Served
+where
+    F: Service<Forward, Response = Resp, Error = ProxyError>,
+{
     // Normalise the path before anything reads it, so no later step can be
     // fooled by `..` or `%2f`. (A Uri clone shares its bytes: the path may
     // borrow from it while `parts` moves on.)
@@ -238,7 +246,7 @@ async fn route_request(
     };
     // Authorize and forward under the route's rule.
     let origin = parts.headers.get(ORIGIN).cloned();
-    let mut served = authorize_and_forward(gw, rt, route, conn, parts, body, &path)
+    let mut served = authorize_and_forward(gw, rt, route, conn, parts, body, &path, forward)
         .await
         .on(&route.stats);
     // CORS headers on whatever the route answered, refusals included, so a
@@ -370,7 +378,29 @@ async fn authorize(gw: &Gateway, route: &Route, parts: &http::request::Parts) ->
     }
 }
 
-async fn authorize_and_forward(
+/// What the forward step is handed: the request as it goes upstream
+/// (headers rewritten, tokens stripped, body under its cap), its target,
+/// the route's upstream (an index into `Runtime::upstreams`) and the
+/// client's pending WebSocket upgrade.
+pub struct Forward {
+    pub req: Request<ReqBody>,
+    pub target: PathAndQuery,
+    pub upstream: usize,
+    pub client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+/// The forward step of a running gateway: send to the route's upstream,
+/// then splice an agreed upgrade.
+async fn forward_upstream(rt: &Runtime, f: Forward) -> Result<Resp, ProxyError> {
+    let mut resp = rt.upstreams[f.upstream].send(f.req, f.target).await?;
+    // Upgrade splice: a 101 becomes a tunnel only for the WebSocket upgrade
+    // the client asked for.
+    proxy::splice_upgrade(f.client_upgrade, &mut resp)?;
+    Ok(proxy::into_client_response(resp).map(Body::Upstream))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn authorize_and_forward<F>(
     gw: &Gateway,
     rt: &Runtime,
     route: &Route,
@@ -378,7 +408,11 @@ async fn authorize_and_forward(
     mut parts: http::request::Parts,
     body: &mut ClientBody,
     path: &str,
-) -> Served {
+    forward: F,
+) -> Served
+where
+    F: Service<Forward, Response = Resp, Error = ProxyError>,
+{
     let cfg = &rt.config;
     // Authorize first: nothing of a refused request is read or sent on.
     let (verified, new_query, outcome) = match authorize(gw, route, &parts).await {
@@ -427,22 +461,21 @@ async fn authorize_and_forward(
     } else {
         ReqBody::client(body.take(), max_body)
     };
-    let req = Request::from_parts(parts, body);
-    let answered = |resp| Served {
+    let fwd = Forward {
+        req: Request::from_parts(parts, body),
+        target: pq,
+        upstream: route.upstream,
+        client_upgrade,
+    };
+    let resp = match forward.oneshot(fwd).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    Served {
         resp,
         route: None,
         auth: Some(outcome),
-    };
-    let mut resp = match upstream.send(req, pq).await {
-        Ok(r) => r,
-        Err(e) => return answered(e.into_response()),
-    };
-    // Upgrade splice: a 101 becomes a tunnel only for the WebSocket upgrade
-    // the client asked for.
-    if let Err(e) = proxy::splice_upgrade(client_upgrade, &mut resp) {
-        return answered(e.into_response());
     }
-    answered(proxy::into_client_response(resp).map(Body::Upstream))
 }
 
 /// The forwarded request's headers (`proxy::prepare_request_headers`).
@@ -498,4 +531,113 @@ fn forward_headers(
         authority: authority.as_ref(),
     };
     proxy::prepare_request_headers(&mut parts.headers, &ctx);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::credentials::signing::TokenClaims;
+    use crate::net::trusted::TrustedProxies;
+
+    /// What the forward step saw of each request that reached it.
+    type Seen = Arc<Mutex<Vec<(http::HeaderMap, String)>>>;
+
+    /// The stack in-process: a real gateway state (SQLite store, own
+    /// signing key), a request built in memory, and a forward step that
+    /// records what reaches it instead of calling an upstream.
+    async fn through_stack(gw: &Gateway, req: http::Request<()>, seen: &Seen) -> Resp {
+        let rt = gw.runtime.load_full();
+        let conn = ConnInfo::new(
+            "127.0.0.1:40000".parse().unwrap(),
+            false,
+            "127.0.0.1".parse().unwrap(),
+            &Arc::new(TrustedProxies::default()),
+        );
+        let (parts, ()) = req.into_parts();
+        let mut body = ClientBody::none(&rt.config.server);
+        let seen = seen.clone();
+        let forward = tower::service_fn(move |f: Forward| {
+            let seen = seen.clone();
+            async move {
+                seen.lock()
+                    .unwrap()
+                    .push((f.req.headers().clone(), f.target.to_string()));
+                Ok::<_, ProxyError>(crate::http::empty(StatusCode::OK))
+            }
+        });
+        route_request(gw, &rt, &conn, parts, &mut body, forward).await.resp
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_never_reaches_the_forward_step_and_an_allowed_one_arrives_stripped() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let cfg = crate::config::from_str(&format!(
+            "[store]\nurl = \"sqlite://{d}/t.db\"\nkek_file = \"{d}/kek\"\n\
+             [scopes]\n\"tiles:read\" = \"r\"\n\
+             [[upstreams]]\nname = \"tiles\"\nbackends = [\"http://127.0.0.1:9\"]\n\
+             [[routes]]\npath = \"/tiles/{{z}}\"\nupstream = \"tiles\"\nscopes = [\"tiles:read\"]\ntoken_query = [\"access_token\"]\n"
+        ))
+        .unwrap();
+        let store = crate::state::open_store(&cfg).await.unwrap();
+        let gw = Gateway::new(cfg, store, None).await.unwrap();
+        let now = crate::clock::now_unix();
+        let token = {
+            let rt = gw.runtime.load();
+            TokenClaims::new(
+                &rt.config,
+                "api_token",
+                "alice",
+                "jti-1",
+                "tiles:read",
+                now,
+                Some(now + 300),
+            )
+            .sign(&gw.verifier.keys())
+            .unwrap()
+        };
+        let seen: Seen = Arc::default();
+
+        // Refused: no token, a forged one, one in the query that is forged.
+        for req in [
+            http::Request::get("/tiles/1").body(()).unwrap(),
+            http::Request::get("/tiles/1")
+                .header("authorization", "Bearer not-a-token")
+                .body(())
+                .unwrap(),
+            http::Request::get("/tiles/1?access_token=not-a-token")
+                .body(())
+                .unwrap(),
+        ] {
+            let r = through_stack(&gw, req, &seen).await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        }
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "a refused request reached the forward step"
+        );
+
+        // Allowed, in the header: forwarded without it.
+        let req = http::Request::get("/tiles/1?x=1")
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap();
+        assert_eq!(through_stack(&gw, req, &seen).await.status(), StatusCode::OK);
+        // Allowed, in the query: forwarded without the parameter.
+        let req = http::Request::get(format!("/tiles/2?access_token={token}&x=2"))
+            .body(())
+            .unwrap();
+        assert_eq!(through_stack(&gw, req, &seen).await.status(), StatusCode::OK);
+
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(seen[0].0.get("authorization").is_none(), "{:?}", seen[0].0);
+        assert_eq!(seen[0].1, "/tiles/1?x=1");
+        assert_eq!(seen[1].1, "/tiles/2?x=2");
+        for (headers, target) in seen.iter() {
+            assert!(!target.contains(&token) && !format!("{headers:?}").contains(&token));
+        }
+    }
 }
