@@ -1,4 +1,4 @@
-//! Gateway core (issue 2): the real binary in front of a real upstream,
+//! Gateway core: the real binary in front of a real upstream,
 //! real signed JWTs from a test issuer the gateway trusts.
 
 mod common;

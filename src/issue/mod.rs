@@ -1,9 +1,8 @@
-//! The token endpoints served inline: API-key exchange (seed 004), the
-//! service-account JSON grant and the OAuth 2.0 token endpoint (seeds 000,
-//! 002), client management, named tokens and generator tokens (seed 001),
-//! `/me`, introspection, revocation, JWKS and metadata (seed 003, RFCs
-//! 7662, 7009, 8414). Errors are [`IssueError`], mapped to responses by the listener
-//! (`server::rescue`).
+//! The token endpoints served inline: API-key exchange, the
+//! service-account JSON grant and the OAuth 2.0 token endpoint, client
+//! management, named tokens and generator tokens, `/me`, introspection,
+//! revocation, JWKS and metadata (RFCs 7662, 7009, 8414). Errors are
+//! [`IssueError`], mapped to responses by the listener (`server::rescue`).
 
 mod clients;
 pub use clients::valid_name;
@@ -44,7 +43,7 @@ pub enum IssueError {
     InvalidRequest(String),
     #[error("{0}")]
     Unauthorized(&'static str),
-    /// Seed 004's 403 for scopes beyond the key's.
+    /// The API-key exchange's 403 for scopes beyond the key's.
     #[error("{0}")]
     ScopeExceeded(String),
     /// RFC 6749 `invalid_scope` (400).
