@@ -208,13 +208,6 @@ impl ClientBody {
         self.state == State::Open && self.inner.as_ref().is_some_and(|b| !b.is_end_stream())
     }
 
-    /// Give up on the body: dropped without lingering.
-    pub fn abandon(&mut self) {
-        if self.state == State::Open {
-            self.state = State::Abandoned;
-        }
-    }
-
     /// Whether reading waits on the client right now.
     pub fn waiting(&self) -> bool {
         self.timer.waiting()

@@ -81,12 +81,6 @@ fn tile_response(path: &str) -> Response<Full<Bytes>> {
     }
 }
 
-/// The vector tile `z/x/y` of the demo map (Natural Earth countries; see
-/// [`world`]).
-pub fn mvt(z: u32, x: u32, y: u32) -> Vec<u8> {
-    world::tile(z, x, y)
-}
-
 /// Create the demo org, service account and API key once; the key's plain
 /// text is kept in `<data>/demo-api-key` (0600) so a rerun can print it.
 async fn bootstrap(store: &crate::store::Store, cfg: &crate::config::Config) -> Result<String, String> {

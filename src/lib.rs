@@ -19,25 +19,25 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
-pub mod admin;
-pub mod app;
+pub(crate) mod admin;
+pub(crate) mod app;
 pub mod auth;
-pub mod body;
+pub(crate) mod body;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod credentials;
-pub mod demo;
+pub(crate) mod credentials;
+pub(crate) mod demo;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod grants;
-pub mod http;
-pub mod issue;
-pub mod metrics;
-pub mod net;
-pub mod proxy;
+pub(crate) mod http;
+pub(crate) mod issue;
+pub(crate) mod metrics;
+pub(crate) mod net;
+pub(crate) mod proxy;
 pub mod routing;
-pub mod server;
-pub mod state;
+pub(crate) mod server;
+pub(crate) mod state;
 pub mod store;
-pub mod telemetry;
+pub(crate) mod telemetry;

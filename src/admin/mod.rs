@@ -10,7 +10,6 @@
 
 mod api;
 mod error;
-pub use error::AdminError;
 
 use crate::metrics;
 

@@ -15,12 +15,13 @@ use tokio::sync::{mpsc, watch};
 use crate::config;
 use crate::state::{limiter_upkeep, open_store, Gateway, StartError};
 
-/// Handles to a running gateway (tests and `demo` use them).
+/// Handles to a running gateway (`serve` and `demo` use them).
 pub struct Running {
     pub addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
-    pub gateway: Arc<Gateway>,
-    pub shutdown: watch::Sender<bool>,
+    /// Kept with the handles: the background tasks stop when it says so.
+    _shutdown: watch::Sender<bool>,
+    /// The proxy listener, until it has drained.
     pub done: tokio::task::JoinHandle<()>,
 }
 
@@ -78,8 +79,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, StartError> {
     Ok(Running {
         addr,
         admin_addr,
-        gateway: gw,
-        shutdown: shutdown_tx,
+        _shutdown: shutdown_tx,
         done,
     })
 }

@@ -93,7 +93,6 @@ pub struct TokenConfig {
     pub issuer: Arc<str>,
     pub audience: Arc<str>,
     pub algorithm: Algorithm,
-    pub keys_dir: PathBuf,
     pub default_ttl: Duration,
     pub max_ttl: Duration,
     pub leeway: Duration,

@@ -5,7 +5,6 @@
 //! [`IssueError`], mapped to responses by the listener (`server::rescue`).
 
 mod clients;
-pub use clients::valid_name;
 pub(crate) mod exchange;
 mod me;
 pub(crate) mod named;

@@ -48,8 +48,6 @@ pub enum ProxyError {
     RequestBodyTimeout,
     #[error("the request body could not be read")]
     BodyUnreadable,
-    #[error("{0}")]
-    BadRequest(&'static str),
     /// Over the route's per-subject rate; seconds to wait.
     #[error("too many requests for this subject on this route")]
     RateLimited(u64),

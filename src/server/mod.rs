@@ -9,7 +9,7 @@ pub mod proxy_protocol;
 pub mod rescue;
 pub mod stack;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,8 +28,6 @@ use crate::state::Gateway;
 /// Per-connection facts the request path needs.
 #[derive(Clone)]
 pub struct ConnInfo {
-    /// The TCP peer.
-    pub remote: SocketAddr,
     /// The client spoke TLS: to this listener, or to the proxy in front
     /// (a PROXY v2 header's SSL flag).
     pub tls: bool,
@@ -48,10 +46,9 @@ pub struct ConnInfo {
 impl ConnInfo {
     /// A connection's facts; `trusted` is the `[server] trusted_proxies`
     /// of the config it was accepted under.
-    pub fn new(remote: SocketAddr, tls: bool, client: IpAddr, trusted: &Arc<TrustedProxies>) -> ConnInfo {
+    pub fn new(tls: bool, client: IpAddr, trusted: &Arc<TrustedProxies>) -> ConnInfo {
         let client = client.to_canonical();
         ConnInfo {
-            remote,
             tls,
             client,
             client_ip: HeaderValue::from_str(&client.to_string()).unwrap_or(HeaderValue::from_static("unknown")),
@@ -166,7 +163,7 @@ pub async fn serve(
                 },
             };
             let _admission = admission;
-            let info = ConnInfo::new(remote, tls.is_some() || proxied_tls, client, &trusted);
+            let info = ConnInfo::new(tls.is_some() || proxied_tls, client, &trusted);
             let activity = Arc::new(conn::Activity::default());
             let svc = conn::Tracked::new(TowerToHyperService::new(stack::build(gw, info)), activity.clone());
             let closed = match tls {

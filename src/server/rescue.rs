@@ -58,7 +58,6 @@ impl IntoResponse for ProxyError {
             ProxyError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ProxyError::RequestBodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ProxyError::BodyUnreadable => (StatusCode::BAD_REQUEST, "invalid_request"),
-            ProxyError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             ProxyError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
         };
         let r = error(status, code, &self.to_string());

@@ -550,7 +550,6 @@ mod tests {
     async fn through_stack(gw: &Gateway, req: http::Request<()>, seen: &Seen) -> Resp {
         let rt = gw.runtime.load_full();
         let conn = ConnInfo::new(
-            "127.0.0.1:40000".parse().unwrap(),
             false,
             "127.0.0.1".parse().unwrap(),
             &Arc::new(TrustedProxies::default()),
