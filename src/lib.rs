@@ -1,20 +1,11 @@
 //! tilegate: a reverse-proxy authorization gateway for map-tile and
 //! streaming-data backends.
 //!
-//! The request path (composed in `server::stack`):
-//!
-//! ```text
-//! accept (server) → telemetry (access log, metrics)
-//!   → normalise path (routing::normalize)
-//!   → inline token endpoint? (issue)            → response
-//!   → CORS preflight? (routing::Cors)            → response
-//!   → route match (routing::RouteTable)
-//!   → token: extract (auth::extract) → verify through the moka cache
-//!     (auth::Verifier) → revocation set → route rule (auth::check_rule)
-//!   → forward (proxy): headers rewritten, bodies streamed both ways
-//! ```
-//!
-//! Errors are one enum per layer, mapped to HTTP in `http.rs`.
+//! The request path is composed in `server::stack` as named phases
+//! (docs/architecture.md, "The request path"): normalise the path, inline
+//! token endpoint, host, CORS preflight, route match, authorize, body cap,
+//! target rewrite, forward. Errors are one enum per layer, turned into
+//! responses in `server::rescue`.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
