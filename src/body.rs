@@ -176,6 +176,19 @@ impl ClientBody {
         }
     }
 
+    /// A request without a body, for driving the request stack in-process.
+    #[cfg(test)]
+    pub(crate) fn none(server: &ServerConfig) -> ClientBody {
+        ClientBody {
+            inner: None,
+            state: State::Ended,
+            timer: IdleTimer::default(),
+            idle: server.body_read_timeout,
+            linger: None,
+            awaiting_continue: false,
+        }
+    }
+
     /// Take the body to hand it on, leaving an empty shell.
     pub fn take(&mut self) -> ClientBody {
         let shell = ClientBody {
@@ -193,13 +206,6 @@ impl ClientBody {
     /// dropping it now drains it).
     pub fn unfinished(&self) -> bool {
         self.state == State::Open && self.inner.as_ref().is_some_and(|b| !b.is_end_stream())
-    }
-
-    /// Give up on the body: dropped without lingering.
-    pub fn abandon(&mut self) {
-        if self.state == State::Open {
-            self.state = State::Abandoned;
-        }
     }
 
     /// Whether reading waits on the client right now.

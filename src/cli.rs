@@ -536,7 +536,7 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
 }
 
 async fn open(cfg: &Config) -> Result<Store, ExitCode> {
-    let kek = crate::server::load_kek(cfg).map_err(|e| {
+    let kek = crate::state::load_kek(cfg).map_err(|e| {
         eprintln!("{e}");
         ExitCode::FAILURE
     })?;
@@ -606,12 +606,12 @@ async fn run(cli: Cli) -> ExitCode {
 /// `--config` given before the command.
 async fn run_other(cmd: Cmd, before: Option<PathBuf>) -> ExitCode {
     match cmd {
-        Cmd::Serve(args) => match crate::server::run(config_path(args.config, before)).await {
+        Cmd::Serve(args) => match crate::app::run(config_path(args.config, before)).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(match e {
-                    crate::server::StartError::Config(_) => 64,
+                    crate::state::StartError::Config(_) => 64,
                     _ => 1,
                 })
             }
@@ -620,7 +620,7 @@ async fn run_other(cmd: Cmd, before: Option<PathBuf>) -> ExitCode {
             let path = config_path(file, before);
             match config::load(&path) {
                 Ok(c) => {
-                    let errors = crate::server::Runtime::build(std::sync::Arc::new(c))
+                    let errors = crate::state::Runtime::build(std::sync::Arc::new(c))
                         .err()
                         .unwrap_or_default();
                     if errors.is_empty() {
@@ -934,7 +934,7 @@ async fn operator(cmd: OperatorCmd, cfg: &Config, store: &Store, json: bool) -> 
             );
         }
         OperatorCmd::Keys(KeysCmd::Generate) => {
-            crate::server::ensure_signing_key(store, cfg)
+            crate::state::ensure_signing_key(store, cfg)
                 .await
                 .map_err(|e| CliError::SigningKey(e.to_string()))?;
             let keys = store.signing_keys().await?;
@@ -996,7 +996,7 @@ pub async fn mint(
     org: Option<&str>,
     sub: &str,
 ) -> Result<String, CliError> {
-    crate::server::ensure_signing_key(store, cfg)
+    crate::state::ensure_signing_key(store, cfg)
         .await
         .map_err(|e| CliError::SigningKey(e.to_string()))?;
     let recs = store.signing_keys().await?;

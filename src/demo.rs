@@ -82,12 +82,6 @@ fn tile_response(path: &str) -> Response<Full<Bytes>> {
     }
 }
 
-/// The vector tile `z/x/y` of the demo map (Natural Earth countries; see
-/// [`world`]).
-pub fn mvt(z: u32, x: u32, y: u32) -> Vec<u8> {
-    world::tile(z, x, y)
-}
-
 /// Create the demo org, service account and API key once; the key's plain
 /// text is kept in `<data>/demo-api-key` (0600) so a rerun can print it.
 async fn bootstrap(store: &crate::store::Store, cfg: &crate::config::Config) -> Result<String, String> {
@@ -156,7 +150,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         }
     };
     tokio::spawn(serve_tiles(up));
-    let store = match crate::server::open_store(&cfg).await {
+    let store = match crate::state::open_store(&cfg).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
@@ -170,14 +164,14 @@ pub async fn run(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let gw = match crate::server::Gateway::new(cfg, store, Some(args.demo_config.clone())).await {
+    let gw = match crate::state::Gateway::new(cfg, store, Some(args.demo_config.clone())).await {
         Ok(g) => g,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    let running = match crate::server::start(gw).await {
+    let running = match crate::app::start(gw).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");

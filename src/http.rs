@@ -1,22 +1,15 @@
-//! Body type, response helpers, and the one place that maps every layer's
-//! error to an HTTP status and body. Matches are exhaustive on purpose: a
-//! new variant does not compile until someone picks its status.
+//! The gateway's response body type and the JSON/empty response helpers.
+//! Which status and code an error gets is decided in `server::rescue`.
 
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Response, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::Full;
-
-use crate::auth::AuthError;
-use crate::issue::IssueError;
-use crate::proxy::ProxyError;
-use crate::routing::{PathError, RouteMiss};
-use crate::store::StoreError;
 
 /// Every response body the gateway sends: a streamed upstream body, or a
 /// small body of its own. An enum, not a box: no allocation per response.
@@ -108,122 +101,4 @@ pub fn empty(status: StatusCode) -> Resp {
     let mut r = Response::new(Body::empty());
     *r.status_mut() = status;
     r
-}
-
-/// What a client is told about a refused or failed request.
-pub trait IntoResponse {
-    fn into_response(self) -> Resp;
-}
-
-impl IntoResponse for AuthError {
-    fn into_response(self) -> Resp {
-        let (status, www, code) = match self {
-            AuthError::Missing => (StatusCode::UNAUTHORIZED, "Bearer realm=\"tilegate\"", "invalid_request"),
-            AuthError::Invalid(_) | AuthError::ApiKeyAsToken { .. } => (
-                StatusCode::UNAUTHORIZED,
-                "Bearer realm=\"tilegate\", error=\"invalid_token\"",
-                "invalid_token",
-            ),
-            AuthError::InsufficientScope { .. } | AuthError::ReadOnly => (
-                StatusCode::FORBIDDEN,
-                "Bearer realm=\"tilegate\", error=\"insufficient_scope\"",
-                "insufficient_scope",
-            ),
-        };
-        let mut r = error(status, code, &self.to_string());
-        // RFC 6750 §3: the scope the resource needs, when a scope is missing.
-        let www = match &self {
-            AuthError::InsufficientScope { required, .. } => {
-                HeaderValue::from_str(&format!("{www}, scope=\"{required}\"")).unwrap_or(HeaderValue::from_static(www))
-            }
-            _ => HeaderValue::from_static(www),
-        };
-        r.headers_mut().insert(WWW_AUTHENTICATE, www);
-        r
-    }
-}
-
-impl IntoResponse for ProxyError {
-    fn into_response(self) -> Resp {
-        let (status, code) = match self {
-            ProxyError::UpstreamUnreachable => (StatusCode::BAD_GATEWAY, "upstream_unreachable"),
-            ProxyError::UpstreamFailed => (StatusCode::BAD_GATEWAY, "upstream_failed"),
-            ProxyError::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-            ProxyError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-            ProxyError::RequestBodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
-            ProxyError::BodyUnreadable => (StatusCode::BAD_REQUEST, "invalid_request"),
-            ProxyError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
-            ProxyError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
-        };
-        let mut r = error(status, code, &self.to_string());
-        if let ProxyError::RateLimited(secs) = self {
-            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
-        }
-        r
-    }
-}
-
-impl IntoResponse for PathError {
-    fn into_response(self) -> Resp {
-        let code = match self {
-            PathError::NotAbsolute
-            | PathError::AboveRoot
-            | PathError::EncodedSeparator
-            | PathError::Malformed
-            | PathError::ControlChar
-            | PathError::DoubleEncoded
-            | PathError::NotUtf8 => "invalid_path",
-        };
-        error(StatusCode::BAD_REQUEST, code, &self.to_string())
-    }
-}
-
-impl IntoResponse for RouteMiss {
-    fn into_response(self) -> Resp {
-        match self {
-            RouteMiss::NotFound => error(StatusCode::NOT_FOUND, "not_found", "no route for this request"),
-            RouteMiss::MethodNotAllowed(_) => error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route does not allow the method",
-            ),
-            RouteMiss::Ambiguous => error(
-                StatusCode::BAD_REQUEST,
-                "invalid_path",
-                "backends may read this path as one that another rule covers; spell it plainly",
-            ),
-        }
-    }
-}
-
-impl IntoResponse for StoreError {
-    /// Store failures are logged here, once; their messages come from the
-    /// database and never carry a bound value (so never a secret).
-    fn into_response(self) -> Resp {
-        match self {
-            StoreError::Unavailable(m) => {
-                tracing::warn!(error = %m, "credential store unavailable");
-                let mut r = error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    "the credential store is unavailable",
-                );
-                r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
-                r
-            }
-            StoreError::Conflict(m) => error(StatusCode::CONFLICT, "conflict", &m),
-            StoreError::NotFound(m) => error(StatusCode::NOT_FOUND, "not_found", &m),
-            StoreError::Invalid(m) => error(StatusCode::BAD_REQUEST, "invalid_request", &m),
-            e @ (StoreError::Crypto(_) | StoreError::Internal(_)) => {
-                tracing::error!(error = %e, "credential store failure");
-                error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
-            }
-        }
-    }
-}
-
-impl IntoResponse for IssueError {
-    fn into_response(self) -> Resp {
-        crate::issue::error_response(self)
-    }
 }

@@ -1,41 +1,34 @@
 //! tilegate: a reverse-proxy authorization gateway for map-tile and
 //! streaming-data backends.
 //!
-//! The request path (composed in `server::stack`):
-//!
-//! ```text
-//! accept (server) → telemetry (access log, metrics)
-//!   → normalise path (routing::normalize)
-//!   → inline token endpoint? (issue)            → response
-//!   → CORS preflight? (routing::Cors)            → response
-//!   → route match (routing::RouteTable)
-//!   → token: extract (auth::extract) → verify through the moka cache
-//!     (auth::Verifier) → revocation set → route rule (auth::check_rule)
-//!   → forward (proxy): headers rewritten, bodies streamed both ways
-//! ```
-//!
-//! Errors are one enum per layer, mapped to HTTP in `http.rs`.
+//! The request path is composed in `server::stack` as named phases
+//! (docs/architecture.md, "The request path"): normalise the path, inline
+//! token endpoint, host, CORS preflight, route match, authorize, body cap,
+//! target rewrite, forward. Errors are one enum per layer, turned into
+//! responses in `server::rescue`.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
-pub mod admin;
+pub(crate) mod admin;
+pub(crate) mod app;
 pub mod auth;
-pub mod body;
+pub(crate) mod body;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod credentials;
-pub mod demo;
+pub(crate) mod credentials;
+pub(crate) mod demo;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod grants;
-pub mod http;
-pub mod issue;
-pub mod metrics;
-pub mod net;
-pub mod proxy;
+pub(crate) mod http;
+pub(crate) mod issue;
+pub(crate) mod metrics;
+pub(crate) mod net;
+pub(crate) mod proxy;
 pub mod routing;
-pub mod server;
+pub(crate) mod server;
+pub(crate) mod state;
 pub mod store;
-pub mod telemetry;
+pub(crate) mod telemetry;

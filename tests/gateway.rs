@@ -1,4 +1,4 @@
-//! Gateway core (issue 2): the real binary in front of a real upstream,
+//! Gateway core: the real binary in front of a real upstream,
 //! real signed JWTs from a test issuer the gateway trusts.
 
 mod common;
@@ -457,6 +457,48 @@ async fn cors_preflight_and_refusals_carry_cors_headers() {
         .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
     assert_eq!(e.up.seen.count(), 0);
+}
+
+/// One origin rule for routes and token endpoints: a configured origin
+/// with a trailing `/` and upper case allows the browser's lower-case
+/// `Origin` on both (the token endpoints once compared it unnormalised).
+#[tokio::test]
+async fn configured_origins_are_normalised_alike_for_routes_and_token_endpoints() {
+    let e = env_with(
+        "[[routes]]\nname = \"shared\"\nprefix = \"/shared/\"\nupstream = \"tiles\"\npublic = true\ncors = { origins = [\"https://App.Example/\"] }\n[endpoints]\ncors_origins = [\"https://App.Example/\"]\n",
+    )
+    .await;
+    let preflight = |path: &str| {
+        http()
+            .request(reqwest::Method::OPTIONS, e.gw.url(path))
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "GET")
+            .send()
+    };
+    let route = preflight("/shared/a.txt").await.unwrap();
+    assert_eq!(route.status(), 204);
+    assert_eq!(route.headers()["access-control-allow-origin"], "https://app.example");
+    let endpoint = preflight("/.well-known/jwks.json").await.unwrap();
+    assert_eq!(endpoint.status(), 204);
+    assert_eq!(endpoint.headers()["access-control-allow-origin"], "https://app.example");
+    let jwks = http()
+        .get(e.gw.url("/.well-known/jwks.json"))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jwks.status(), 200);
+    assert_eq!(jwks.headers()["access-control-allow-origin"], "https://app.example");
+    // The browser's value is compared as sent: another origin is refused.
+    let other = http()
+        .request(reqwest::Method::OPTIONS, e.gw.url("/.well-known/jwks.json"))
+        .header("origin", "https://app.example.evil")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 403);
+    assert!(other.headers().get("access-control-allow-origin").is_none());
 }
 
 #[tokio::test]

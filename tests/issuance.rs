@@ -1,6 +1,6 @@
 mod common;
 
-// Issue 3, "Must show": token issuance against the real `tilegate serve`
+// Token issuance against the real `tilegate serve`
 // binary, on both stores. Every case is an `async fn case_*(store_url)`
 // run twice by `both_stores!`: once on SQLite (`sqlite::case_*`) and once
 // on a fresh PostgreSQL database (`pg::case_*`, needs
@@ -2098,7 +2098,7 @@ for (t,) in c.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER
     text
 }
 
-/// Issue 6: the token endpoints under hostile input. Every request below
+/// The token endpoints under hostile input. Every request below
 /// gets a clear 4xx with a JSON error (never a 5xx), and the store is
 /// byte-for-byte what it was. SQL-ish and unusual-but-valid names are data:
 /// stored verbatim, listed back exactly.
@@ -2171,7 +2171,7 @@ async fn case_hostile_input_is_4xx_and_changes_nothing(store_url: &str) {
         post("/v1/auth/token").bearer_auth(key).body(r#"{"ttl":60}"#),
     ));
 
-    // POST /oauth/token, JSON (seed 000)
+    // POST /oauth/token, the service-account JSON grant
     for body in [
         json!({"grantType": "exchange_api_key_access_token", "apiKey": 5}).to_string(),
         json!({"grantType": "exchange_api_key_access_token"}).to_string(),
@@ -2418,7 +2418,7 @@ async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
-// ------------------------------------------- ceilings and containment (issue 12 §1)
+// ------------------------------------------- ceilings and containment
 
 impl Fx {
     async fn admin_json(&self, method: reqwest::Method, path: &str, body: &str) -> R {

@@ -1,4 +1,4 @@
-//! External issuers stay in their lane (issue 11 §2, audit H2 and M4): the
+//! External issuers stay in their lane (audit H2 and M4): the
 //! real binary, real HS256 tokens from a "partner" identity provider and
 //! real ES256 tokens from a JWKS issuer served on loopback.
 //!

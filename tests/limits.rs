@@ -1,4 +1,4 @@
-//! Limits keyed on the right thing (issue 12 §2, audit M2 and M3), through
+//! Limits keyed on the right thing (audit M2 and M3), through
 //! the real binary: the client address behind a trusted load balancer
 //! (`X-Forwarded-For`, or a PROXY protocol header), IPv6 clients by /64,
 //! failures counted per credential as well as per address, and

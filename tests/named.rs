@@ -1,6 +1,6 @@
 mod common;
 
-// Issue 4 against real `tilegate serve` processes: named tokens (seed 001),
+// Named tokens against real `tilegate serve` processes: named tokens,
 // access-generator tokens, and revocation that reaches every replica.
 //
 // SQLite tests run always. The PostgreSQL tests need
@@ -1286,7 +1286,7 @@ async fn a_revocation_is_never_undone_by_a_concurrent_resync() {
     );
 }
 
-// ------------------------------------------------- TLS to PostgreSQL (issue 12)
+// ------------------------------------------------- TLS to PostgreSQL
 //
 // `.ci/pg.sh` switches TLS on in the test cluster with a certificate for
 // 127.0.0.1, ::1 and localhost from a test CA; `TILEGATE_TEST_PG_CA` names
@@ -1496,7 +1496,7 @@ async fn pg_tls_verify_full_refuses_a_wrong_ca_a_wrong_name_and_remote_plaintext
     );
 }
 
-// ------------------------------------------------- replicas share keys (issue 7)
+// ------------------------------------------------- replicas share keys
 
 fn kid_of(jwt: &str) -> String {
     let header: Value =
@@ -1617,7 +1617,7 @@ async fn pg_a_token_from_one_replica_opens_the_other_and_a_rotation_on_one_is_ho
     }
 }
 
-// ------------------------------------------------- the store goes away (issue 6)
+// ------------------------------------------------- the store goes away
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_with_the_store_down_proxying_goes_on_and_token_endpoints_answer_503_then_recover() {
@@ -1804,7 +1804,7 @@ where
     }
 }
 
-/// Issue 12 §1 on two replicas: an operator disables a user through A's
+/// Scope ceilings on two replicas: an operator disables a user through A's
 /// admin API; within a second B refuses the user's login token, generator
 /// token, named tokens (minted on either), client tokens, the client
 /// itself, API-key tokens and the key itself, and the password. Enabling

@@ -21,8 +21,8 @@ use serde::{Deserialize, Deserializer};
 
 use super::error::AdminError;
 use crate::credentials::{api_keys, clients, named, principals, signing, CredentialError, Local, Op};
-use crate::http::{json, IntoResponse, Resp};
-use crate::server::Gateway;
+use crate::http::{json, Resp};
+use crate::state::Gateway;
 use crate::store::Principal;
 
 const ACTOR: &str = "admin-api";

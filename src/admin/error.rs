@@ -1,10 +1,9 @@
 //! What the admin API refuses, and its responses (statuses and JSON bodies
 //! as the admin API has always answered).
 
-use http::StatusCode;
-
 use crate::credentials::CredentialError;
-use crate::http::{error, IntoResponse, Resp};
+use crate::http::Resp;
+use crate::server::rescue::{self, IntoResponse};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,33 +23,18 @@ pub enum AdminError {
     Store(#[from] StoreError),
 }
 
-impl IntoResponse for AdminError {
-    fn into_response(self) -> Resp {
-        let msg = self.to_string();
+impl AdminError {
+    /// The response: the credential action's and the store's refusals as
+    /// `server::rescue` maps them everywhere, a request the admin API
+    /// cannot read as `invalid_request`.
+    pub fn into_response(self) -> Resp {
         match self {
             AdminError::BodyUnreadable
             | AdminError::BadJson(_)
             | AdminError::SegmentNotUtf8
-            | AdminError::OwnerNotOne => error(StatusCode::BAD_REQUEST, "invalid_request", &msg),
+            | AdminError::OwnerNotOne => rescue::invalid_request(&self.to_string()),
             AdminError::Store(s) => s.into_response(),
-            AdminError::Credential(c) => match c {
-                CredentialError::Store(s) => s.into_response(),
-                CredentialError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", &msg),
-                CredentialError::Conflict(_) => error(StatusCode::CONFLICT, "conflict", &msg),
-                CredentialError::BadName { .. }
-                | CredentialError::UndeclaredScope { .. }
-                | CredentialError::NoScope
-                | CredentialError::ScopeNotAllowed { .. }
-                | CredentialError::Disabled { .. }
-                | CredentialError::PasswordLength
-                | CredentialError::BadExpiry(_) => error(StatusCode::BAD_REQUEST, "invalid_request", &msg),
-                e @ (CredentialError::KeyGeneration(_)
-                | CredentialError::NoSigningKey
-                | CredentialError::SigningFailed) => {
-                    tracing::error!(error = %e, "credential action failed");
-                    error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
-                }
-            },
+            AdminError::Credential(c) => c.into_response(),
         }
     }
 }

@@ -10,7 +10,6 @@
 
 mod api;
 mod error;
-pub use error::AdminError;
 
 use crate::metrics;
 
@@ -27,7 +26,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::http::Resp;
 use crate::server::conn::{self, ConnLimits};
-use crate::server::Gateway;
+use crate::state::Gateway;
 
 pub struct Admin {
     gw: Arc<Gateway>,

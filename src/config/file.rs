@@ -202,8 +202,8 @@ pub struct FileTokens {
     pub audience: String,
     /// Signing algorithm for new keys: `ES256` (default), `EdDSA`, `RS256`.
     pub algorithm: String,
-    /// Directory of signing keys (`<kid>.pem` + `active` file). Default
-    /// `data/keys`; generated on first start when empty.
+    /// Reserved and read by nothing: accepted so older config files still
+    /// load; signing keys live in the store.
     pub keys_dir: String,
     /// Lifetime of a token when the request names none. Default 1h.
     pub default_ttl: String,

@@ -12,7 +12,7 @@ use http::header::HeaderName;
 use http::Uri;
 use jsonwebtoken::Algorithm;
 
-use crate::routing::RouteSpec;
+use crate::routing::{EndpointKind, InlineTable, Origins, RouteSpec};
 
 /// The validated configuration. Built once per load or reload and shared
 /// read-only behind an `Arc`.
@@ -93,7 +93,6 @@ pub struct TokenConfig {
     pub issuer: Arc<str>,
     pub audience: Arc<str>,
     pub algorithm: Algorithm,
-    pub keys_dir: PathBuf,
     pub default_ttl: Duration,
     pub max_ttl: Duration,
     pub leeway: Duration,
@@ -166,7 +165,38 @@ pub struct Endpoints {
     pub revoke: String,
     pub jwks: String,
     pub metadata: String,
-    pub cors_origins: Vec<String>,
+    /// Browser origins allowed to call the endpoints (normalised).
+    pub cors_origins: Origins,
+}
+
+impl Endpoints {
+    /// Every inline endpoint as `(config key, path, kind)`, in the order
+    /// that decides a path configured twice (the first keeps it); the item
+    /// endpoints (one client, one named token) last, below their
+    /// collections.
+    pub fn targets(&self) -> [(&'static str, &str, EndpointKind); 13] {
+        use EndpointKind as K;
+        [
+            ("endpoints.api_key_exchange", &self.api_key_exchange, K::ApiKeyExchange),
+            ("endpoints.oauth_token", &self.oauth_token, K::OAuthToken),
+            ("endpoints.me", &self.me, K::Me),
+            ("endpoints.jwks", &self.jwks, K::Jwks),
+            ("endpoints.metadata", &self.metadata, K::Metadata),
+            ("endpoints.introspect", &self.introspect, K::Introspect),
+            ("endpoints.revoke", &self.revoke, K::Revoke),
+            ("endpoints.clients", &self.clients, K::Clients),
+            ("endpoints.named_token", &self.named_token, K::NamedToken),
+            ("endpoints.named_tokens", &self.named_tokens, K::NamedTokens),
+            ("endpoints.generator_token", &self.generator_token, K::GeneratorToken),
+            ("endpoints.clients", &self.clients, K::Client),
+            ("endpoints.named_tokens", &self.named_tokens, K::NamedTokenItem),
+        ]
+    }
+
+    /// The inline endpoints compiled for the route table.
+    pub fn table(&self) -> InlineTable {
+        InlineTable::build(self.targets().map(|(_, path, kind)| (path, kind)))
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! Client credentials management (seed 002): `POST /v1/clients` with a
+//! Client credentials management: `POST /v1/clients` with a
 //! login token → 201 `{client_id, client_secret}` (the secret shown this
 //! once); `GET` lists without secrets; `DELETE /v1/clients/{id}`.
 

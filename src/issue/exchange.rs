@@ -1,4 +1,4 @@
-//! `POST /v1/auth/token` (seed 004): a long-lived API key in
+//! `POST /v1/auth/token` (API-key exchange): a long-lived API key in
 //! `Authorization: Bearer` for a short-lived token, `{ttl, scope}` JSON.
 
 use crate::body::ClientBody;

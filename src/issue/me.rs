@@ -1,4 +1,4 @@
-//! `GET /me` (seed 003), JWKS and RFC 8414 metadata.
+//! `GET /me`, JWKS and RFC 8414 metadata.
 
 use http::{Method, StatusCode};
 

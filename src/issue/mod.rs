@@ -1,11 +1,10 @@
-//! The token endpoints served inline: API-key exchange (seed 004), the
-//! service-account JSON grant and the OAuth 2.0 token endpoint (seeds 000,
-//! 002), client management, named tokens and generator tokens (seed 001),
-//! `/me`, introspection, revocation, JWKS and metadata (seed 003, RFCs
-//! 7662, 7009, 8414). Errors are [`IssueError`], mapped in `error_response`.
+//! The token endpoints served inline: API-key exchange, the
+//! service-account JSON grant and the OAuth 2.0 token endpoint, client
+//! management, named tokens and generator tokens, `/me`, introspection,
+//! revocation, JWKS and metadata (RFCs 7662, 7009, 8414). Errors are
+//! [`IssueError`], mapped to responses by the listener (`server::rescue`).
 
 mod clients;
-pub use clients::valid_name;
 pub(crate) mod exchange;
 mod me;
 pub(crate) mod named;
@@ -17,18 +16,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use moka::sync::Cache;
 
 use crate::auth::Verifier;
 use crate::body::{ClientBody, ClientBodyError};
-use crate::config::{Config, Endpoints};
+use crate::config::Config;
 use crate::credentials::scopes::{subset, within};
 use crate::credentials::signing::TokenClaims;
 use crate::credentials::{CachedKey, CredentialError, Local, Op, Secrets};
-use crate::http::{IntoResponse, Resp};
+use crate::http::Resp;
 use crate::store::{GeneratorToken, Store, StoreError};
 
 /// Scope carried by login tokens; it manages a user's own credentials.
@@ -43,7 +42,7 @@ pub enum IssueError {
     InvalidRequest(String),
     #[error("{0}")]
     Unauthorized(&'static str),
-    /// Seed 004's 403 for scopes beyond the key's.
+    /// The API-key exchange's 403 for scopes beyond the key's.
     #[error("{0}")]
     ScopeExceeded(String),
     /// RFC 6749 `invalid_scope` (400).
@@ -100,97 +99,7 @@ impl From<CredentialError> for IssueError {
     }
 }
 
-/// The one place issuing errors become responses.
-pub fn error_response(e: IssueError) -> Resp {
-    use crate::http::error;
-    let msg = e.to_string();
-    match e {
-        IssueError::InvalidTtl(_) => error(StatusCode::BAD_REQUEST, "invalid_ttl", &msg),
-        IssueError::InvalidRequest(_) => error(StatusCode::BAD_REQUEST, "invalid_request", &msg),
-        IssueError::Unauthorized(_) => {
-            let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", &msg);
-            r.headers_mut()
-                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tilegate\""));
-            r
-        }
-        IssueError::ScopeExceeded(_) => error(StatusCode::FORBIDDEN, "invalid_scope", &msg),
-        IssueError::InvalidScope(_) => error(StatusCode::BAD_REQUEST, "invalid_scope", &msg),
-        IssueError::InvalidClient(_) => {
-            let mut r = error(StatusCode::UNAUTHORIZED, "invalid_client", &msg);
-            r.headers_mut()
-                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tilegate\""));
-            r
-        }
-        IssueError::InvalidGrant(_) => error(StatusCode::BAD_REQUEST, "invalid_grant", &msg),
-        IssueError::UnsupportedGrantType => error(StatusCode::BAD_REQUEST, "unsupported_grant_type", &msg),
-        IssueError::TokenMissing => {
-            let mut r = error(StatusCode::UNAUTHORIZED, "invalid_request", &msg);
-            r.headers_mut()
-                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tilegate\""));
-            r
-        }
-        IssueError::InvalidToken(_) | IssueError::ApiKeyAsToken { .. } => {
-            let mut r = error(StatusCode::UNAUTHORIZED, "invalid_token", &msg);
-            r.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"tilegate\", error=\"invalid_token\""),
-            );
-            r
-        }
-        IssueError::InsufficientScope(_) => {
-            let mut r = error(StatusCode::FORBIDDEN, "insufficient_scope", &msg);
-            r.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"tilegate\", error=\"insufficient_scope\""),
-            );
-            r
-        }
-        IssueError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", &msg),
-        IssueError::MethodNotAllowed { allow } => {
-            let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &msg);
-            if let Ok(v) = HeaderValue::from_str(&allow) {
-                r.headers_mut().insert(http::header::ALLOW, v);
-            }
-            r
-        }
-        IssueError::PayloadTooLarge => error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", &msg),
-        IssueError::RequestTimeout => error(StatusCode::REQUEST_TIMEOUT, "request_timeout", &msg),
-        IssueError::TooManyRequests(secs) => {
-            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", &msg);
-            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
-            r
-        }
-        IssueError::Store(s) => s.into_response(),
-        IssueError::Credential(c) => match c {
-            CredentialError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", &msg),
-            CredentialError::Conflict(_) => error(StatusCode::CONFLICT, "conflict", &msg),
-            _ => error(StatusCode::BAD_REQUEST, "invalid_request", &msg),
-        },
-        IssueError::Server(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "internal server error",
-        ),
-    }
-}
-
-/// Which inline endpoint a path names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
-    ApiKeyExchange,
-    OAuthToken,
-    Clients,
-    Client(String),
-    NamedToken,
-    NamedTokens,
-    NamedTokenItem(String),
-    GeneratorToken,
-    Me,
-    Introspect,
-    Revoke,
-    Jwks,
-    Metadata,
-}
+pub use crate::routing::Endpoint;
 
 /// State of the token endpoints: the failure throttle. (The secret caches
 /// they read through are `credentials::Secrets`, which revocations clear.)
@@ -299,40 +208,6 @@ impl Issuer {
         }
     }
 
-    /// The inline endpoint at `path`, if any.
-    pub fn endpoint(&self, e: &Endpoints, path: &str) -> Option<Endpoint> {
-        let p = path;
-        Some(if p == e.api_key_exchange {
-            Endpoint::ApiKeyExchange
-        } else if p == e.oauth_token {
-            Endpoint::OAuthToken
-        } else if p == e.me {
-            Endpoint::Me
-        } else if p == e.jwks {
-            Endpoint::Jwks
-        } else if p == e.metadata {
-            Endpoint::Metadata
-        } else if p == e.introspect {
-            Endpoint::Introspect
-        } else if p == e.revoke {
-            Endpoint::Revoke
-        } else if p == e.clients {
-            Endpoint::Clients
-        } else if p == e.named_token {
-            Endpoint::NamedToken
-        } else if p == e.named_tokens {
-            Endpoint::NamedTokens
-        } else if p == e.generator_token {
-            Endpoint::GeneratorToken
-        } else if let Some(id) = item(p, &e.clients) {
-            Endpoint::Client(id)
-        } else if let Some(id) = item(p, &e.named_tokens) {
-            Endpoint::NamedTokenItem(id)
-        } else {
-            return None;
-        })
-    }
-
     /// Refuse early when this address (IPv4, or IPv6 /64) failed too often
     /// recently.
     fn check_blocked(&self, ip: IpAddr) -> Result<(), IssueError> {
@@ -400,11 +275,6 @@ impl Issuer {
 fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> DefaultKeyedRateLimiter<K> {
     let n = std::num::NonZeroU32::new(per_minute.max(1)).expect("max(1)");
     RateLimiter::keyed(Quota::per_minute(n))
-}
-
-fn item(path: &str, base: &str) -> Option<String> {
-    let rest = path.strip_prefix(base)?.strip_prefix('/')?;
-    (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_owned())
 }
 
 /// Read a request body up to `limit` bytes (413 beyond). A declared
@@ -550,16 +420,21 @@ fn media_type(parts: &http::request::Parts) -> Option<String> {
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
-/// Serve one inline endpoint.
-pub async fn serve(ctx: &Ctx<'_>, ep: Endpoint, parts: http::request::Parts, body: &mut ClientBody) -> Resp {
+/// Serve one inline endpoint; `rescue` turns a refusal into its response
+/// (the listener's one error mapping, which sits above this layer).
+pub async fn serve(
+    ctx: &Ctx<'_>,
+    ep: Endpoint,
+    parts: http::request::Parts,
+    body: &mut ClientBody,
+    rescue: fn(IssueError) -> Resp,
+) -> Resp {
     let cfg = ctx.cfg;
     let origin = parts.headers.get(http::header::ORIGIN).cloned();
-    let cors_ok = origin.as_ref().is_some_and(|o| {
-        cfg.endpoints
-            .cors_origins
-            .iter()
-            .any(|a| a == "*" || a.as_bytes() == o.as_bytes())
-    });
+    // The one origin check (`routing::Origins`), as for routes.
+    let cors_ok = origin
+        .as_ref()
+        .is_some_and(|o| cfg.endpoints.cors_origins.allows(o.as_bytes()));
     let preflight =
         parts.method == Method::OPTIONS && parts.headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD);
     let mut resp = if preflight {
@@ -582,7 +457,7 @@ pub async fn serve(ctx: &Ctx<'_>, ep: Endpoint, parts: http::request::Parts, bod
         }
         r
     } else {
-        dispatch(ctx, ep, parts, body).await.unwrap_or_else(error_response)
+        dispatch(ctx, ep, parts, body).await.unwrap_or_else(rescue)
     };
     if let (true, Some(o)) = (cors_ok, origin) {
         let h = resp.headers_mut();

@@ -1,4 +1,4 @@
-//! Named tokens and access-generator tokens (seed 001).
+//! Named tokens and access-generator tokens.
 //!
 //! `POST {named_token}?name=&validTime=&action=&resourceType=` with the
 //! user's generator token mints a JWT with a `jti` whose record is kept;

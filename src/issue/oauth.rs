@@ -1,4 +1,4 @@
-//! `POST /oauth/token`: the service-account JSON grant (seed 000) and the
+//! `POST /oauth/token`: the service-account JSON grant and the
 //! OAuth 2.0 form grants (RFC 6749: client_credentials with
 //! client_secret_basic / client_secret_post / client_secret_jwt per RFC
 //! 7523, and password for a temporary login token); RFC 7662 introspection

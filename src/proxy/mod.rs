@@ -6,6 +6,7 @@
 
 mod headers;
 mod pool;
+mod upgrade;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,6 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 pub use headers::{prepare_request_headers, strip_response_hop_headers, ForwardCtx};
 pub use pool::{PooledBody, UpstreamBodyError};
+pub use upgrade::{declared_length_fits, splice_upgrade, wants_upgrade};
 
 use crate::body::{ClientBody, ClientBodyError};
 use crate::config::UpstreamConfig;
@@ -46,8 +48,6 @@ pub enum ProxyError {
     RequestBodyTimeout,
     #[error("the request body could not be read")]
     BodyUnreadable,
-    #[error("{0}")]
-    BadRequest(&'static str),
     /// Over the route's per-subject rate; seconds to wait.
     #[error("too many requests for this subject on this route")]
     RateLimited(u64),

@@ -2,14 +2,18 @@
 //! template or prefix, methods), path normalisation, and per-route CORS.
 //! Matching runs on the normalised path; the most specific route wins.
 
+mod inline;
 mod path;
+mod request;
 
 use std::sync::Arc;
 
 use http::header::HeaderValue;
 use http::Method;
 
+pub use inline::{Endpoint, EndpointKind, InlineTable};
 pub use path::{ambiguous, normalize, readings, PathError, Reading};
+pub use request::{host_of, one_host, preflight_method, rewrite_target, TargetError};
 
 /// What a route demands of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,12 +142,54 @@ impl MethodSet {
     }
 }
 
+/// The browser origins a CORS rule allows: the one origin check of the
+/// gateway, for routes (`[[routes]] cors.origins`) and the inline token
+/// endpoints (`endpoints.cors_origins`) alike.
+///
+/// Configured origins are normalised when the config is loaded (a trailing
+/// `/` removed, scheme and host lower-cased: browsers send them so); the
+/// browser's `Origin` is then compared byte for byte. `"*"` allows every
+/// origin.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins {
+    any: bool,
+    list: Box<[Box<str>]>,
+}
+
+impl Origins {
+    pub fn new<S: AsRef<str>>(configured: &[S]) -> Origins {
+        Origins {
+            any: configured.iter().any(|o| o.as_ref() == "*"),
+            list: configured
+                .iter()
+                .map(AsRef::as_ref)
+                .filter(|o| *o != "*")
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase().into())
+                .collect(),
+        }
+    }
+
+    /// `"*"` was configured.
+    pub fn any(&self) -> bool {
+        self.any
+    }
+
+    /// No origin is allowed (nothing configured).
+    pub fn is_empty(&self) -> bool {
+        !self.any && self.list.is_empty()
+    }
+
+    /// Whether a browser's `Origin` header value is allowed.
+    pub fn allows(&self, origin: &[u8]) -> bool {
+        self.any || self.list.iter().any(|o| o.as_bytes() == origin)
+    }
+}
+
 /// Per-route CORS, with header values computed at load (configuration
 /// checks a route's `cors` table and builds this).
 #[derive(Debug, Clone)]
 pub struct Cors {
-    pub any_origin: bool,
-    pub origins: Box<[Box<str>]>,
+    pub origins: Origins,
     pub allow_headers: HeaderValue,
     pub expose_headers: HeaderValue,
     pub max_age: HeaderValue,
@@ -157,7 +203,7 @@ impl Cors {
         if !self.allows(origin.as_bytes()) {
             return;
         }
-        if self.any_origin {
+        if self.origins.any() {
             h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         } else {
             h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
@@ -171,7 +217,7 @@ impl Cors {
 
     /// Whether `origin` may read responses of this route.
     pub fn allows(&self, origin: &[u8]) -> bool {
-        self.any_origin || self.origins.iter().any(|o| o.as_bytes() == origin)
+        self.origins.allows(origin)
     }
 }
 
@@ -313,6 +359,20 @@ pub enum RouteMiss {
     Ambiguous,
 }
 
+/// Why a CORS preflight is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PreflightRefusal {
+    /// No route takes the method the browser announced for this path.
+    #[error("no route for this preflight")]
+    NoRoute,
+    /// The route has no `cors` table.
+    #[error("this route does not allow cross-origin requests")]
+    RouteDisallows,
+    /// The route's `cors` table does not list the origin.
+    #[error("this origin is not allowed")]
+    OriginDisallowed,
+}
+
 #[derive(Debug, Default)]
 struct HostTable {
     templates: matchit::Router<Vec<usize>>,
@@ -337,6 +397,10 @@ pub struct RouteTable {
     /// Some route pattern has an upper-case letter, so even an all-lower
     /// path can route differently when case is ignored.
     upper: bool,
+    /// The inline token endpoints: targets the gateway answers itself,
+    /// ahead of every route (configuration refuses a route path that one
+    /// of them would shadow).
+    inline: InlineTable,
 }
 
 impl RouteTable {
@@ -357,7 +421,21 @@ impl RouteTable {
             exact,
             folded,
             upper,
+            inline: InlineTable::default(),
         })
+    }
+
+    /// The table with the inline token endpoints as targets.
+    pub fn with_inline(mut self, inline: InlineTable) -> RouteTable {
+        self.inline = inline;
+        self
+    }
+
+    /// The inline token endpoint a normalised path names, for any host and
+    /// method (one radix-tree lookup).
+    #[inline]
+    pub fn inline(&self, path: &str) -> Option<Endpoint> {
+        self.inline.find(path)
     }
 
     /// What [`RouteTable::build`] would refuse in `specs` (patterns that
@@ -583,6 +661,22 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configured_origins_are_normalised_and_the_browsers_compared_exactly() {
+        let o = Origins::new(&["https://App.Example/", "http://localhost:8080"]);
+        // A trailing `/` and upper case in the configuration: both the
+        // routes' and the token endpoints' check once disagreed here.
+        assert!(o.allows(b"https://app.example"));
+        assert!(o.allows(b"http://localhost:8080"));
+        // The browser's value is not normalised.
+        assert!(!o.allows(b"https://app.example/"));
+        assert!(!o.allows(b"https://APP.example"));
+        assert!(!o.allows(b"https://app.example:443"));
+        assert!(!o.is_empty() && !o.any());
+        assert!(Origins::new(&["*"]).allows(b"https://any.example"));
+        assert!(Origins::new::<&str>(&[]).is_empty());
+    }
 
     #[test]
     fn subject_limiter_keys_are_separate_per_kind_and_pruned_once_refilled() {

@@ -211,6 +211,7 @@ impl ConnLimits {
     }
 
     /// Addresses with at least one open connection.
+    #[cfg(test)]
     pub fn addresses(&self) -> usize {
         self.addrs.open.lock().unwrap_or_else(|e| e.into_inner()).len()
     }

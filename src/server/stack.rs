@@ -2,16 +2,19 @@
 //!
 //! 1. `Telemetry` (access log + metrics): outermost, so it sees every
 //!    response, the gateway's own refusals included.
-//! 2. `GatewayService`: path normalisation (before anything reads the
-//!    path, so no later step can be fooled by `..` or `%2f`) → inline token
-//!    endpoints → CORS preflight (no token needed) → route match →
-//!    authorize (token extraction, verification through the cache, the
-//!    route's rule) → forward.
+//! 2. `GatewayService` → [`route_request`], which reads top-down as the
+//!    phases, each owned by its layer: normalise the path (`routing`) →
+//!    inline token endpoint, a route-table target (`issue`) → one host
+//!    (`routing`) → CORS preflight (`routing`) → route match (`routing`) →
+//!    authorize: extract, verify through the cache, the route's rule, the
+//!    per-subject limiter (`auth`) → body cap (`proxy`) → target rewrite
+//!    (`routing`) → headers (`proxy`) → forward (`proxy`) → upgrade splice
+//!    (`proxy`).
 //!
-//! Every step returns a ready `Response` on refusal, so the layers around
-//! see ordinary responses; the service never fails.
+//! Every step returns a ready `Response` on refusal (its layer's error,
+//! through `rescue`), so the layers around see ordinary responses; the
+//! service never fails.
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -20,21 +23,23 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures_util::FutureExt as _;
-use http::header::{ACCESS_CONTROL_REQUEST_METHOD, CONNECTION, CONTENT_LENGTH, HOST, ORIGIN, UPGRADE};
+use http::header::{HOST, ORIGIN};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt};
 
-use super::{ConnInfo, Gateway, Runtime};
+use super::rescue::{self, IntoResponse};
+use super::ConnInfo;
 use crate::auth::{self, extract, AuthError};
 use crate::body::ClientBody;
-use crate::http::{Body, IntoResponse, Resp};
+use crate::http::{Body, Resp};
 use crate::metrics::{AuthOutcome, InFlight, RouteStats};
 use crate::net::trusted;
 use crate::proxy::{self, ForwardCtx, ProxyError, ReqBody};
-use crate::routing::{normalize, Policy, Route, RouteMiss};
+use crate::routing::{self, normalize, Policy, PreflightRefusal, Route, RouteMiss};
+use crate::state::{Gateway, Runtime};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -180,48 +185,6 @@ impl Service<Request<Incoming>> for GatewayService {
     }
 }
 
-/// One host per request: a single `Host` header, equal to the request
-/// target's authority when both are present (an HTTP/2 `host` that differs
-/// from `:authority`, or an absolute-form HTTP/1 target with another
-/// `Host`, would be routed on one and read by the backend as the other).
-fn one_host(req: &http::request::Parts) -> Result<(), ProxyError> {
-    let mut hosts = req.headers.get_all(HOST).iter();
-    let Some(h) = hosts.next() else { return Ok(()) };
-    if hosts.next().is_some() {
-        return Err(ProxyError::BadRequest("more than one Host header"));
-    }
-    match req.uri.authority() {
-        Some(a) if !a.as_str().as_bytes().eq_ignore_ascii_case(h.as_bytes()) => Err(ProxyError::BadRequest(
-            "the Host header differs from the request target",
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// The request's host, without port, from `Host` or the URI (HTTP/2).
-fn host_of(req: &http::request::Parts) -> Option<&str> {
-    let h = req
-        .headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.host())?;
-    // `maps.example.` names the same host as `maps.example` (a trailing
-    // dot would otherwise miss the host's routes and fall to host-less ones).
-    let h = match h.rsplit_once(':') {
-        Some((host, port))
-            if port.bytes().all(|b| b.is_ascii_digit()) && !host.ends_with(']') || h.starts_with('[') =>
-        {
-            if h.starts_with('[') {
-                h.split(']').next().map(|x| &x[1..]).unwrap_or(h)
-            } else {
-                host
-            }
-        }
-        _ => h,
-    };
-    Some(h.strip_suffix('.').unwrap_or(h))
-}
-
 async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Served {
     let rt = gw.runtime.load_full();
     let (parts, body) = req.into_parts();
@@ -229,108 +192,114 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
     // the response is ready (an early refusal) lingers (`crate::body`).
     let version = parts.version;
     let mut body = ClientBody::new(body, &parts, &rt.config.server);
-    let mut served = route_request(&gw, &rt, &conn, parts, &mut body).await;
+    // The forward step: the route's upstream, then the upgrade splice.
+    let rt_ref: &Runtime = &rt;
+    let forward = tower::service_fn(move |f: Forward| forward_upstream(rt_ref, f));
+    let mut served = route_request(&gw, &rt, &conn, parts, &mut body, forward).await;
     crate::body::close_if_unfinished(version, &body, &mut served.resp);
     served
 }
 
-async fn route_request(
+/// The request path, top-down: each step hands the request on or answers
+/// it. Every refusal is its layer's error, answered by `rescue`.
+async fn route_request<F>(
     gw: &Gateway,
     rt: &Runtime,
     conn: &ConnInfo,
     parts: http::request::Parts,
     body: &mut ClientBody,
-) -> Served {
-    // A Uri clone shares its bytes: the normalised path may borrow from it
-    // while `parts` moves on.
+    forward: F,
+) -> Served
+where
+    F: Service<Forward, Response = Resp, Error = ProxyError>,
+{
+    // Normalise the path before anything reads it, so no later step can be
+    // fooled by `..` or `%2f`. (A Uri clone shares its bytes: the path may
+    // borrow from it while `parts` moves on.)
     let uri = parts.uri.clone();
     let path = match normalize(uri.path()) {
         Ok(p) => p,
         Err(e) => return Served::new(e.into_response()),
     };
-    if let Some(ep) = gw.issuer.endpoint(&rt.config.endpoints, &path) {
+    // Inline token endpoints: route-table targets the gateway answers
+    // itself, for any host, ahead of the routes (none can shadow them).
+    if let Some(ep) = rt.routes.inline(&path) {
         drop(path);
-        // The client the failure throttle counts: behind a trusted proxy,
-        // the one its X-Forwarded-For names.
-        let client = match &conn.trusted {
-            None => conn.client,
-            Some(t) => trusted::client_of(t, conn.client, &parts.headers),
-        };
-        // Boxed: the token endpoints' future is large, and without the box
-        // every proxied request would carry (and copy) its size.
-        let ctx = crate::issue::Ctx {
-            verifier: &gw.verifier,
-            store: &gw.store,
-            issuer: &gw.issuer,
-            secrets: &gw.secrets,
-            cfg: &rt.config,
-            client,
-        };
-        let resp = Box::pin(crate::issue::serve(&ctx, ep, parts, body)).await;
-        return Served::new(resp).on(RouteStats::inline());
+        return serve_inline(gw, rt, conn, ep, parts, body).await;
     }
-    if let Err(e) = one_host(&parts) {
+    // One host: a request must not be routed on one host and read by the
+    // backend as another.
+    if let Err(e) = routing::one_host(&parts) {
         return Served::new(e.into_response());
     }
-    let host = host_of(&parts);
-
-    // CORS preflight: answered here, without a token, for the route the
+    let host = routing::host_of(&parts);
+    // CORS preflight: answered without a token, for the route the
     // browser's real request would take.
-    if parts.method == Method::OPTIONS && parts.headers.contains_key(ORIGIN) {
-        if let Some(m) = parts
-            .headers
-            .get(ACCESS_CONTROL_REQUEST_METHOD)
-            .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
-        {
-            return preflight(rt.routes.resolve(host, &m, &path), &parts, &m);
-        }
+    if let Some(m) = routing::preflight_method(&parts) {
+        return preflight(rt.routes.resolve(host, &m, &path), &parts, &m);
     }
-
+    // Route match: the most specific route for host, method and path (and
+    // the same one for every reading a backend may make of the path).
     let route = match rt.routes.resolve(host, &parts.method, &path) {
         Ok(r) => r,
-        Err(miss) => {
-            let mut r = miss.into_response();
-            if let RouteMiss::MethodNotAllowed(_) = miss {
-                let allow = rt.routes.allowed(host, &path).header_value();
-                if let Ok(v) = HeaderValue::from_str(&allow) {
-                    r.headers_mut().insert(http::header::ALLOW, v);
-                }
-            }
-            return Served::new(r);
-        }
+        Err(miss) => return Served::new(rescue::route_miss(miss, || rt.routes.allowed(host, &path))),
     };
+    // Authorize and forward under the route's rule.
     let origin = parts.headers.get(ORIGIN).cloned();
-    let mut served = authorize_and_forward(gw, rt, route, conn, parts, body, &path)
+    let mut served = authorize_and_forward(gw, rt, route, conn, parts, body, &path, forward)
         .await
         .on(&route.stats);
+    // CORS headers on whatever the route answered, refusals included, so a
+    // browser can read why.
     if let (Some(cors), Some(o)) = (&route.cors, &origin) {
         cors.decorate(served.resp.headers_mut(), o);
     }
     served
 }
 
+/// An inline token endpoint, on narrow handles to the replica's state.
+async fn serve_inline(
+    gw: &Gateway,
+    rt: &Runtime,
+    conn: &ConnInfo,
+    ep: crate::issue::Endpoint,
+    parts: http::request::Parts,
+    body: &mut ClientBody,
+) -> Served {
+    // The client the failure throttle counts: behind a trusted proxy, the
+    // one its X-Forwarded-For names.
+    let client = match &conn.trusted {
+        None => conn.client,
+        Some(t) => trusted::client_of(t, conn.client, &parts.headers),
+    };
+    let ctx = crate::issue::Ctx {
+        verifier: &gw.verifier,
+        store: &gw.store,
+        issuer: &gw.issuer,
+        secrets: &gw.secrets,
+        cfg: &rt.config,
+        client,
+    };
+    // Boxed: the token endpoints' future is large, and without the box
+    // every proxied request would carry (and copy) its size.
+    let resp = Box::pin(crate::issue::serve(&ctx, ep, parts, body, |e| e.into_response())).await;
+    Served::new(resp).on(RouteStats::inline())
+}
+
 fn preflight(found: Result<&Route, RouteMiss>, parts: &http::request::Parts, m: &Method) -> Served {
     let Ok(route) = found else {
-        return Served::new(crate::http::error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no route for this preflight",
-        ));
+        return Served::new(PreflightRefusal::NoRoute.into_response());
     };
     Served::new(preflight_for(route, parts, m)).on(&route.stats)
 }
 
 fn preflight_for(route: &Route, parts: &http::request::Parts, m: &Method) -> Resp {
     let Some(cors) = &route.cors else {
-        return crate::http::error(
-            StatusCode::FORBIDDEN,
-            "cors_not_allowed",
-            "this route does not allow cross-origin requests",
-        );
+        return PreflightRefusal::RouteDisallows.into_response();
     };
     let origin = parts.headers.get(ORIGIN).expect("checked");
     if !cors.allows(origin.as_bytes()) {
-        return crate::http::error(StatusCode::FORBIDDEN, "cors_not_allowed", "this origin is not allowed");
+        return PreflightRefusal::OriginDisallowed.into_response();
     }
     let mut r = crate::http::empty(StatusCode::NO_CONTENT);
     let h = r.headers_mut();
@@ -360,49 +329,31 @@ fn refuse(e: AuthError) -> Served {
     }
 }
 
-/// `Upgrade: websocket` (the only protocol the gateway tunnels).
-fn is_websocket(v: Option<&HeaderValue>) -> bool {
-    v.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
-}
+/// What authorizing a request under its route yields: the verified token
+/// (none on a public route), the query to forward when a token parameter
+/// was removed from it, and the outcome for the metrics.
+type Authorized = (Option<Arc<auth::Verified>>, Option<String>, AuthOutcome);
 
-/// Whether the request asks for a WebSocket upgrade. Any other `Upgrade`
-/// (`h2c`, TLS) is not passed on: the request is forwarded as a plain one
-/// (curl's opportunistic `--http2` upgrade still gets its answer).
-fn wants_upgrade(h: &http::HeaderMap) -> bool {
-    is_websocket(h.get(UPGRADE))
-        && h.get_all(CONNECTION).iter().any(|v| {
-            v.to_str()
-                .unwrap_or("")
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-        })
-}
-
-async fn authorize_and_forward(
-    gw: &Gateway,
-    rt: &Runtime,
-    route: &Route,
-    conn: &ConnInfo,
-    mut parts: http::request::Parts,
-    body: &mut ClientBody,
-    path: &str,
-) -> Served {
-    let cfg = &rt.config;
-    let (verified, new_query, outcome) = match &route.policy {
+/// The route's rule: a public route takes anyone (and removes tokens it
+/// is not told to forward); a token route extracts the token, verifies it
+/// through the cache, checks the route's rule and its per-subject limiter.
+#[allow(clippy::result_large_err)] // the refusal is the response itself
+async fn authorize(gw: &Gateway, route: &Route, parts: &http::request::Parts) -> Result<Authorized, Served> {
+    match &route.policy {
         // A token a client sends to a public route is not consumed, and is
         // not forwarded either (it would reach upstream logs), unless the
         // route says so.
-        Policy::Public if route.forward_tokens => (None, None, AuthOutcome::Public),
-        Policy::Public => (
+        Policy::Public if route.forward_tokens => Ok((None, None, AuthOutcome::Public)),
+        Policy::Public => Ok((
             None,
             extract::strip_query_tokens(parts.uri.query(), &route.token_query),
             AuthOutcome::Public,
-        ),
+        )),
         Policy::Token { .. } => {
             let ex = match extract::extract(&parts.headers, parts.uri.query(), &route.token_query) {
                 Ok(Some(ex)) => ex,
-                Ok(None) => return refuse(AuthError::Missing),
-                Err(e) => return refuse(e),
+                Ok(None) => return Err(refuse(AuthError::Missing)),
+                Err(e) => return Err(refuse(e)),
             };
             // A cache hit needs no future at all; a miss (a signature check,
             // perhaps a key fetch) is boxed so the hit path stays small.
@@ -410,124 +361,94 @@ async fn authorize_and_forward(
                 Ok(Some(v)) => v,
                 Ok(None) => match Box::pin(gw.verifier.verify(&ex.token)).await {
                     Ok(v) => v,
-                    Err(e) => return refuse(e),
+                    Err(e) => return Err(refuse(e)),
                 },
-                Err(e) => return refuse(e),
+                Err(e) => return Err(refuse(e)),
             };
             if let Err(e) = auth::check_rule(&route.policy, &parts.method, &v) {
-                return refuse(e);
+                return Err(refuse(e));
             }
             if let Some(l) = &route.limiter {
                 if let Err(wait) = l.check(v.limit_key()) {
-                    return Served::new(ProxyError::RateLimited(wait).into_response());
+                    return Err(Served::new(ProxyError::RateLimited(wait).into_response()));
                 }
             }
-            (Some(v), ex.new_query, AuthOutcome::Allowed)
+            Ok((Some(v), ex.new_query, AuthOutcome::Allowed))
         }
-    };
+    }
+}
 
+/// What the forward step is handed: the request as it goes upstream
+/// (headers rewritten, tokens stripped, body under its cap), its target,
+/// the route's upstream (an index into `Runtime::upstreams`) and the
+/// client's pending WebSocket upgrade.
+pub struct Forward {
+    pub req: Request<ReqBody>,
+    pub target: PathAndQuery,
+    pub upstream: usize,
+    pub client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+/// The forward step of a running gateway: send to the route's upstream,
+/// then splice an agreed upgrade.
+async fn forward_upstream(rt: &Runtime, f: Forward) -> Result<Resp, ProxyError> {
+    let mut resp = rt.upstreams[f.upstream].send(f.req, f.target).await?;
+    // Upgrade splice: a 101 becomes a tunnel only for the WebSocket upgrade
+    // the client asked for.
+    proxy::splice_upgrade(f.client_upgrade, &mut resp)?;
+    Ok(proxy::into_client_response(resp).map(Body::Upstream))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn authorize_and_forward<F>(
+    gw: &Gateway,
+    rt: &Runtime,
+    route: &Route,
+    conn: &ConnInfo,
+    mut parts: http::request::Parts,
+    body: &mut ClientBody,
+    path: &str,
+    forward: F,
+) -> Served
+where
+    F: Service<Forward, Response = Resp, Error = ProxyError>,
+{
+    let cfg = &rt.config;
+    // Authorize first: nothing of a refused request is read or sent on.
+    let (verified, new_query, outcome) = match authorize(gw, route, &parts).await {
+        Ok(a) => a,
+        Err(refused) => return refused,
+    };
+    // Body cap on the declared length, before the upstream sees a byte.
     let max_body = cfg.server.max_body_bytes;
-    if let Some(len) = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > max_body {
-            return Served::new(ProxyError::BodyTooLarge.into_response());
-        }
+    if let Err(e) = proxy::declared_length_fits(&parts.headers, max_body) {
+        return Served::new(e.into_response());
     }
-
-    // Target: the normalised path, re-prefixed as configured, with the
-    // query minus any token parameter.
-    let mut target_path: Cow<'_, str> = Cow::Borrowed(path);
-    if let Some(strip) = &route.strip_prefix {
-        if let Some(rest) = target_path.strip_prefix(strip.as_ref()) {
-            target_path = Cow::Owned(if rest.starts_with('/') {
-                rest.to_owned()
-            } else {
-                format!("/{rest}")
-            });
-        }
-    }
-    if let Some(add) = &route.add_prefix {
-        target_path = Cow::Owned(format!("{}{}", add.trim_end_matches('/'), target_path));
-    }
-    let unchanged = matches!(target_path, Cow::Borrowed(p) if p == parts.uri.path()) && new_query.is_none();
-    let pq = if unchanged {
-        parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"))
-    } else {
-        let q = match &new_query {
-            Some(q) => Some(q.as_str()).filter(|q| !q.is_empty()),
-            None => parts.uri.query(),
-        };
-        let s = match q {
-            Some(q) => format!("{target_path}?{q}"),
-            None => target_path.into_owned(),
-        };
-        match PathAndQuery::try_from(s) {
-            Ok(pq) => pq,
-            Err(_) => {
-                return Served::new(ProxyError::BadRequest("the request target cannot be forwarded").into_response())
-            }
-        }
+    // Target rewrite: the normalised path, re-prefixed as configured, with
+    // the query minus any token parameter.
+    let pq = match routing::rewrite_target(route, path, &parts.uri, new_query.as_deref()) {
+        Ok(pq) => pq,
+        Err(e) => return Served::new(e.into_response()),
     };
-
-    let upgrade = wants_upgrade(&parts.headers);
-    // The host routed on, for X-Forwarded-Host when there is no Host header
-    // (HTTP/2 `:authority`); `handle` refused a Host that differs from it.
-    let authority = if parts.headers.contains_key(HOST) {
-        None
-    } else {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    };
+    // A WebSocket upgrade keeps the client's pending upgrade for the splice.
+    let upgrade = proxy::wants_upgrade(&parts.headers);
     let client_upgrade = if upgrade {
         parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
     } else {
         None
     };
-    // Behind a trusted proxy, who and how the client is comes from its
-    // X-Forwarded-For and X-Forwarded-Proto; every other connection (one
-    // branch) is its own client, with the listener's scheme.
-    // Scoped: nothing of it is kept across the upstream call.
-    {
-        let fwd = conn
-            .trusted
-            .as_ref()
-            .map(|t| trusted::forwarded(t, conn.client, &conn.client_ip, &parts.headers));
-        let https = match &fwd {
-            Some(trusted::Forwarded { https: Some(h), .. }) => *h,
-            _ => conn.tls,
-        };
-        let proto = if https {
-            proxy::X_FORWARDED_PROTO_HTTPS
-        } else {
-            proxy::X_FORWARDED_PROTO_HTTP
-        };
-        let identity = verified.as_ref().map(|v| v.identity());
-        let ctx = ForwardCtx {
-            client_ip: fwd.as_ref().map_or(&conn.client_ip, |f| &f.real_ip),
-            forwarded_for: fwd.as_ref().map(|f| &f.chain),
-            proto: &proto,
-            names: &cfg.identity,
-            identity: identity.as_ref(),
-            strip_authorization: if verified.is_some() {
-                new_query.is_none()
-            } else {
-                !route.forward_tokens && !matches!(extract::bearer(&parts.headers), Ok(None))
-            },
-            upgrade,
-            authority: authority.as_ref(),
-        };
-        proxy::prepare_request_headers(&mut parts.headers, &ctx);
-    }
+    // Headers: hop-by-hop and spoofable ones removed, the verified
+    // identity and the client's forwarding facts added, the token stripped.
+    forward_headers(
+        conn,
+        route,
+        &mut parts,
+        verified.as_deref(),
+        new_query.is_none(),
+        upgrade,
+        cfg,
+    );
+    // Forward: the upstream's protocol, the client body streamed under its cap.
     let upstream = &rt.upstreams[route.upstream];
     parts.version = if upstream.cfg.http2 {
         Version::HTTP_2
@@ -540,45 +461,182 @@ async fn authorize_and_forward(
     } else {
         ReqBody::client(body.take(), max_body)
     };
-    let req = Request::from_parts(parts, body);
-
-    let mut resp = match upstream.send(req, pq).await {
-        Ok(r) => r,
-        Err(e) => {
-            return Served {
-                resp: e.into_response(),
-                route: None,
-                auth: Some(outcome),
-            }
-        }
+    let fwd = Forward {
+        req: Request::from_parts(parts, body),
+        target: pq,
+        upstream: route.upstream,
+        client_upgrade,
     };
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        // Only a WebSocket upgrade the client asked for becomes a tunnel; a
-        // 101 for anything else (h2c, or no request at all) would hand the
-        // client a raw connection to the backend, past every route rule.
-        let agreed = client_upgrade.is_some() && is_websocket(resp.headers().get(UPGRADE));
-        if !agreed {
-            tracing::warn!("upstream switched protocols without an agreed WebSocket upgrade");
-            return Served {
-                resp: ProxyError::UpstreamFailed.into_response(),
-                route: None,
-                auth: Some(outcome),
-            };
-        }
-        if let Some(client) = client_upgrade {
-            let up = hyper::upgrade::on(&mut resp);
-            tokio::spawn(async move {
-                if let (Ok(c), Ok(u)) = (client.await, up.await) {
-                    let mut c = hyper_util::rt::TokioIo::new(c);
-                    let mut u = hyper_util::rt::TokioIo::new(u);
-                    let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
-                }
-            });
-        }
-    }
+    let resp = match forward.oneshot(fwd).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
     Served {
-        resp: proxy::into_client_response(resp).map(Body::Upstream),
+        resp,
         route: None,
         auth: Some(outcome),
+    }
+}
+
+/// The forwarded request's headers (`proxy::prepare_request_headers`).
+/// `query_kept`: the token, if any, did not come from the query.
+fn forward_headers(
+    conn: &ConnInfo,
+    route: &Route,
+    parts: &mut http::request::Parts,
+    verified: Option<&auth::Verified>,
+    query_kept: bool,
+    upgrade: bool,
+    cfg: &crate::config::Config,
+) {
+    // The host routed on, for X-Forwarded-Host when there is no Host header
+    // (HTTP/2 `:authority`); a Host that differs from it was refused.
+    let authority = if parts.headers.contains_key(HOST) {
+        None
+    } else {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    };
+    // Behind a trusted proxy, who and how the client is comes from its
+    // X-Forwarded-For and X-Forwarded-Proto; every other connection (one
+    // branch) is its own client, with the listener's scheme.
+    let fwd = conn
+        .trusted
+        .as_ref()
+        .map(|t| trusted::forwarded(t, conn.client, &conn.client_ip, &parts.headers));
+    let https = match &fwd {
+        Some(trusted::Forwarded { https: Some(h), .. }) => *h,
+        _ => conn.tls,
+    };
+    let proto = if https {
+        proxy::X_FORWARDED_PROTO_HTTPS
+    } else {
+        proxy::X_FORWARDED_PROTO_HTTP
+    };
+    let identity = verified.map(|v| v.identity());
+    let ctx = ForwardCtx {
+        client_ip: fwd.as_ref().map_or(&conn.client_ip, |f| &f.real_ip),
+        forwarded_for: fwd.as_ref().map(|f| &f.chain),
+        proto: &proto,
+        names: &cfg.identity,
+        identity: identity.as_ref(),
+        strip_authorization: if verified.is_some() {
+            query_kept
+        } else {
+            !route.forward_tokens && !matches!(extract::bearer(&parts.headers), Ok(None))
+        },
+        upgrade,
+        authority: authority.as_ref(),
+    };
+    proxy::prepare_request_headers(&mut parts.headers, &ctx);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::credentials::signing::TokenClaims;
+    use crate::net::trusted::TrustedProxies;
+
+    /// What the forward step saw of each request that reached it.
+    type Seen = Arc<Mutex<Vec<(http::HeaderMap, String)>>>;
+
+    /// The stack in-process: a real gateway state (SQLite store, own
+    /// signing key), a request built in memory, and a forward step that
+    /// records what reaches it instead of calling an upstream.
+    async fn through_stack(gw: &Gateway, req: http::Request<()>, seen: &Seen) -> Resp {
+        let rt = gw.runtime.load_full();
+        let conn = ConnInfo::new(
+            false,
+            "127.0.0.1".parse().unwrap(),
+            &Arc::new(TrustedProxies::default()),
+        );
+        let (parts, ()) = req.into_parts();
+        let mut body = ClientBody::none(&rt.config.server);
+        let seen = seen.clone();
+        let forward = tower::service_fn(move |f: Forward| {
+            let seen = seen.clone();
+            async move {
+                seen.lock()
+                    .unwrap()
+                    .push((f.req.headers().clone(), f.target.to_string()));
+                Ok::<_, ProxyError>(crate::http::empty(StatusCode::OK))
+            }
+        });
+        route_request(gw, &rt, &conn, parts, &mut body, forward).await.resp
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_never_reaches_the_forward_step_and_an_allowed_one_arrives_stripped() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let cfg = crate::config::from_str(&format!(
+            "[store]\nurl = \"sqlite://{d}/t.db\"\nkek_file = \"{d}/kek\"\n\
+             [scopes]\n\"tiles:read\" = \"r\"\n\
+             [[upstreams]]\nname = \"tiles\"\nbackends = [\"http://127.0.0.1:9\"]\n\
+             [[routes]]\npath = \"/tiles/{{z}}\"\nupstream = \"tiles\"\nscopes = [\"tiles:read\"]\ntoken_query = [\"access_token\"]\n"
+        ))
+        .unwrap();
+        let store = crate::state::open_store(&cfg).await.unwrap();
+        let gw = Gateway::new(cfg, store, None).await.unwrap();
+        let now = crate::clock::now_unix();
+        let token = {
+            let rt = gw.runtime.load();
+            TokenClaims::new(
+                &rt.config,
+                "api_token",
+                "alice",
+                "jti-1",
+                "tiles:read",
+                now,
+                Some(now + 300),
+            )
+            .sign(&gw.verifier.keys())
+            .unwrap()
+        };
+        let seen: Seen = Arc::default();
+
+        // Refused: no token, a forged one, one in the query that is forged.
+        for req in [
+            http::Request::get("/tiles/1").body(()).unwrap(),
+            http::Request::get("/tiles/1")
+                .header("authorization", "Bearer not-a-token")
+                .body(())
+                .unwrap(),
+            http::Request::get("/tiles/1?access_token=not-a-token")
+                .body(())
+                .unwrap(),
+        ] {
+            let r = through_stack(&gw, req, &seen).await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        }
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "a refused request reached the forward step"
+        );
+
+        // Allowed, in the header: forwarded without it.
+        let req = http::Request::get("/tiles/1?x=1")
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap();
+        assert_eq!(through_stack(&gw, req, &seen).await.status(), StatusCode::OK);
+        // Allowed, in the query: forwarded without the parameter.
+        let req = http::Request::get(format!("/tiles/2?access_token={token}&x=2"))
+            .body(())
+            .unwrap();
+        assert_eq!(through_stack(&gw, req, &seen).await.status(), StatusCode::OK);
+
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(seen[0].0.get("authorization").is_none(), "{:?}", seen[0].0);
+        assert_eq!(seen[0].1, "/tiles/1?x=1");
+        assert_eq!(seen[1].1, "/tiles/2?x=2");
+        for (headers, target) in seen.iter() {
+            assert!(!target.contains(&token) && !format!("{headers:?}").contains(&token));
+        }
     }
 }

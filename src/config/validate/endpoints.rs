@@ -6,6 +6,7 @@ use http::header::HeaderName;
 use super::Problems;
 use crate::config::file::{FileEndpoints, FileIdentityHeaders};
 use crate::config::types::{Endpoints, IdentityHeaders};
+use crate::routing::Origins;
 
 pub(super) fn endpoints(e: &FileEndpoints, p: &mut Problems) -> Endpoints {
     Endpoints {
@@ -20,7 +21,7 @@ pub(super) fn endpoints(e: &FileEndpoints, p: &mut Problems) -> Endpoints {
         revoke: p.path("endpoints.revoke", &e.revoke),
         jwks: p.path("endpoints.jwks", &e.jwks),
         metadata: p.path("endpoints.metadata", &e.metadata),
-        cors_origins: e.cors_origins.clone(),
+        cors_origins: Origins::new(&e.cors_origins),
     }
 }
 

@@ -1,6 +1,6 @@
 //! `[[routes]]`: what is allowed where, with each route's `cors` table.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue};
@@ -10,7 +10,7 @@ use super::scopes::undeclared;
 use super::Problems;
 use crate::config::file::{FileCors, FileRoute};
 use crate::config::types::{Endpoints, UpstreamConfig, SELF_ISSUER};
-use crate::routing::{Cors, MethodSet, PathMatch, Policy, RouteSpec, RouteTable};
+use crate::routing::{Cors, MethodSet, Origins, PathMatch, Policy, RouteSpec, RouteTable};
 
 pub(super) fn routes(
     raw: &[FileRoute],
@@ -21,14 +21,9 @@ pub(super) fn routes(
     p: &mut Problems,
 ) -> Vec<RouteSpec> {
     let mut routes = Vec::new();
-    let inline: BTreeSet<&str> = [
-        endpoints.api_key_exchange.as_str(),
-        endpoints.oauth_token.as_str(),
-        endpoints.me.as_str(),
-        endpoints.jwks.as_str(),
-    ]
-    .into_iter()
-    .collect();
+    // Every inline endpoint answers ahead of the routes: a route path one
+    // of them matches would never be reached.
+    let inline = endpoints.table();
     for (i, r) in raw.iter().enumerate() {
         let key = format!("routes[{i}]");
         let name: Arc<str> = r.name.clone().unwrap_or_else(|| key.clone()).into();
@@ -37,8 +32,18 @@ pub(super) fn routes(
                 if !t.starts_with('/') {
                     p.push(format!("{key}.path"), "must start with /");
                 }
-                if inline.contains(t.as_str()) {
-                    p.push(format!("{key}.path"), format!("\"{t}\" is an inline endpoint"));
+                if let Some(kind) = inline.kind(t) {
+                    let (ep_key, ep_path, _) = endpoints
+                        .targets()
+                        .into_iter()
+                        .find(|&(_, _, k)| k == kind)
+                        .expect("every kind is listed");
+                    p.push(
+                        format!("{key}.path"),
+                        format!(
+                            "route \"{name}\": \"{t}\" is an inline endpoint ({ep_key} = \"{ep_path}\"); the route would never be reached"
+                        ),
+                    );
                 }
                 if let Err(e) = plain_pattern(t) {
                     p.push(format!("{key}.path"), e);
@@ -194,8 +199,8 @@ fn cors(f: &FileCors) -> Result<Cors, String> {
     if f.origins.is_empty() {
         return Err("origins must list at least one origin or \"*\"".into());
     }
-    let any_origin = f.origins.iter().any(|o| o == "*");
-    if any_origin && f.allow_credentials {
+    let origins = Origins::new(&f.origins);
+    if origins.any() && f.allow_credentials {
         return Err("allow_credentials cannot go with origin \"*\"".into());
     }
     let mut allow = vec!["authorization".to_string(), "content-type".to_string()];
@@ -206,13 +211,7 @@ fn cors(f: &FileCors) -> Result<Cors, String> {
         HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("\"{h}\" is not a header name"))?;
     }
     Ok(Cors {
-        any_origin,
-        origins: f
-            .origins
-            .iter()
-            .filter(|o| *o != "*")
-            .map(|o| o.trim_end_matches('/').into())
-            .collect(),
+        origins,
         allow_headers: HeaderValue::from_str(&allow.join(", ")).map_err(|e| e.to_string())?,
         expose_headers: HeaderValue::from_str(&expose.join(", ")).map_err(|e| e.to_string())?,
         max_age: HeaderValue::from(f.max_age),

@@ -236,3 +236,56 @@ fn named_pairs_are_exactly_five() {
         }
     }
 }
+
+#[test]
+fn a_route_path_that_an_inline_endpoint_would_shadow_is_refused_naming_both() {
+    let defaults = cfg("").unwrap().endpoints;
+    let mut cases: Vec<(&str, String)> = Vec::new();
+    for (key, path, kind) in defaults.targets() {
+        match kind {
+            // The item endpoints: one client, one named token.
+            crate::routing::EndpointKind::Client | crate::routing::EndpointKind::NamedTokenItem => {
+                cases.push((key, format!("{path}/c1")));
+                cases.push((key, format!("{path}/{{id}}")));
+            }
+            _ => cases.push((key, path.to_owned())),
+        }
+    }
+    assert_eq!(cases.len(), 15, "all eleven endpoints, two paths per item endpoint");
+    for (key, path) in cases {
+        let errs = cfg(&format!(
+            "[[routes]]\nname = \"shadowed\"\npath = \"{path}\"\nupstream = \"tiles\"\npublic = true\n"
+        ))
+        .expect_err(&path)
+        .join("\n");
+        assert!(
+            errs.contains(&format!(
+                "routes[0].path: route \"shadowed\": \"{path}\" is an inline endpoint ({key} = "
+            )),
+            "{path}: {errs}"
+        );
+    }
+    // A path next to them, and a prefix over them (the endpoints still
+    // answer first), are fine.
+    assert!(cfg("[[routes]]\npath = \"/oauth/tokens\"\nupstream = \"tiles\"\npublic = true\n").is_ok());
+    assert!(cfg("[[routes]]\nprefix = \"/\"\nupstream = \"tiles\"\npublic = true\n").is_ok());
+}
+
+#[test]
+fn a_moved_inline_endpoint_is_checked_at_its_configured_path() {
+    let moved = "[endpoints]\nintrospect = \"/tiles/introspect\"\n";
+    let errs = cfg(&format!(
+        "{moved}[[routes]]\npath = \"/tiles/introspect\"\nupstream = \"tiles\"\npublic = true\n"
+    ))
+    .unwrap_err()
+    .join("\n");
+    assert!(
+        errs.contains("\"/tiles/introspect\" is an inline endpoint (endpoints.introspect = \"/tiles/introspect\")"),
+        "{errs}"
+    );
+    let default_path = cfg("").unwrap().endpoints.introspect;
+    assert!(cfg(&format!(
+        "{moved}[[routes]]\npath = \"{default_path}\"\nupstream = \"tiles\"\npublic = true\n"
+    ))
+    .is_ok());
+}

@@ -44,7 +44,6 @@ pub(super) fn tokens(t: &FileTokens, p: &mut Problems) -> TokenConfig {
         issuer: t.issuer.as_str().into(),
         audience: t.audience.as_str().into(),
         algorithm,
-        keys_dir: t.keys_dir.clone().into(),
         default_ttl,
         max_ttl,
         leeway: {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
-use super::Gateway;
+use crate::state::Gateway;
 
 /// Watch the config file's directory and turn changes into reload requests.
 pub fn watch_file(path: PathBuf, reload: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
