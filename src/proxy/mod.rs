@@ -6,6 +6,7 @@
 
 mod headers;
 mod pool;
+pub mod stream_end;
 
 use std::future::Future;
 use std::pin::Pin;

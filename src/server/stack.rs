@@ -477,6 +477,12 @@ async fn authorize_and_forward(
         }
     };
 
+    // Only on a route that asks for it: what the stream keeps of its token.
+    let mut life = route
+        .end_streams_with_token
+        .then_some(verified.as_deref())
+        .flatten()
+        .map(|v| proxy::stream_end::TokenLife::of(v, &gw.verifier.revocations));
     let upgrade = wants_upgrade(&parts.headers);
     // The host routed on, for X-Forwarded-Host when there is no Host header
     // (HTTP/2 `:authority`); `handle` refused a Host that differs from it.
@@ -567,17 +573,20 @@ async fn authorize_and_forward(
         }
         if let Some(client) = client_upgrade {
             let up = hyper::upgrade::on(&mut resp);
+            let life = life.take();
             tokio::spawn(async move {
                 if let (Ok(c), Ok(u)) = (client.await, up.await) {
-                    let mut c = hyper_util::rt::TokioIo::new(c);
-                    let mut u = hyper_util::rt::TokioIo::new(u);
-                    let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                    proxy::stream_end::splice(hyper_util::rt::TokioIo::new(c), hyper_util::rt::TokioIo::new(u), life)
+                        .await;
                 }
             });
         }
     }
     Served {
-        resp: proxy::into_client_response(resp).map(Body::Upstream),
+        resp: match life {
+            Some(l) => l.guard_response(proxy::into_client_response(resp)).map(Body::Ending),
+            None => proxy::into_client_response(resp).map(Body::Upstream),
+        },
         route: None,
         auth: Some(outcome),
     }
