@@ -156,6 +156,10 @@ async fn a_websocket_is_closed_with_1008_when_its_token_expires() {
         at >= Duration::from_secs(2) && at <= Duration::from_secs(5),
         "closed after {at:?}"
     );
+    assert_eq!(
+        metric(&e.gw, "tilegate_streams_ended_total{reason=\"expired\"}").await,
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -269,4 +273,8 @@ async fn revoking_the_api_key_closes_an_open_websocket_at_once() {
     assert!(r.status().is_success(), "{}", r.status());
     let close = close_frame(&mut ws, Duration::from_secs(2)).await;
     assert_eq!(close, Some((CloseCode::Policy, "token revoked".to_owned())));
+    assert_eq!(
+        metric(&e.gw, "tilegate_streams_ended_total{reason=\"revoked\"}").await,
+        1.0
+    );
 }

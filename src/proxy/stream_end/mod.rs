@@ -101,7 +101,10 @@ impl TokenLife {
         let expiry = async {
             match self.exp {
                 Some(exp) => {
-                    let left = (exp.saturating_mul(1000) - crate::clock::now_millis()).max(0);
+                    let left = exp
+                        .saturating_mul(1000)
+                        .saturating_sub(crate::clock::now_millis())
+                        .max(0);
                     tokio::time::sleep(Duration::from_millis(left as u64)).await
                 }
                 None => std::future::pending().await,
