@@ -441,3 +441,103 @@ async fn close<W: AsyncWrite + Unpin>(w: &mut W, end: TokenEnd, side: Side) -> P
     let _ = w.flush().await;
     Pumped::Closed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::WebSocketStream;
+
+    fn life(revocations: &Arc<Revocations>, exp: Option<i64>) -> TokenLife {
+        TokenLife {
+            exp,
+            jti: Some("jti-1".into()),
+            cid: Some("key-1".into()),
+            revocations: revocations.clone(),
+        }
+    }
+
+    /// Real WebSocket peers on both sides of the splice: each gets a close
+    /// frame it accepts (the upstream's masked, as a server demands).
+    #[tokio::test]
+    async fn a_revocation_closes_both_sides_with_1008() {
+        let revs = Arc::new(Revocations::new());
+        let (client_io, gw_client) = tokio::io::duplex(64 * 1024);
+        let (gw_up, up_io) = tokio::io::duplex(64 * 1024);
+        let splice = tokio::spawn(splice(gw_client, gw_up, Some(life(&revs, None))));
+        let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        let mut up = WebSocketStream::from_raw_socket(up_io, Role::Server, None).await;
+        client.send(Message::text("hi")).await.unwrap();
+        assert_eq!(up.next().await.unwrap().unwrap(), Message::text("hi"));
+        up.send(Message::text("there")).await.unwrap();
+        assert_eq!(client.next().await.unwrap().unwrap(), Message::text("there"));
+        revs.insert("other", None);
+        up.send(Message::text("still open")).await.unwrap();
+        assert_eq!(client.next().await.unwrap().unwrap(), Message::text("still open"));
+        revs.insert("key-1", None);
+        for peer in [&mut client, &mut up] {
+            let m = tokio::time::timeout(Duration::from_secs(2), peer.next()).await.unwrap();
+            match m {
+                Some(Ok(Message::Close(Some(f)))) => {
+                    assert_eq!(f.code, CloseCode::Policy);
+                    assert_eq!(f.reason.as_str(), "token revoked");
+                }
+                other => panic!("a close frame, not {other:?}"),
+            }
+        }
+        tokio::time::timeout(Duration::from_secs(3), splice)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    /// The token ends while a frame is half through: the frame is passed
+    /// whole, the close frame follows it, and nothing after.
+    #[tokio::test]
+    async fn the_close_frame_waits_for_the_end_of_a_frame() {
+        let revs = Arc::new(Revocations::new());
+        let (mut client, gw_client) = tokio::io::duplex(64 * 1024);
+        let (gw_up, mut up) = tokio::io::duplex(64 * 1024);
+        let splice = tokio::spawn(splice(gw_client, gw_up, Some(life(&revs, None))));
+        // A 200-byte binary frame (16-bit length), then another.
+        let mut first = vec![0x82, 126, 0, 200];
+        first.extend(std::iter::repeat_n(7u8, 200));
+        let second = [0x81, 2, b'n', b'o'];
+        up.write_all(&first[..50]).await.unwrap();
+        let mut got = vec![0u8; 50];
+        client.read_exact(&mut got).await.unwrap();
+        revs.insert("jti-1", None);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut rest = first[50..].to_vec();
+        rest.extend_from_slice(&second);
+        up.write_all(&rest).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(3), client.read_to_end(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        got.extend(out);
+        let mut expect = first.clone();
+        expect.extend(frames::close_frame(CLOSE_POLICY, "token revoked", None));
+        assert_eq!(got, expect);
+        tokio::time::timeout(Duration::from_secs(3), splice)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn expiry_ends_the_life_and_a_revocation_before_it_wins() {
+        let revs = Arc::new(Revocations::new());
+        let soon = crate::clock::now_unix() + 1;
+        let end = tokio::time::timeout(Duration::from_secs(3), life(&revs, Some(soon)).ended()).await;
+        assert_eq!(end.unwrap(), TokenEnd::Expired);
+        revs.insert("key-1", None);
+        let far = crate::clock::now_unix() + 3600;
+        let end = tokio::time::timeout(Duration::from_secs(1), life(&revs, Some(far)).ended()).await;
+        assert_eq!(end.unwrap(), TokenEnd::Revoked);
+    }
+}
