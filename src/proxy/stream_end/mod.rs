@@ -128,8 +128,8 @@ impl TokenLife {
     }
 
     /// A client response on the route: a streaming body (no
-    /// `Content-Length`, or `text/event-stream`) ends with the token; any
-    /// other passes through as it is.
+    /// `Content-Length`) ends with the token; any other passes through as
+    /// it is.
     pub fn guard_response(self, resp: Response<PooledBody>) -> Response<EndingBody> {
         let sse = resp
             .headers()
@@ -140,7 +140,9 @@ impl TokenLife {
                     .next()
                     .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
             });
-        let streaming = sse || !resp.headers().contains_key(CONTENT_LENGTH);
+        // A body with a length ends on its own (and one cut or lengthened
+        // here would contradict its `Content-Length`).
+        let streaming = !resp.headers().contains_key(CONTENT_LENGTH);
         resp.map(|inner| {
             if !streaming || inner.is_end_stream() {
                 return EndingBody::passing(inner);
