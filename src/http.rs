@@ -19,6 +19,8 @@ use http_body_util::Full;
 /// gateway's own responses; the request stack wraps it in `Upstream`.
 pub enum Body {
     Upstream(crate::proxy::PooledBody),
+    /// An upstream body on a route that ends streams with their token.
+    Ending(crate::proxy::stream_end::EndingBody),
     Full(Full<Bytes>),
 }
 
@@ -56,18 +58,21 @@ impl HttpBody for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, crate::proxy::UpstreamBodyError>>> {
         match self.get_mut() {
             Body::Upstream(b) => Pin::new(b).poll_frame(cx),
+            Body::Ending(b) => Pin::new(b).poll_frame(cx),
             Body::Full(b) => Pin::new(b).poll_frame(cx).map_err(|e: Infallible| match e {}),
         }
     }
     fn is_end_stream(&self) -> bool {
         match self {
             Body::Upstream(b) => b.is_end_stream(),
+            Body::Ending(b) => b.is_end_stream(),
             Body::Full(b) => b.is_end_stream(),
         }
     }
     fn size_hint(&self) -> SizeHint {
         match self {
             Body::Upstream(b) => b.size_hint(),
+            Body::Ending(b) => b.size_hint(),
             Body::Full(b) => b.size_hint(),
         }
     }

@@ -25,6 +25,7 @@ pub const AUTH_FAILURES_THROTTLED: &str = "tilegate_auth_throttled_total";
 pub const REQUEST_BODY_TIMEOUTS: &str = "tilegate_request_body_timeouts_total";
 pub const REQUEST_BODIES_LINGERED: &str = "tilegate_request_bodies_lingered_total";
 pub const UPSTREAM_BODY_TIMEOUTS: &str = "tilegate_upstream_body_timeouts_total";
+pub const STREAMS_ENDED: &str = "tilegate_streams_ended_total";
 
 const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -311,6 +312,17 @@ pub fn request_body_lingered() {
 /// An upstream's response body went its `body_read_timeout` without a byte.
 pub fn upstream_body_timeout(upstream: &str) {
     counter!(UPSTREAM_BODY_TIMEOUTS, "upstream" => upstream.to_owned()).increment(1);
+}
+
+/// A stream (WebSocket or streaming body) was closed because its token
+/// ended (`reason`: "token expired" or "token revoked").
+pub fn stream_ended(reason: &'static str) {
+    let reason = if reason.ends_with("revoked") {
+        "revoked"
+    } else {
+        "expired"
+    };
+    counter!(STREAMS_ENDED, "reason" => reason).increment(1);
 }
 
 /// Drain the exporter's histogram buffers every few seconds: without it

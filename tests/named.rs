@@ -120,6 +120,12 @@ name = "manage"
 prefix = "/manage/"
 upstream = "up"
 scopes = ["clients:manage"]
+[[routes]]
+name = "live"
+prefix = "/live/"
+upstream = "up"
+scopes = ["datasets:stream"]
+end_streams_with_token = true
 "#
     )
 }
@@ -1955,4 +1961,80 @@ async fn pg_disabling_a_user_on_one_replica_stops_everything_on_both_within_a_se
         assert!(took < POLL_LIMIT, "B still grants {got:?} after {took:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A revocation made on one replica closes a WebSocket opened through the
+/// other (route `end_streams_with_token`) with 1008 "token revoked": the
+/// other replica learns it through the store's notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_revoking_an_api_key_on_one_replica_closes_a_websocket_on_the_other() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::Message;
+    let Some(base) = pg_base_url() else { return };
+    let _serial = PG_LOCK.lock().await;
+    let db = PgDb::create(&base);
+    let up = start_upstream().await;
+    let (a, b) = two_replicas(&db, &up).await;
+    let c = http();
+    let (st, org) = admin(&c, &a, Method::POST, "/admin/v1/orgs", Some(json!({"name": "acme"}))).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, sa) = admin(
+        &c,
+        &a,
+        Method::POST,
+        "/admin/v1/service-accounts",
+        Some(json!({"org": org["id"], "name": "live-feed"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{sa}");
+    let (st, key) = admin(
+        &c,
+        &a,
+        Method::POST,
+        "/admin/v1/api-keys",
+        Some(json!({"service_account": sa["id"], "scope": "datasets:stream"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{key}");
+    let token = exchange_token(&b, &s(&key["api_key"])).await;
+
+    let mut req = format!("ws://{}/live/ws", b.addr).into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket through B");
+    assert_eq!(resp.status(), 101);
+    ws.send(Message::text("hello")).await.unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.into_text().unwrap().as_str(), "hello");
+
+    let (st, v) = admin(
+        &c,
+        &a,
+        Method::DELETE,
+        &format!("/admin/v1/api-keys/{}", s(&key["id"])),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let close = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Close(Some(f))) => return Some((f.code, f.reason.to_string())),
+                Ok(Message::Close(None)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+        None
+    })
+    .await
+    .expect("B closes the WebSocket within 2 s of the revocation on A");
+    assert_eq!(close, Some((CloseCode::Policy, "token revoked".to_owned())));
 }

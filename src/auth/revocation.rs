@@ -1,7 +1,10 @@
 //! The in-memory revocation set: ids of revoked tokens (`jti`) and of revoked
 //! credentials (`cid`, the credential a token was derived from). Read on
 //! every request without a lock (an `ArcSwap` snapshot); written only on the
-//! cold paths (a revocation, a notification, the periodic resync).
+//! cold paths (a revocation, a notification, the periodic resync). Each
+//! write bumps a [`tokio::sync::watch`] counter, which open streams on routes
+//! that end them with their token wait on (`proxy::stream_end`); requests
+//! never read it.
 
 use std::sync::Arc;
 
@@ -14,14 +17,35 @@ use arc_swap::ArcSwap;
 /// whole set.
 type Set = rpds::HashTrieMapSync<Box<str>, Option<i64>>;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Revocations {
     set: ArcSwap<Set>,
+    /// Bumped after every write of the set.
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Revocations {
+    fn default() -> Revocations {
+        Revocations {
+            set: ArcSwap::default(),
+            changed: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl Revocations {
     pub fn new() -> Revocations {
         Revocations::default()
+    }
+
+    /// A receiver that sees a change after every write of the set (an
+    /// insertion, a merge, a replacement), to re-check an open stream's ids.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Whether either id is revoked. Hot path: one atomic load when empty.
@@ -52,6 +76,7 @@ impl Revocations {
             };
             old.insert(id.into(), until)
         });
+        self.bump();
     }
 
     /// Replace the whole set (periodic resync from the store), dropping
@@ -64,6 +89,7 @@ impl Revocations {
             }
         }
         self.set.store(Arc::new(s));
+        self.bump();
     }
 
     /// Fold the store's list into the set in one atomic update: entries
@@ -89,6 +115,7 @@ impl Revocations {
             }
             s
         });
+        self.bump();
     }
 
     pub fn len(&self) -> usize {
@@ -139,6 +166,21 @@ mod tests {
         r.merge(&[], 8);
         assert!(!r.is_revoked(Some("b"), None), "expired at 7");
         assert!(r.is_revoked(Some("a"), None));
+    }
+
+    #[test]
+    fn every_write_is_seen_by_subscribers() {
+        let r = Revocations::new();
+        let mut rx = r.subscribe();
+        assert!(!rx.has_changed().unwrap());
+        r.insert("a", None);
+        assert!(rx.has_changed().unwrap());
+        rx.mark_unchanged();
+        r.merge(&[("b".into(), None)], 0);
+        assert!(rx.has_changed().unwrap());
+        rx.mark_unchanged();
+        r.replace(Vec::new(), 0);
+        assert!(rx.has_changed().unwrap());
     }
 
     #[test]

@@ -535,6 +535,11 @@ pub struct FileRoute {
     /// query parameters on to the upstream (default: removed).
     #[serde(default)]
     pub forward_tokens: bool,
+    /// Token routes: close a WebSocket (1008) or end a streaming response
+    /// when the token that opened it expires or is revoked (default: a
+    /// stream outlives its token).
+    #[serde(default)]
+    pub end_streams_with_token: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

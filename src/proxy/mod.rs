@@ -6,6 +6,7 @@
 
 mod headers;
 mod pool;
+pub mod stream_end;
 mod upgrade;
 
 use std::future::Future;

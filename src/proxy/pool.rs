@@ -242,6 +242,10 @@ pub enum UpstreamBodyError {
     Upstream(#[from] hyper::Error),
     #[error("the upstream response body stalled longer than its body_read_timeout")]
     Stalled,
+    /// On a route that ends streams with their token: the token expired or
+    /// was revoked (the body is cut short on purpose).
+    #[error("the stream ended with its token")]
+    TokenEnded,
 }
 
 /// An upstream response body that returns its connection to the pool once

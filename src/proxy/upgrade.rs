@@ -43,10 +43,13 @@ pub fn declared_length_fits(h: &http::HeaderMap, max: u64) -> Result<(), ProxyEr
 /// and upstream only for a WebSocket upgrade the client asked for
 /// (`client` is its pending upgrade); a 101 for anything else (h2c, or no
 /// request at all) would hand the client a raw connection to the backend,
-/// past every route rule, and is refused.
+/// past every route rule, and is refused. On a route that ends streams
+/// with their token, the tunnel takes the token's `life` and closes itself
+/// with 1008 when the token expires or is revoked (`stream_end`).
 pub fn splice_upgrade<B>(
     client: Option<hyper::upgrade::OnUpgrade>,
     resp: &mut http::Response<B>,
+    life: &mut Option<super::stream_end::TokenLife>,
 ) -> Result<(), ProxyError> {
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         return Ok(());
@@ -58,11 +61,12 @@ pub fn splice_upgrade<B>(
     }
     if let Some(client) = client {
         let up = hyper::upgrade::on(resp);
+        let life = life.take();
         tokio::spawn(async move {
             if let (Ok(c), Ok(u)) = (client.await, up.await) {
-                let mut c = hyper_util::rt::TokioIo::new(c);
-                let mut u = hyper_util::rt::TokioIo::new(u);
-                let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                let c = hyper_util::rt::TokioIo::new(c);
+                let u = hyper_util::rt::TokioIo::new(u);
+                super::stream_end::splice(c, u, life).await;
             }
         });
     }

@@ -239,6 +239,9 @@ pub struct RouteSpec {
     /// reach the upstream (default: removed, so tokens never reach
     /// upstream logs).
     pub forward_tokens: bool,
+    /// Token route: WebSockets and streaming responses end when the token
+    /// that opened them expires or is revoked (`proxy::stream_end`).
+    pub end_streams_with_token: bool,
     pub strip_prefix: Option<Box<str>>,
     pub add_prefix: Option<Box<str>>,
     pub cors: Option<Cors>,
@@ -717,6 +720,7 @@ mod tests {
             policy: Policy::Public,
             token_query: Box::new([]),
             forward_tokens: false,
+            end_streams_with_token: false,
             strip_prefix: None,
             add_prefix: None,
             cors: None,

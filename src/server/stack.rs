@@ -387,16 +387,23 @@ pub struct Forward {
     pub target: PathAndQuery,
     pub upstream: usize,
     pub client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// The token's life, on a route that ends streams with their token.
+    pub life: Option<proxy::stream_end::TokenLife>,
 }
 
 /// The forward step of a running gateway: send to the route's upstream,
 /// then splice an agreed upgrade.
-async fn forward_upstream(rt: &Runtime, f: Forward) -> Result<Resp, ProxyError> {
+async fn forward_upstream(rt: &Runtime, mut f: Forward) -> Result<Resp, ProxyError> {
     let mut resp = rt.upstreams[f.upstream].send(f.req, f.target).await?;
     // Upgrade splice: a 101 becomes a tunnel only for the WebSocket upgrade
-    // the client asked for.
-    proxy::splice_upgrade(f.client_upgrade, &mut resp)?;
-    Ok(proxy::into_client_response(resp).map(Body::Upstream))
+    // the client asked for (taking the token's life along, if any).
+    proxy::splice_upgrade(f.client_upgrade, &mut resp, &mut f.life)?;
+    let resp = proxy::into_client_response(resp);
+    // A streaming response on such a route ends when its token does.
+    Ok(match f.life {
+        Some(l) => l.guard_response(resp).map(Body::Ending),
+        None => resp.map(Body::Upstream),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -430,6 +437,13 @@ where
         Ok(pq) => pq,
         Err(e) => return Served::new(e.into_response()),
     };
+    // Only on a route that asks for it: what a stream keeps of its token,
+    // so it can end when the token does.
+    let life = route
+        .end_streams_with_token
+        .then_some(verified.as_deref())
+        .flatten()
+        .map(|v| proxy::stream_end::TokenLife::of(v, &gw.verifier.revocations));
     // A WebSocket upgrade keeps the client's pending upgrade for the splice.
     let upgrade = proxy::wants_upgrade(&parts.headers);
     let client_upgrade = if upgrade {
@@ -466,6 +480,7 @@ where
         target: pq,
         upstream: route.upstream,
         client_upgrade,
+        life,
     };
     let resp = match forward.oneshot(fwd).await {
         Ok(r) => r,

@@ -144,6 +144,12 @@ pub(super) fn routes(
                 "only public routes forward tokens (a consumed token is never forwarded)",
             );
         }
+        if r.end_streams_with_token && r.public {
+            p.push(
+                format!("{key}.end_streams_with_token"),
+                "only token routes end streams with their token (a public route has none)",
+            );
+        }
         routes.push(RouteSpec {
             name,
             host: r.host.as_ref().map(|h| h.to_ascii_lowercase().into()),
@@ -163,6 +169,7 @@ pub(super) fn routes(
             cors,
             rate_limit_per_subject: r.rate_limit_per_subject,
             forward_tokens: r.forward_tokens,
+            end_streams_with_token: r.end_streams_with_token,
         });
     }
     // Patterns that conflict: the table the runtime compiles from these

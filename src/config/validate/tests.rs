@@ -289,3 +289,18 @@ fn a_moved_inline_endpoint_is_checked_at_its_configured_path() {
     ))
     .is_ok());
 }
+
+#[test]
+fn streams_end_with_their_token_only_on_token_routes_and_when_asked() {
+    let c = cfg("[[routes]]\nprefix = \"/a/\"\nupstream = \"tiles\"\n[[routes]]\nprefix = \"/b/\"\nupstream = \"tiles\"\nend_streams_with_token = true\n").unwrap();
+    assert!(!c.routes[0].end_streams_with_token, "off by default");
+    assert!(c.routes[1].end_streams_with_token);
+    let errs =
+        cfg("[[routes]]\nprefix = \"/p/\"\nupstream = \"tiles\"\npublic = true\nend_streams_with_token = true\n")
+            .unwrap_err()
+            .join("\n");
+    assert!(
+        errs.contains("routes[0].end_streams_with_token: only token routes"),
+        "{errs}"
+    );
+}
