@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP/2 over TLS, tilegate vs nginx's h2 proxy, in one run (issue 5).
+# HTTP/2 over TLS, tilegate vs nginx's h2 proxy, in one run.
 # One nginx backend (HTTP/1.1, keep-alive) answers /small (200 bytes) and
 # /tile (20 KiB); each proxy terminates TLS with the same self-signed
 # P-256 certificate, speaks h2 (ALPN) and proxies to the backend over a
