@@ -12,6 +12,7 @@ use crate::clock::now_unix;
 use crate::config::{self, Config};
 use crate::credentials::signing::TokenClaims;
 use crate::credentials::{api_keys, clients, named, principals, scopes, signing, CredentialError, Op, Revoked};
+use crate::grants::GrantClaim;
 use crate::store::{Principal, Store, StoreError};
 
 /// Why an operator command failed.
@@ -28,6 +29,8 @@ pub enum CliError {
     BadTtl(String),
     #[error("--ttl must be between 1s and tokens.max_ttl ({max}s)")]
     TtlOutOfRange { max: u64 },
+    #[error("--bounds \"{0}\" must be four numbers: west,south,east,north")]
+    BadBounds(String),
     /// The signing key could not be made sure of or loaded.
     #[error("{0}")]
     SigningKey(String),
@@ -46,6 +49,7 @@ impl CliError {
             | CliError::PasswordUnreadable(_)
             | CliError::PasswordTooShort
             | CliError::BadTtl(_)
+            | CliError::BadBounds(_)
             | CliError::TtlOutOfRange { .. } => true,
             CliError::SigningKey(_) => false,
             CliError::Credential(c) => c.is_refusal(),
@@ -314,6 +318,51 @@ pub struct KeyCreate {
     /// e.g. 90d; default: no expiry.
     #[arg(long)]
     expires_in: Option<String>,
+    #[command(flatten)]
+    tiles: TileFlags,
+}
+
+/// A tile-grant ceiling (docs/grants.md); no flag: any tile.
+#[derive(Args, Debug, Default)]
+pub struct TileFlags {
+    /// Lowest zoom the key's tokens may read (0-30).
+    #[arg(long)]
+    minzoom: Option<u8>,
+    /// Highest zoom the key's tokens may read (0-30).
+    #[arg(long)]
+    maxzoom: Option<u8>,
+    /// An area as west,south,east,north in degrees (west > east crosses
+    /// the antimeridian); repeat for more boxes.
+    #[arg(long = "bounds", value_name = "W,S,E,N", allow_hyphen_values = true)]
+    bounds: Vec<String>,
+    /// A layer the key's tokens may read; repeat for more.
+    #[arg(long = "layer")]
+    layers: Vec<String>,
+}
+
+impl TileFlags {
+    /// The grant the flags name, `None` when none is given.
+    fn claim(&self) -> Result<Option<GrantClaim>, CliError> {
+        if self.minzoom.is_none() && self.maxzoom.is_none() && self.bounds.is_empty() && self.layers.is_empty() {
+            return Ok(None);
+        }
+        let mut boxes = Vec::new();
+        for b in &self.bounds {
+            let v: Vec<f64> = b
+                .split(',')
+                .map(|x| x.trim().parse::<f64>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| CliError::BadBounds(b.clone()))?;
+            let bx: [f64; 4] = v.try_into().map_err(|_| CliError::BadBounds(b.clone()))?;
+            boxes.push(bx);
+        }
+        Ok(Some(GrantClaim {
+            minzoom: self.minzoom,
+            maxzoom: self.maxzoom,
+            bounds: (!boxes.is_empty()).then_some(boxes),
+            layers: (!self.layers.is_empty()).then(|| self.layers.clone()),
+        }))
+    }
 }
 
 #[derive(Subcommand)]
@@ -693,7 +742,8 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                 _ => return Err(CliError::NoOwner),
             };
             let exp = k.expires_in.as_deref().map(api_keys::parse_expiry).transpose()?;
-            let (key, text) = api_keys::create_api_key(&op, &principal, &k.scope, exp).await?;
+            let tiles = k.tiles.claim()?;
+            let (key, text) = api_keys::create_api_key(&op, &principal, &k.scope, tiles.as_ref(), exp).await?;
             let mut v = serde_json::to_value(&key).unwrap_or_default();
             v["api_key"] = text.clone().into();
             out(json, &v, || {

@@ -44,6 +44,7 @@ impl IntoResponse for AdminError {
                 | CredentialError::Disabled { .. }
                 | CredentialError::PasswordLength
                 | CredentialError::BadExpiry(_) => error(StatusCode::BAD_REQUEST, "invalid_request", &msg),
+                CredentialError::BadTiles(_) => error(StatusCode::BAD_REQUEST, "invalid_tiles", &msg),
                 e @ (CredentialError::KeyGeneration(_)
                 | CredentialError::NoSigningKey
                 | CredentialError::SigningFailed) => {

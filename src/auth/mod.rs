@@ -24,6 +24,7 @@ use serde::Deserialize;
 
 use crate::clock::now_unix;
 use crate::config::Config;
+use crate::grants::{Grant, GrantClaim};
 use crate::routing::{IssuerSet, LimitKey, Policy};
 use crate::store::Store;
 use issuers::ExternalIssuers;
@@ -160,9 +161,18 @@ pub struct Verified {
     pub issuer: Arc<str>,
     /// [`IssuerSet::SELF`] or the external issuer's id (routes check it).
     pub issuer_id: u64,
+    source: Source,
+}
+
+/// Who vouched for a [`Verified`], and what only that kind carries (one
+/// field, so the verdict stays small).
+enum Source {
+    /// The gateway's own token, with its tile grant (`None`: unlimited),
+    /// parsed and projected once, when verified.
+    Own(Option<Box<Grant>>),
     /// The external issuer and its epoch when this verdict was made: a
     /// cached verdict whose issuer moved on is verified again.
-    source: Option<(Arc<issuers::IssuerKeys>, u64)>,
+    External(Arc<issuers::IssuerKeys>, u64),
 }
 
 impl std::fmt::Debug for Verified {
@@ -183,6 +193,7 @@ impl std::fmt::Debug for Verified {
             .field("own", &self.own)
             .field("issuer_id", &self.issuer_id)
             .field("cache_for", &self.cache_for())
+            .field("grant", &self.grant().map(|g| g.to_claim()))
             .finish_non_exhaustive()
     }
 }
@@ -284,6 +295,14 @@ impl Verified {
     pub fn cid(&self) -> Option<&str> {
         self.optional(Field::Cid)
     }
+    /// The token's tile grant; `None` when it has none (unlimited).
+    #[inline]
+    pub fn grant(&self) -> Option<&Grant> {
+        match &self.source {
+            Source::Own(g) => g.as_deref(),
+            Source::External(..) => None,
+        }
+    }
     fn cache_for(&self) -> Duration {
         Duration::from_millis(u64::from(self.cache_ms))
     }
@@ -312,14 +331,14 @@ impl Verified {
     /// The identity header values for a request carrying this token.
     pub fn identity(&self) -> IdentityValues {
         match &self.source {
-            None => IdentityValues {
+            Source::Own(_) => IdentityValues {
                 subject: self.header(Field::Sub),
                 org: self.optional_header(Field::OrgId),
                 scopes: self.header(Field::Scope),
                 uid: self.optional_header(Field::Uid),
                 issuer: HeaderValue::from_static(crate::config::SELF_ISSUER),
             },
-            Some((issuer, _)) => IdentityValues {
+            Source::External(issuer, _) => IdentityValues {
                 subject: self.header(Field::Sub),
                 org: issuer.org.clone(),
                 scopes: self.header(Field::Scope),
@@ -341,8 +360,8 @@ impl Verified {
     /// `self` or the external issuer's configured name.
     pub fn issuer_name(&self) -> &str {
         match &self.source {
-            None => crate::config::SELF_ISSUER,
-            Some((issuer, _)) => &issuer.name,
+            Source::Own(_) => crate::config::SELF_ISSUER,
+            Source::External(issuer, _) => &issuer.name,
         }
     }
     /// Whether a cached verdict still stands: always for the gateway's own
@@ -351,8 +370,8 @@ impl Verified {
     #[inline]
     fn current(&self) -> bool {
         match &self.source {
-            None => true,
-            Some((issuer, epoch)) => issuer.epoch() == *epoch,
+            Source::Own(_) => true,
+            Source::External(issuer, epoch) => issuer.epoch() == *epoch,
         }
     }
 }
@@ -408,6 +427,8 @@ struct Claims {
     cid: Option<String>,
     #[serde(default)]
     ro: bool,
+    /// The tile grant (`crate::grants`); a malformed one refuses the token.
+    tiles: Option<GrantClaim>,
 }
 
 /// Claims read from an external issuer's token: nothing else is parsed, so
@@ -855,6 +876,13 @@ impl Verifier {
             None if own && c.token_type.as_deref() == Some("named") && c.jti.is_some() => NO_EXP_CACHE,
             None => return Err(Reason::MissingClaim),
         };
+        let grant = match &c.tiles {
+            None => None,
+            Some(claim) => {
+                let g = Grant::from_claim(claim).map_err(|_| Reason::Malformed)?;
+                (!g.is_unlimited()).then(|| Box::new(g))
+            }
+        };
         let scope = c.scope.unwrap_or_default();
         let token_type = c.token_type.as_deref().unwrap_or("access");
         let opt = [&c.org_id, &c.uid, &c.username, &c.jti, &c.cid];
@@ -884,7 +912,7 @@ impl Verifier {
             iat: c.iat,
             issuer,
             issuer_id: IssuerSet::SELF,
-            source: None,
+            source: Source::Own(grant),
         })
     }
 }
@@ -937,7 +965,7 @@ fn finish_foreign(c: ForeignClaims, issuer: Arc<issuers::IssuerKeys>, epoch: u64
         iat: c.iat,
         issuer: issuer.issuer.clone(),
         issuer_id: issuer.id,
-        source: Some((issuer, epoch)),
+        source: Source::External(issuer, epoch),
     })
 }
 
@@ -993,6 +1021,7 @@ fn a_verified_token_is_small() {
         username: None,
         cid: Some("key_1".into()),
         ro: false,
+        tiles: None,
     };
     let cfg = crate::config::from_str(
         "[scopes]\n\"tiles:read\" = \"r\"\n[[upstreams]]\nname = \"t\"\nbackends = [\"http://127.0.0.1:1\"]\n",
@@ -1037,6 +1066,7 @@ fn a_verified_token_is_small() {
         username: Some("ü-name".into()),
         cid: None,
         ro: true,
+        tiles: None,
     };
     let v = verifier.finish(claims, verifier.issuer.clone(), true).unwrap();
     assert_eq!((v.sub(), v.scope(), v.token_type()), ("s", "", "access"));
@@ -1044,4 +1074,39 @@ fn a_verified_token_is_small() {
     assert_eq!((v.jti(), v.cid()), (Some(""), None));
     assert!(v.read_only && v.identity().org.is_none() && v.scopes().next().is_none());
     assert!(!v.has_scope("tiles:read"));
+    assert!(v.grant().is_none());
+    // A tile grant is parsed once, when verified; a malformed one refuses
+    // the token; an unlimited one is kept as none.
+    let with = |tiles: &str| Claims {
+        sub: "s".into(),
+        iss: "i".into(),
+        exp: Some(now_unix() + 60),
+        iat: None,
+        jti: None,
+        org_id: None,
+        scope: None,
+        token_type: None,
+        uid: None,
+        username: None,
+        cid: None,
+        ro: false,
+        tiles: Some(serde_json::from_str(tiles).unwrap()),
+    };
+    let v = verifier
+        .finish(
+            with(r#"{"maxzoom":14,"layers":["basemap"]}"#),
+            verifier.issuer.clone(),
+            true,
+        )
+        .unwrap();
+    assert_eq!(v.grant().unwrap().zoom_range(), (0, 14));
+    assert!(matches!(
+        verifier.finish(with(r#"{"minzoom":9,"maxzoom":3}"#), verifier.issuer.clone(), true),
+        Err(Reason::Malformed)
+    ));
+    assert!(verifier
+        .finish(with("{}"), verifier.issuer.clone(), true)
+        .unwrap()
+        .grant()
+        .is_none());
 }

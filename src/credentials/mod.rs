@@ -59,6 +59,9 @@ pub enum CredentialError {
     Disabled { name: String },
     #[error("the password needs {min} to 1024 characters", min = principals::MIN_PASSWORD_CHARS)]
     PasswordLength,
+    /// A tile grant that is not one (zoom out of range, a bad box…).
+    #[error("tiles: {0}")]
+    BadTiles(crate::grants::GrantError),
     /// An expiry such as `90d` that does not parse.
     #[error("{0}")]
     BadExpiry(String),
@@ -86,6 +89,7 @@ impl CredentialError {
             | CredentialError::ScopeNotAllowed { .. }
             | CredentialError::Disabled { .. }
             | CredentialError::PasswordLength
+            | CredentialError::BadTiles(_)
             | CredentialError::BadExpiry(_) => true,
             CredentialError::KeyGeneration(_) | CredentialError::NoSigningKey | CredentialError::SigningFailed => false,
             CredentialError::Store(s) => matches!(

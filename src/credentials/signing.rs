@@ -7,10 +7,11 @@ use super::{CredentialError, Op};
 use crate::auth::keys::{self, KeySet};
 use crate::clock::now_unix;
 use crate::config::Config;
+use crate::grants::{Grant, GrantClaim};
 
 /// Claims of every token the gateway issues (iss, aud, sub, exp, iat, nbf,
 /// jti, org_id, scope, token_type, uid, username; plus the deriving
-/// credential `cid` and the read-only mark `ro`). Made with [`Self::new`]
+/// credential `cid`, the read-only mark `ro` and the tile grant `tiles`). Made with [`Self::new`]
 /// and the setters for what a kind of token carries.
 #[derive(Debug, Serialize)]
 pub struct TokenClaims<'a> {
@@ -34,6 +35,9 @@ pub struct TokenClaims<'a> {
     pub cid: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub ro: bool,
+    /// The tile grant (`docs/grants.md`): absent when unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tiles: Option<GrantClaim>,
 }
 
 impl<'a> TokenClaims<'a> {
@@ -63,6 +67,7 @@ impl<'a> TokenClaims<'a> {
             username: None,
             cid: None,
             ro: false,
+            tiles: None,
         }
     }
 
@@ -81,6 +86,13 @@ impl<'a> TokenClaims<'a> {
     /// The credential it derives from: revoking that id revokes the token.
     pub fn credential(mut self, cid: &'a str) -> Self {
         self.cid = Some(cid);
+        self
+    }
+
+    /// The tile grant the token carries; an unlimited one (or none) is
+    /// left out of the token.
+    pub fn tiles(mut self, grant: Option<&Grant>) -> Self {
+        self.tiles = grant.filter(|g| !g.is_unlimited()).map(Grant::to_claim);
         self
     }
 

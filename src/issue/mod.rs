@@ -46,6 +46,12 @@ pub enum IssueError {
     /// Seed 004's 403 for scopes beyond the key's.
     #[error("{0}")]
     ScopeExceeded(String),
+    /// 403 `tiles_exceeded`: a tile grant beyond the credential's.
+    #[error("{0}")]
+    TilesExceeded(String),
+    /// 400 `invalid_tiles`: a `tiles` field that is not a tile grant.
+    #[error("{0}")]
+    InvalidTiles(String),
     /// RFC 6749 `invalid_scope` (400).
     #[error("{0}")]
     InvalidScope(String),
@@ -106,6 +112,8 @@ pub fn error_response(e: IssueError) -> Resp {
         }
         IssueError::ScopeExceeded(_) => error(StatusCode::FORBIDDEN, "invalid_scope", &msg),
         IssueError::InvalidScope(_) => error(StatusCode::BAD_REQUEST, "invalid_scope", &msg),
+        IssueError::TilesExceeded(_) => error(StatusCode::FORBIDDEN, "tiles_exceeded", &msg),
+        IssueError::InvalidTiles(_) => error(StatusCode::BAD_REQUEST, "invalid_tiles", &msg),
         IssueError::InvalidClient(_) => {
             let mut r = error(StatusCode::UNAUTHORIZED, "invalid_client", &msg);
             r.headers_mut()
