@@ -15,7 +15,7 @@ use http_body_util::Full;
 use crate::auth::AuthError;
 use crate::issue::IssueError;
 use crate::proxy::ProxyError;
-use crate::routing::{PathError, RouteMiss};
+use crate::routing::{PathError, RouteMiss, TileRefusal};
 use crate::store::StoreError;
 
 /// Every response body the gateway sends: a streamed upstream body, or a
@@ -185,6 +185,41 @@ impl IntoResponse for RouteMiss {
                 "invalid_path",
                 "backends may read this path as one that another rule covers; spell it plainly",
             ),
+        }
+    }
+}
+
+impl IntoResponse for TileRefusal {
+    /// A tile outside the token's grant, as the route's `out_of_grant`
+    /// says; a path naming no tile is the gateway's 404.
+    fn into_response(self) -> Resp {
+        use crate::routing::OutOfGrant;
+        match self {
+            TileRefusal::NoSuchTile
+            | TileRefusal::OutOfGrant {
+                mode: OutOfGrant::NotFound,
+                ..
+            } => RouteMiss::NotFound.into_response(),
+            TileRefusal::OutOfGrant {
+                mode: OutOfGrant::Forbidden,
+                dimension,
+            } => error(
+                StatusCode::FORBIDDEN,
+                "tile_not_granted",
+                match dimension {
+                    crate::grants::Dimension::Zoom => "the token's tile grant does not cover this zoom",
+                    crate::grants::Dimension::Area => "the token's tile grant does not cover this area",
+                    crate::grants::Dimension::Layer => "the token's tile grant does not cover this layer",
+                },
+            ),
+            TileRefusal::OutOfGrant {
+                mode: OutOfGrant::NoContent,
+                ..
+            } => empty(StatusCode::NO_CONTENT),
+            TileRefusal::OutOfGrant {
+                mode: OutOfGrant::Empty,
+                ..
+            } => empty(StatusCode::OK),
         }
     }
 }

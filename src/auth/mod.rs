@@ -24,8 +24,9 @@ use serde::Deserialize;
 
 use crate::clock::now_unix;
 use crate::config::Config;
-use crate::grants::{Grant, GrantClaim};
-use crate::routing::{IssuerSet, LimitKey, Policy};
+use crate::grants::{Dimension, Grant, GrantClaim};
+use crate::metrics::GrantOutcome;
+use crate::routing::{IssuerSet, LimitKey, Policy, TileRefusal, TileRoute};
 use crate::store::Store;
 use issuers::ExternalIssuers;
 use keys::KeySet;
@@ -404,6 +405,37 @@ pub fn check_rule(policy: &Policy, method: &Method, v: &Verified) -> Result<(), 
         Ok(())
     } else {
         Err(AuthError::InsufficientScope)
+    }
+}
+
+/// Check a verified token's tile grant on a route that names tiles
+/// (`tiles`: the route's tile parameters; `path`: the normalised path it
+/// matched). A token without a grant, or a route without tiles, passes
+/// without reading the path. Counted by outcome.
+#[inline]
+pub fn check_tiles(tiles: Option<&TileRoute>, v: &Verified, path: &str) -> Result<(), TileRefusal> {
+    let (Some(route), Some(grant)) = (tiles, v.grant()) else {
+        return Ok(());
+    };
+    let (tile, layer) = route.tile_of(path).inspect_err(|_| {
+        crate::metrics::tile_grant(GrantOutcome::NoTile);
+    })?;
+    match grant.check(tile, layer) {
+        Ok(()) => {
+            crate::metrics::tile_grant(GrantOutcome::Inside);
+            Ok(())
+        }
+        Err(dimension) => {
+            crate::metrics::tile_grant(match dimension {
+                Dimension::Zoom => GrantOutcome::Zoom,
+                Dimension::Area => GrantOutcome::Area,
+                Dimension::Layer => GrantOutcome::Layer,
+            });
+            Err(TileRefusal::OutOfGrant {
+                mode: route.out_of_grant,
+                dimension,
+            })
+        }
     }
 }
 

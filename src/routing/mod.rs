@@ -2,14 +2,18 @@
 //! template or prefix, methods), path normalisation, and per-route CORS.
 //! Matching runs on the normalised path; the most specific route wins.
 
+mod cache;
 mod path;
+mod tiles;
 
 use std::sync::Arc;
 
 use http::header::HeaderValue;
 use http::Method;
 
+pub use cache::make_private;
 pub use path::{ambiguous, normalize, readings, PathError, Reading};
+pub use tiles::{OutOfGrant, TileRefusal, TileRoute, TileScheme};
 
 /// What a route demands of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +201,12 @@ pub struct RouteSpec {
     pub add_prefix: Option<Box<str>>,
     pub cors: Option<Cors>,
     pub rate_limit_per_subject: u32,
+    /// The path parameters that name a tile: a token's tile grant is
+    /// checked on this route (`None`: grants are ignored here).
+    pub tiles: Option<Arc<TileRoute>>,
+    /// Token routes: responses may be kept by shared caches as the
+    /// upstream says (default: made `private`, docs/grants.md).
+    pub shared_cache: bool,
 }
 
 /// One compiled route of a [`RouteTable`]: its [`RouteSpec`] (its fields
@@ -627,6 +637,8 @@ mod tests {
             add_prefix: None,
             cors: None,
             rate_limit_per_subject: 0,
+            tiles: None,
+            shared_cache: false,
         }
     }
 

@@ -34,7 +34,7 @@ use crate::http::{Body, IntoResponse, Resp};
 use crate::metrics::{AuthOutcome, InFlight, RouteStats};
 use crate::net::trusted;
 use crate::proxy::{self, ForwardCtx, ProxyError, ReqBody};
-use crate::routing::{normalize, Policy, Route, RouteMiss};
+use crate::routing::{normalize, Policy, Route, RouteMiss, TileRefusal};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -360,6 +360,18 @@ fn refuse(e: AuthError) -> Served {
     }
 }
 
+/// A tile outside the token's grant: answered as the route says, kept
+/// from shared caches (`vary`: the token came in a header).
+fn refuse_tile(r: TileRefusal, vary: bool) -> Served {
+    let mut resp = r.into_response();
+    crate::routing::make_private(resp.headers_mut(), vary);
+    Served {
+        resp,
+        route: None,
+        auth: Some(AuthOutcome::Forbidden),
+    }
+}
+
 /// `Upgrade: websocket` (the only protocol the gateway tunnels).
 fn is_websocket(v: Option<&HeaderValue>) -> bool {
     v.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
@@ -422,6 +434,10 @@ async fn authorize_and_forward(
                     return Served::new(ProxyError::RateLimited(wait).into_response());
                 }
             }
+            // Tile grant phase (docs/grants.md).
+            if let Err(r) = auth::check_tiles(route.tiles.as_deref(), &v, path) {
+                return refuse_tile(r, ex.new_query.is_none());
+            }
             (Some(v), ex.new_query, AuthOutcome::Allowed)
         }
     };
@@ -477,6 +493,9 @@ async fn authorize_and_forward(
         }
     };
 
+    // Shared-cache phase: a token route's responses are private to the
+    // caller (`Some(vary on Authorization)`) unless it says otherwise.
+    let private = (verified.is_some() && !route.shared_cache).then_some(new_query.is_none());
     let upgrade = wants_upgrade(&parts.headers);
     // The host routed on, for X-Forwarded-Host when there is no Host header
     // (HTTP/2 `:authority`); `handle` refused a Host that differs from it.
@@ -576,8 +595,12 @@ async fn authorize_and_forward(
             });
         }
     }
+    let mut resp = proxy::into_client_response(resp).map(Body::Upstream);
+    if let Some(vary) = private {
+        crate::routing::make_private(resp.headers_mut(), vary);
+    }
     Served {
-        resp: proxy::into_client_response(resp).map(Body::Upstream),
+        resp,
         route: None,
         auth: Some(outcome),
     }
