@@ -320,6 +320,11 @@ pub struct KeyCreate {
     expires_in: Option<String>,
     #[command(flatten)]
     tiles: TileFlags,
+    /// A web origin the key's tokens may be used from on routes with
+    /// bind_origin (https://app.example.com or https://*.example.com);
+    /// repeat for more; none: any.
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
 }
 
 /// A tile-grant ceiling (docs/grants.md); no flag: any tile.
@@ -743,7 +748,8 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             };
             let exp = k.expires_in.as_deref().map(api_keys::parse_expiry).transpose()?;
             let tiles = k.tiles.claim()?;
-            let (key, text) = api_keys::create_api_key(&op, &principal, &k.scope, tiles.as_ref(), exp).await?;
+            let (key, text) =
+                api_keys::create_api_key(&op, &principal, &k.scope, tiles.as_ref(), &k.allowed_origins, exp).await?;
             let mut v = serde_json::to_value(&key).unwrap_or_default();
             v["api_key"] = text.clone().into();
             out(json, &v, || {

@@ -124,7 +124,7 @@ async fn bootstrap(store: &crate::store::Store, cfg: &crate::config::Config) -> 
         .join(" ");
     let op = crate::credentials::Op::cli(store, cfg, "demo");
     let (_, text) =
-        crate::credentials::api_keys::create_api_key(&op, &Principal::ServiceAccount(sa.id), &scope, None, None)
+        crate::credentials::api_keys::create_api_key(&op, &Principal::ServiceAccount(sa.id), &scope, None, &[], None)
             .await
             .map_err(|e| e.to_string())?;
     use std::io::Write;

@@ -129,6 +129,7 @@ impl IntoResponse for AuthError {
                 "Bearer realm=\"tilegate\", error=\"insufficient_scope\"",
                 "insufficient_scope",
             ),
+            AuthError::OriginNotAllowed => (StatusCode::FORBIDDEN, "Bearer realm=\"tilegate\"", "origin_not_allowed"),
         };
         let mut r = error(status, code, &self.to_string());
         r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(www));

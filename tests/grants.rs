@@ -101,6 +101,19 @@ scopes = ["tiles:read"]
 tiles = { z = "z", x = "x", y = "y", layer = "layer" }
 shared_cache = true
 [[routes]]
+name = "bound"
+path = "/bound/{z}/{x}/{y}.pbf"
+upstream = "tiles"
+scopes = ["tiles:read"]
+bind_origin = true
+[[routes]]
+name = "bound-lax"
+path = "/bound-lax/{z}/{x}/{y}.pbf"
+upstream = "tiles"
+scopes = ["tiles:read"]
+bind_origin = true
+missing_origin = "allow"
+[[routes]]
 name = "plain"
 path = "/plain/{z}/{x}/{y}.pbf"
 upstream = "tiles"
@@ -445,4 +458,101 @@ async fn authenticated_responses_are_private_unless_the_route_shares_them() {
     let r = http().get(fx.gw.url("/public/x")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "cache-control"), "public, max-age=600, s-maxage=3600");
+}
+
+#[tokio::test]
+async fn origin_binding_with_and_without_headers() {
+    let fx = setup().await;
+    let key = admin_post(
+        &fx.gw,
+        "/admin/v1/api-keys",
+        json!({"service_account": fx.sa["id"], "scope": "tiles:read",
+               "allowed_origins": ["https://app.example.com", "https://*.maps.example"]}),
+    )
+    .await;
+    let t = token_of(&fx, &key, json!({})).await;
+    assert_eq!(
+        claims(&t)["origins"],
+        json!(["https://app.example.com", "https://*.maps.example"])
+    );
+    let with = |path: &str, h: Option<(&'static str, &str)>| {
+        let mut r = http().get(fx.gw.url(path)).bearer_auth(&t);
+        if let Some((n, v)) = h {
+            r = r.header(n, v);
+        }
+        r
+    };
+    let code = |r: reqwest::RequestBuilder| async move { r.send().await.unwrap().status().as_u16() };
+    let o = |v: &str| Some(("origin", v.to_owned()));
+    for (h, want) in [
+        (o("https://app.example.com"), 200),
+        (o("https://a.maps.example"), 200),
+        (o("https://a.b.maps.example"), 403),
+        (o("https://maps.example"), 403),
+        (o("http://app.example.com"), 403),
+        (o("https://evil.example"), 403),
+        (Some(("referer", "https://app.example.com/map?x=1".to_owned())), 200),
+        (
+            Some(("referer", "https://evil.example/app.example.com".to_owned())),
+            403,
+        ),
+        (None, 403),
+    ] {
+        let r = with("/bound/1/0/0.pbf", h.as_ref().map(|(n, v)| (*n, v.as_str())));
+        assert_eq!(code(r).await, want, "{h:?}");
+    }
+    // Origin wins over Referer.
+    let r = with("/bound/1/0/0.pbf", Some(("origin", "https://evil.example")))
+        .header("referer", "https://app.example.com/");
+    assert_eq!(code(r).await, 403);
+    // The refusal names itself.
+    let r = with("/bound/1/0/0.pbf", Some(("origin", "https://evil.example")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "origin_not_allowed");
+    // missing_origin = "allow": neither header passes, a wrong one does not.
+    assert_eq!(code(with("/bound-lax/1/0/0.pbf", None)).await, 200);
+    assert_eq!(
+        code(with("/bound-lax/1/0/0.pbf", Some(("origin", "https://evil.example")))).await,
+        403
+    );
+    // A route without bind_origin, and a token without origins, ignore it.
+    assert_eq!(
+        code(with("/plain/1/0/0.pbf", Some(("origin", "https://evil.example")))).await,
+        200
+    );
+    let free = key_with(&fx, Value::Null).await;
+    let ft = token_of(&fx, &free, json!({})).await;
+    let r = http()
+        .get(fx.gw.url("/bound/1/0/0.pbf"))
+        .bearer_auth(&ft)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Bad patterns are refused when the key is made.
+    let r = http()
+        .post(fx.gw.admin_url("/admin/v1/api-keys"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"service_account": fx.sa["id"], "scope": "tiles:read", "allowed_origins": ["*.example.com"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let out = fx.gw.cli(&[
+        "--json",
+        "api-key",
+        "create",
+        "--service-account",
+        fx.sa["id"].as_str().unwrap(),
+        "--scope",
+        "tiles:read",
+        "--allowed-origin",
+        "https://*.example.com",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let k: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(k["allowed_origins"], json!(["https://*.example.com"]));
 }

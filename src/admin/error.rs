@@ -43,6 +43,7 @@ impl IntoResponse for AdminError {
                 | CredentialError::ScopeNotAllowed { .. }
                 | CredentialError::Disabled { .. }
                 | CredentialError::PasswordLength
+                | CredentialError::BadOrigin(_)
                 | CredentialError::BadExpiry(_) => error(StatusCode::BAD_REQUEST, "invalid_request", &msg),
                 CredentialError::BadTiles(_) => error(StatusCode::BAD_REQUEST, "invalid_tiles", &msg),
                 e @ (CredentialError::KeyGeneration(_)

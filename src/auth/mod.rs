@@ -103,6 +103,11 @@ pub enum AuthError {
     /// 403 `insufficient_scope`: read-only token or route, other method.
     #[error("read-only access allows GET, HEAD and OPTIONS only")]
     ReadOnly,
+    /// 403 `origin_not_allowed`: on a route with `bind_origin`, the
+    /// request's `Origin` (or `Referer`) is not one the token allows, or
+    /// it has neither and the route refuses that.
+    #[error("the token may not be used from this origin")]
+    OriginNotAllowed,
 }
 
 /// Values of the identity headers of one request, made from a
@@ -165,12 +170,20 @@ pub struct Verified {
     source: Source,
 }
 
+/// A gateway token's tile grant and allowed origins.
+struct OwnLimits {
+    /// `None`: any tile.
+    grant: Option<Grant>,
+    /// `None`: any origin.
+    origins: Option<Box<[Box<str>]>>,
+}
+
 /// Who vouched for a [`Verified`], and what only that kind carries (one
 /// field, so the verdict stays small).
 enum Source {
-    /// The gateway's own token, with its tile grant (`None`: unlimited),
-    /// parsed and projected once, when verified.
-    Own(Option<Box<Grant>>),
+    /// The gateway's own token, with what limits it beyond scopes (`None`:
+    /// nothing), parsed once, when verified.
+    Own(Option<Box<OwnLimits>>),
     /// The external issuer and its epoch when this verdict was made: a
     /// cached verdict whose issuer moved on is verified again.
     External(Arc<issuers::IssuerKeys>, u64),
@@ -300,8 +313,17 @@ impl Verified {
     #[inline]
     pub fn grant(&self) -> Option<&Grant> {
         match &self.source {
-            Source::Own(g) => g.as_deref(),
-            Source::External(..) => None,
+            Source::Own(Some(l)) => l.grant.as_ref(),
+            _ => None,
+        }
+    }
+    /// The origins the token may be used from; `None` when it names none
+    /// (any origin).
+    #[inline]
+    pub fn origins(&self) -> Option<&[Box<str>]> {
+        match &self.source {
+            Source::Own(Some(l)) => l.origins.as_deref(),
+            _ => None,
         }
     }
     fn cache_for(&self) -> Duration {
@@ -439,6 +461,40 @@ pub fn check_tiles(tiles: Option<&TileRoute>, v: &Verified, path: &str) -> Resul
     }
 }
 
+/// Check a verified token's allowed origins on a route with
+/// `bind_origin`: the request's `Origin`, or without one the origin of its
+/// `Referer` (what `<img>` tile requests send), must match one of them; a
+/// request with neither passes only where the route allows it. A token
+/// that names no origins, or a route that does not bind them, passes.
+#[inline]
+pub fn check_origin(
+    bind_origin: bool,
+    allow_missing: bool,
+    v: &Verified,
+    headers: &http::HeaderMap,
+) -> Result<(), AuthError> {
+    let (true, Some(allowed)) = (bind_origin, v.origins()) else {
+        return Ok(());
+    };
+    let origin = match headers.get(http::header::ORIGIN) {
+        Some(o) => Some(o.to_str().map_err(|_| AuthError::OriginNotAllowed)?),
+        None => match headers.get(http::header::REFERER) {
+            Some(r) => Some(
+                r.to_str()
+                    .ok()
+                    .and_then(crate::routing::referer_origin)
+                    .ok_or(AuthError::OriginNotAllowed)?,
+            ),
+            None => None,
+        },
+    };
+    match origin {
+        None if allow_missing => Ok(()),
+        Some(o) if allowed.iter().any(|p| crate::routing::origin_matches(p, o)) => Ok(()),
+        _ => Err(AuthError::OriginNotAllowed),
+    }
+}
+
 /// Claims the gateway reads. Types are strict: a string `exp` or a
 /// non-string `iss` fails to parse and the token is refused.
 #[derive(Debug, Deserialize)]
@@ -461,6 +517,8 @@ struct Claims {
     ro: bool,
     /// The tile grant (`crate::grants`); a malformed one refuses the token.
     tiles: Option<GrantClaim>,
+    /// Allowed web origins (patterns, `crate::routing::origin_matches`).
+    origins: Option<Vec<String>>,
 }
 
 /// Claims read from an external issuer's token: nothing else is parsed, so
@@ -912,9 +970,17 @@ impl Verifier {
             None => None,
             Some(claim) => {
                 let g = Grant::from_claim(claim).map_err(|_| Reason::Malformed)?;
-                (!g.is_unlimited()).then(|| Box::new(g))
+                (!g.is_unlimited()).then_some(g)
             }
         };
+        let origins = match &c.origins {
+            None => None,
+            Some(list) if list.iter().all(|o| crate::routing::valid_origin_pattern(o)) => {
+                Some(list.iter().map(|o| Box::from(o.as_str())).collect::<Box<[Box<str>]>>())
+            }
+            Some(_) => return Err(Reason::Malformed),
+        };
+        let limits = (grant.is_some() || origins.is_some()).then(|| Box::new(OwnLimits { grant, origins }));
         let scope = c.scope.unwrap_or_default();
         let token_type = c.token_type.as_deref().unwrap_or("access");
         let opt = [&c.org_id, &c.uid, &c.username, &c.jti, &c.cid];
@@ -944,7 +1010,7 @@ impl Verifier {
             iat: c.iat,
             issuer,
             issuer_id: IssuerSet::SELF,
-            source: Source::Own(grant),
+            source: Source::Own(limits),
         })
     }
 }
@@ -1054,6 +1120,7 @@ fn a_verified_token_is_small() {
         cid: Some("key_1".into()),
         ro: false,
         tiles: None,
+        origins: None,
     };
     let cfg = crate::config::from_str(
         "[scopes]\n\"tiles:read\" = \"r\"\n[[upstreams]]\nname = \"t\"\nbackends = [\"http://127.0.0.1:1\"]\n",
@@ -1099,6 +1166,7 @@ fn a_verified_token_is_small() {
         cid: None,
         ro: true,
         tiles: None,
+        origins: None,
     };
     let v = verifier.finish(claims, verifier.issuer.clone(), true).unwrap();
     assert_eq!((v.sub(), v.scope(), v.token_type()), ("s", "", "access"));
@@ -1123,6 +1191,7 @@ fn a_verified_token_is_small() {
         cid: None,
         ro: false,
         tiles: Some(serde_json::from_str(tiles).unwrap()),
+        origins: None,
     };
     let v = verifier
         .finish(

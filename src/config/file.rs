@@ -545,6 +545,13 @@ pub struct FileRoute {
     /// (default: responses are made `private`).
     #[serde(default)]
     pub shared_cache: bool,
+    /// Check the token's allowed origins against `Origin`, else the
+    /// origin of `Referer` (docs/grants.md, "Origin binding").
+    #[serde(default)]
+    pub bind_origin: bool,
+    /// With `bind_origin`, a request with neither header: `"refuse"`
+    /// (default) or `"allow"`.
+    pub missing_origin: Option<String>,
 }
 
 /// A route's `tiles` table: parameter names of its path template.

@@ -11,15 +11,19 @@ use crate::store::{ApiKey, Principal};
 
 /// A new API key of `principal` with the declared `scope`s, each within the
 /// principal's ceiling; limited to the tile grant `tiles` (`None`: any
-/// tile); expiring after `expires_in` (`None`: never). The key's text is
+/// tile) and to the web `origins` (empty: any); expiring after `expires_in` (`None`: never). The key's text is
 /// returned this once.
 pub async fn create_api_key(
     op: &Op<'_>,
     principal: &Principal,
     scope: &str,
     tiles: Option<&GrantClaim>,
+    origins: &[String],
     expires_in: Option<Duration>,
 ) -> Result<(ApiKey, String), CredentialError> {
+    if let Some(bad) = origins.iter().find(|o| !crate::routing::valid_origin_pattern(o)) {
+        return Err(CredentialError::BadOrigin(bad.clone()));
+    }
     let scopes = check_scopes(op.cfg, scope)?;
     // Stored as the validated grant gives it back (degrees quantised,
     // layers deduplicated); an unlimited grant is no grant.
@@ -50,7 +54,14 @@ pub async fn create_api_key(
     let expires_at = expires_in.map(|d| now + d.as_secs() as i64);
     let (key, text) = op
         .store
-        .create_api_key_with_tiles(principal, &scopes, tiles.as_ref(), expires_at, now)
+        .create_api_key_limited(
+            principal,
+            &scopes,
+            tiles.as_ref(),
+            (!origins.is_empty()).then_some(origins),
+            expires_at,
+            now,
+        )
         .await?;
     op.store
         .audit(op.actor, "api_key.created", &key.id, &scopes.join(" "), now)

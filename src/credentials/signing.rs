@@ -11,7 +11,8 @@ use crate::grants::{Grant, GrantClaim};
 
 /// Claims of every token the gateway issues (iss, aud, sub, exp, iat, nbf,
 /// jti, org_id, scope, token_type, uid, username; plus the deriving
-/// credential `cid`, the read-only mark `ro` and the tile grant `tiles`). Made with [`Self::new`]
+/// credential `cid`, the read-only mark `ro`, the tile grant `tiles` and the allowed
+/// `origins`). Made with [`Self::new`]
 /// and the setters for what a kind of token carries.
 #[derive(Debug, Serialize)]
 pub struct TokenClaims<'a> {
@@ -38,6 +39,9 @@ pub struct TokenClaims<'a> {
     /// The tile grant (`docs/grants.md`): absent when unlimited.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tiles: Option<GrantClaim>,
+    /// Web origins the token may be used from on routes that bind origins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origins: Option<&'a [String]>,
 }
 
 impl<'a> TokenClaims<'a> {
@@ -68,6 +72,7 @@ impl<'a> TokenClaims<'a> {
             cid: None,
             ro: false,
             tiles: None,
+            origins: None,
         }
     }
 
@@ -93,6 +98,12 @@ impl<'a> TokenClaims<'a> {
     /// left out of the token.
     pub fn tiles(mut self, grant: Option<&Grant>) -> Self {
         self.tiles = grant.filter(|g| !g.is_unlimited()).map(Grant::to_claim);
+        self
+    }
+
+    /// The web origins the token may be used from (`None` or empty: any).
+    pub fn origins(mut self, origins: Option<&'a [String]>) -> Self {
+        self.origins = origins.filter(|o| !o.is_empty());
         self
     }
 

@@ -60,7 +60,8 @@ pub async fn api_key_exchange(
             .org(Some(&key.key.org_id))
             .user(uid, key.username())
             .credential(&key.key.id)
-            .tiles(tiles.as_ref()),
+            .tiles(tiles.as_ref())
+            .origins(key.key.allowed_origins.as_deref()),
     )?;
     ctx.touch(&key, now);
     crate::metrics::token_issued("api_key");

@@ -111,7 +111,8 @@ async fn json_grant(ctx: &Ctx<'_>, body: &[u8]) -> Result<Resp, IssueError> {
             .org(Some(&key.key.org_id))
             .user(principal_id(&key.key.principal), key.username())
             .credential(&key.key.id)
-            .tiles(tiles.as_ref()),
+            .tiles(tiles.as_ref())
+            .origins(key.key.allowed_origins.as_deref()),
     )?;
     ctx.touch(&key, now);
     crate::metrics::token_issued("service_account");

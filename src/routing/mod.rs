@@ -3,6 +3,7 @@
 //! Matching runs on the normalised path; the most specific route wins.
 
 mod cache;
+mod origin;
 mod path;
 mod tiles;
 
@@ -12,6 +13,7 @@ use http::header::HeaderValue;
 use http::Method;
 
 pub use cache::make_private;
+pub use origin::{origin_matches, referer_origin, valid_origin_pattern};
 pub use path::{ambiguous, normalize, readings, PathError, Reading};
 pub use tiles::{OutOfGrant, TileRefusal, TileRoute, TileScheme};
 
@@ -207,6 +209,10 @@ pub struct RouteSpec {
     /// Token routes: responses may be kept by shared caches as the
     /// upstream says (default: made `private`, docs/grants.md).
     pub shared_cache: bool,
+    /// Check a token's allowed origins against `Origin` (or `Referer`).
+    pub bind_origin: bool,
+    /// With `bind_origin`: let a request with neither header through.
+    pub allow_missing_origin: bool,
 }
 
 /// One compiled route of a [`RouteTable`]: its [`RouteSpec`] (its fields
@@ -639,6 +645,8 @@ mod tests {
             rate_limit_per_subject: 0,
             tiles: None,
             shared_cache: false,
+            bind_origin: false,
+            allow_missing_origin: false,
         }
     }
 

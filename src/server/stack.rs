@@ -351,7 +351,7 @@ fn refuse(e: AuthError) -> Served {
     let outcome = match e {
         AuthError::Missing => AuthOutcome::Missing,
         AuthError::Invalid(_) => AuthOutcome::Invalid,
-        AuthError::InsufficientScope | AuthError::ReadOnly => AuthOutcome::Forbidden,
+        AuthError::InsufficientScope | AuthError::ReadOnly | AuthError::OriginNotAllowed => AuthOutcome::Forbidden,
     };
     Served {
         resp: e.into_response(),
@@ -433,6 +433,10 @@ async fn authorize_and_forward(
                 if let Err(wait) = l.check(v.limit_key()) {
                     return Served::new(ProxyError::RateLimited(wait).into_response());
                 }
+            }
+            // Origin binding phase (docs/grants.md).
+            if let Err(e) = auth::check_origin(route.bind_origin, route.allow_missing_origin, &v, &parts.headers) {
+                return refuse(e);
             }
             // Tile grant phase (docs/grants.md).
             if let Err(r) = auth::check_tiles(route.tiles.as_deref(), &v, path) {

@@ -33,6 +33,10 @@ pub struct ApiKey {
     #[sqlx(try_from = "super::TilesColumn")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tiles: Option<GrantClaim>,
+    /// Origins the key's tokens may be used from (`None`: any).
+    #[sqlx(try_from = "super::Ceiling")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 impl ApiKey {
@@ -52,7 +56,7 @@ struct ApiKeyWithHash {
 
 macro_rules! key_cols {
     () => {
-        "id, prefix, principal_kind, principal_id, org_id, scopes, created_at, expires_at, revoked_at, last_used_at, tiles"
+        "id, prefix, principal_kind, principal_id, org_id, scopes, created_at, expires_at, revoked_at, last_used_at, tiles, allowed_origins"
     };
 }
 
@@ -66,17 +70,18 @@ impl Store {
         expires_at: Option<i64>,
         now: i64,
     ) -> Result<(ApiKey, String), StoreError> {
-        self.create_api_key_with_tiles(principal, scopes, None, expires_at, now)
+        self.create_api_key_limited(principal, scopes, None, None, expires_at, now)
             .await
     }
 
-    /// [`Store::create_api_key`] with a tile-grant ceiling (validated by
-    /// the caller).
-    pub async fn create_api_key_with_tiles(
+    /// [`Store::create_api_key`] with a tile-grant ceiling and allowed
+    /// origins (both validated by the caller).
+    pub async fn create_api_key_limited(
         &self,
         principal: &Principal,
         scopes: &[String],
         tiles: Option<&GrantClaim>,
+        origins: Option<&[String]>,
         expires_at: Option<i64>,
         now: i64,
     ) -> Result<(ApiKey, String), StoreError> {
@@ -98,10 +103,12 @@ impl Store {
             revoked_at: None,
             last_used_at: None,
             tiles: tiles.cloned(),
+            allowed_origins: origins.map(<[String]>::to_vec),
         };
         sqlx::query(
             "INSERT INTO api_keys (id, key_hash, prefix, principal_kind, principal_id, org_id, \
-             scopes, created_at, expires_at, tiles) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             scopes, created_at, expires_at, tiles, allowed_origins) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&key.id)
         .bind(sha256_hex(&plaintext))
@@ -113,6 +120,7 @@ impl Store {
         .bind(key.created_at)
         .bind(key.expires_at)
         .bind(tiles_text)
+        .bind(origins.map(|o| o.join(" ")))
         .execute(self.pool())
         .await
         .map_err(db)?;

@@ -146,6 +146,26 @@ pub(super) fn routes(
                 "a public route's responses are left as the upstream sends them already",
             );
         }
+        let allow_missing_origin = match r.missing_origin.as_deref() {
+            None | Some("refuse") => false,
+            Some("allow") => true,
+            Some(other) => {
+                p.push(
+                    format!("{key}.missing_origin"),
+                    format!("\"{other}\" is not \"refuse\" or \"allow\""),
+                );
+                false
+            }
+        };
+        if r.missing_origin.is_some() && !r.bind_origin {
+            p.push(format!("{key}.missing_origin"), "needs bind_origin = true");
+        }
+        if r.public && r.bind_origin {
+            p.push(
+                format!("{key}.bind_origin"),
+                "a public route reads no token, so no origins",
+            );
+        }
         routes.push(RouteSpec {
             name,
             host: r.host.as_ref().map(|h| h.to_ascii_lowercase().into()),
@@ -167,6 +187,8 @@ pub(super) fn routes(
             forward_tokens: r.forward_tokens,
             tiles,
             shared_cache: r.shared_cache,
+            bind_origin: r.bind_origin,
+            allow_missing_origin,
         });
     }
     // Patterns that conflict: the table the runtime compiles from these

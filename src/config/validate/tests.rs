@@ -278,3 +278,22 @@ fn tile_routes_name_parameters_of_their_path() {
         .join("\n");
     assert!(e.contains("public route reads no token"), "{e}");
 }
+
+#[test]
+fn origin_binding_keys() {
+    let route = |extra: &str| {
+        cfg(&format!(
+            "[[routes]]\nprefix = \"/o/\"\nupstream = \"tiles\"\n{extra}\n"
+        ))
+    };
+    let c = route("bind_origin = true").unwrap();
+    assert!(
+        c.routes[0].bind_origin && !c.routes[0].allow_missing_origin,
+        "refuse by default"
+    );
+    assert!(route("bind_origin = true\nmissing_origin = \"allow\"").unwrap().routes[0].allow_missing_origin);
+    let bad = |extra: &str| route(extra).unwrap_err().join("\n");
+    assert!(bad("bind_origin = true\nmissing_origin = \"maybe\"").contains("routes[0].missing_origin"));
+    assert!(bad("missing_origin = \"allow\"").contains("needs bind_origin"));
+    assert!(bad("public = true\nbind_origin = true").contains("routes[0].bind_origin"));
+}
