@@ -12,7 +12,7 @@ use crate::clock::now_unix;
 use crate::config::{self, Config};
 use crate::credentials::signing::TokenClaims;
 use crate::credentials::{api_keys, clients, named, principals, scopes, signing, CredentialError, Op, Revoked};
-use crate::grants::GrantClaim;
+use crate::grants::{Grant, GrantClaim};
 use crate::store::{Principal, Store, StoreError};
 
 /// Why an operator command failed.
@@ -413,6 +413,9 @@ pub enum TokenCmd {
         org: Option<String>,
         #[arg(long, default_value = "operator")]
         sub: String,
+        /// A tile grant for the token (docs/grants.md).
+        #[command(flatten)]
+        tiles: TileFlags,
     },
 }
 
@@ -809,8 +812,18 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
             let t = named::revoke_named(&op, &id, None).await?;
             out(json, &t, || format!("revoked named token {}", t.id));
         }
-        Cmd::Token(TokenCmd::Mint { scope, ttl, org, sub }) => {
+        Cmd::Token(TokenCmd::Mint {
+            scope,
+            ttl,
+            org,
+            sub,
+            tiles,
+        }) => {
             let scopes = scopes::check_scopes(cfg, &scope)?;
+            let grant = tiles
+                .claim()?
+                .map(|c| Grant::from_claim(&c).map_err(CredentialError::BadTiles))
+                .transpose()?;
             let ttl = config::parse_duration(&ttl).map_err(CliError::BadTtl)?;
             if ttl.is_zero() || ttl > cfg.tokens.max_ttl {
                 return Err(CliError::TtlOutOfRange {
@@ -824,6 +837,7 @@ async fn operator(cmd: Cmd, cfg: &Config, store: &Store, json: bool) -> Result<(
                 ttl.as_secs() as i64,
                 org.as_deref(),
                 &sub,
+                grant.as_ref(),
             )
             .await?;
             out(
@@ -897,6 +911,7 @@ pub async fn mint(
     ttl: i64,
     org: Option<&str>,
     sub: &str,
+    tiles: Option<&Grant>,
 ) -> Result<String, CliError> {
     crate::server::ensure_signing_key(store, cfg)
         .await
@@ -908,6 +923,7 @@ pub async fn mint(
     let jti = crate::store::random_token("", 16);
     let token = TokenClaims::new(cfg, "access", sub, &jti, scope, now, Some(now + ttl))
         .org(org)
+        .tiles(tiles)
         .sign(&set)?;
     Ok(token)
 }

@@ -556,3 +556,35 @@ async fn origin_binding_with_and_without_headers() {
     let k: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(k["allowed_origins"], json!(["https://*.example.com"]));
 }
+
+#[tokio::test]
+async fn operator_minted_tokens_may_carry_a_grant() {
+    let fx = setup().await;
+    let out = fx.gw.cli(&[
+        "token",
+        "mint",
+        "--scope",
+        "tiles:read",
+        "--maxzoom",
+        "3",
+        "--layer",
+        "basemap",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(claims(&t)["tiles"], json!({"maxzoom": 3, "layers": ["basemap"]}));
+    assert_eq!(status(&fx, "/g/basemap/3/0/0.pbf", &t).await, 200);
+    assert_eq!(status(&fx, "/g/basemap/4/0/0.pbf", &t).await, 404);
+    assert_eq!(status(&fx, "/g/poi/3/0/0.pbf", &t).await, 404);
+    let out = fx.gw.cli(&[
+        "token",
+        "mint",
+        "--scope",
+        "tiles:read",
+        "--minzoom",
+        "5",
+        "--maxzoom",
+        "3",
+    ]);
+    assert_eq!(out.status.code(), Some(64));
+}
