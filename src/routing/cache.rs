@@ -12,6 +12,28 @@ use http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, VARY};
 /// `vary_authorization` (the token came in `Authorization`), `Vary` gets
 /// `Authorization` unless it is `*` or names it already.
 pub fn make_private(h: &mut HeaderMap, vary_authorization: bool) {
+    if h.contains_key(CACHE_CONTROL) {
+        rewrite_cache_control(h);
+    } else {
+        // The common case for tiles without cache headers: no parsing.
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+    }
+    if vary_authorization {
+        let covered = h.get_all(VARY).iter().any(|v| {
+            v.to_str().unwrap_or("").split(',').any(|n| {
+                let n = n.trim();
+                n == "*" || n.eq_ignore_ascii_case("authorization")
+            })
+        });
+        if !covered {
+            h.append(VARY, HeaderValue::from_static("Authorization"));
+        }
+    }
+}
+
+/// `Cache-Control` with `private` first and the shared-cache directives
+/// gone (see [`make_private`]).
+fn rewrite_cache_control(h: &mut HeaderMap) {
     let mut kept: Vec<String> = Vec::new();
     let mut readable = true;
     for v in h.get_all(CACHE_CONTROL) {
@@ -35,17 +57,6 @@ pub fn make_private(h: &mut HeaderMap, vary_authorization: bool) {
     kept.insert(0, "private".into());
     let value = HeaderValue::from_str(&kept.join(", ")).unwrap_or(HeaderValue::from_static("private, no-store"));
     h.insert(CACHE_CONTROL, value);
-    if vary_authorization {
-        let covered = h.get_all(VARY).iter().any(|v| {
-            v.to_str().unwrap_or("").split(',').any(|n| {
-                let n = n.trim();
-                n == "*" || n.eq_ignore_ascii_case("authorization")
-            })
-        });
-        if !covered {
-            h.append(VARY, HeaderValue::from_static("Authorization"));
-        }
-    }
 }
 
 /// The directives of a `Cache-Control` value: split at commas outside
