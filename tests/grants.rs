@@ -588,3 +588,79 @@ async fn operator_minted_tokens_may_carry_a_grant() {
     ]);
     assert_eq!(out.status.code(), Some(64));
 }
+
+#[tokio::test]
+async fn named_tokens_may_carry_a_grant() {
+    let fx = setup().await;
+    let json_of = |args: &[&str], stdin: Option<&str>| -> Value {
+        let out = match stdin {
+            Some(s) => fx.gw.cli_stdin(args, s),
+            None => fx.gw.cli(args),
+        };
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let org = json_of(&["--json", "org", "create", "named-org"], None);
+    let user = json_of(
+        &[
+            "--json",
+            "user",
+            "create",
+            "--org",
+            org["id"].as_str().unwrap(),
+            "--username",
+            "nora",
+            "--password-stdin",
+        ],
+        Some("correct horse battery\n"),
+    );
+    let g = json_of(
+        &[
+            "--json",
+            "generator-token",
+            "show",
+            "--user",
+            user["uid"].as_str().unwrap(),
+        ],
+        None,
+    );
+    let generator = g["token"].as_str().unwrap();
+    let named = |tiles: Option<&str>| {
+        let mut q = vec![
+            ("name", "map"),
+            ("validTime", "60"),
+            ("action", "read_only"),
+            ("resourceType", "all"),
+        ];
+        if let Some(t) = tiles {
+            q.push(("tiles", t));
+        }
+        http()
+            .post(fx.gw.url("/oauth/v1/user/token"))
+            .query(&q)
+            .bearer_auth(generator)
+            .send()
+    };
+    let r = named(Some(r#"{"maxzoom":4,"layers":["basemap"]}"#)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let want = json!({"maxzoom": 4, "layers": ["basemap"]});
+    assert_eq!(v["tiles"], want);
+    let t = v["token"].as_str().unwrap();
+    assert_eq!(claims(t)["tiles"], want);
+    assert_eq!(status(&fx, "/g/basemap/4/0/0.pbf", t).await, 200);
+    assert_eq!(status(&fx, "/g/basemap/5/0/0.pbf", t).await, 404);
+    // A bad grant: 400 invalid_tiles, and no named token is made.
+    let r = named(Some(r#"{"minzoom":5,"maxzoom":4}"#)).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_tiles");
+    let list = json_of(&["--json", "named-token", "list"], None);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    // Without tiles: no grant.
+    let v: Value = named(None).await.unwrap().json().await.unwrap();
+    assert!(claims(v["token"].as_str().unwrap()).get("tiles").is_none());
+}
