@@ -6,6 +6,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use tilegate::grants::{Grant, GrantClaim, Tile};
+use tilegate::routing::{OutOfGrant, TileRoute, TileScheme};
 
 fn grant(json: &str) -> Grant {
     Grant::from_claim(&serde_json::from_str::<GrantClaim>(json).unwrap()).unwrap()
@@ -31,6 +32,24 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("four boxes, outside all", |b| {
         b.iter(|| black_box(&many).check(black_box(outside), Some("basemap")))
+    });
+    // What a request pays on a tile route: the coordinates read from the
+    // path by the route's own matcher, then the check.
+    let route = TileRoute::new(
+        "/tiles/{layer}/{z}/{x}/{y}.pbf",
+        "z",
+        "x",
+        "y",
+        Some("layer"),
+        TileScheme::Xyz,
+        OutOfGrant::NotFound,
+    )
+    .unwrap();
+    g.bench_function("path to tile + one box check", |b| {
+        b.iter(|| {
+            let (t, layer) = route.tile_of(black_box("/tiles/basemap/12/2100/1400.pbf")).unwrap();
+            black_box(&one).check(t, layer)
+        })
     });
     g.bench_function("unlimited", |b| {
         let u = Grant::unlimited();

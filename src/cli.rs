@@ -13,6 +13,7 @@ use crate::clock::now_unix;
 use crate::config::{self, Config};
 use crate::credentials::signing::TokenClaims;
 use crate::credentials::{api_keys, clients, named, principals, scopes, signing, CredentialError, Op, Revoked};
+use crate::grants::{Grant, GrantClaim};
 use crate::store::{Principal, Store, StoreError};
 
 /// Why an operator command failed.
@@ -29,6 +30,8 @@ pub enum CliError {
     BadTtl(String),
     #[error("--ttl must be between 1s and tokens.max_ttl ({max}s)")]
     TtlOutOfRange { max: u64 },
+    #[error("--bounds \"{0}\" must be four numbers: west,south,east,north")]
+    BadBounds(String),
     /// The signing key could not be made sure of or loaded.
     #[error("{0}")]
     SigningKey(String),
@@ -47,6 +50,7 @@ impl CliError {
             | CliError::PasswordUnreadable(_)
             | CliError::PasswordTooShort
             | CliError::BadTtl(_)
+            | CliError::BadBounds(_)
             | CliError::TtlOutOfRange { .. } => true,
             CliError::SigningKey(_) => false,
             CliError::Credential(c) => c.is_refusal(),
@@ -435,6 +439,56 @@ pub struct KeyCreate {
     /// Lifetime, e.g. 90d [default: no expiry].
     #[arg(long)]
     expires_in: Option<String>,
+    #[command(flatten)]
+    tiles: TileFlags,
+    /// A web origin the key's tokens may be used from on routes with
+    /// bind_origin (https://app.example.com or https://*.example.com);
+    /// repeat for more; none: any.
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+}
+
+/// A tile-grant ceiling (docs/grants.md); no flag: any tile.
+#[derive(Args, Debug, Default)]
+pub struct TileFlags {
+    /// Lowest zoom the key's tokens may read (0-30).
+    #[arg(long)]
+    minzoom: Option<u8>,
+    /// Highest zoom the key's tokens may read (0-30).
+    #[arg(long)]
+    maxzoom: Option<u8>,
+    /// An area as west,south,east,north in degrees (west > east crosses
+    /// the antimeridian); repeat for more boxes.
+    #[arg(long = "bounds", value_name = "W,S,E,N", allow_hyphen_values = true)]
+    bounds: Vec<String>,
+    /// A layer the key's tokens may read; repeat for more.
+    #[arg(long = "layer")]
+    layers: Vec<String>,
+}
+
+impl TileFlags {
+    /// The grant the flags name, `None` when none is given.
+    fn claim(&self) -> Result<Option<GrantClaim>, CliError> {
+        if self.minzoom.is_none() && self.maxzoom.is_none() && self.bounds.is_empty() && self.layers.is_empty() {
+            return Ok(None);
+        }
+        let mut boxes = Vec::new();
+        for b in &self.bounds {
+            let v: Vec<f64> = b
+                .split(',')
+                .map(|x| x.trim().parse::<f64>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| CliError::BadBounds(b.clone()))?;
+            let bx: [f64; 4] = v.try_into().map_err(|_| CliError::BadBounds(b.clone()))?;
+            boxes.push(bx);
+        }
+        Ok(Some(GrantClaim {
+            minzoom: self.minzoom,
+            maxzoom: self.maxzoom,
+            bounds: (!boxes.is_empty()).then_some(boxes),
+            layers: (!self.layers.is_empty()).then(|| self.layers.clone()),
+        }))
+    }
 }
 
 #[derive(Subcommand)]
@@ -484,6 +538,9 @@ pub enum TokenCmd {
         /// The token's subject (sub claim).
         #[arg(long, default_value = "operator")]
         sub: String,
+        /// A tile grant for the token (docs/grants.md).
+        #[command(flatten)]
+        tiles: TileFlags,
     },
 }
 
@@ -850,7 +907,9 @@ async fn operator(cmd: OperatorCmd, cfg: &Config, store: &Store, json: bool) -> 
                 _ => return Err(CliError::NoOwner),
             };
             let exp = k.expires_in.as_deref().map(api_keys::parse_expiry).transpose()?;
-            let (key, text) = api_keys::create_api_key(&op, &principal, &k.scope, exp).await?;
+            let tiles = k.tiles.claim()?;
+            let (key, text) =
+                api_keys::create_api_key(&op, &principal, &k.scope, tiles.as_ref(), &k.allowed_origins, exp).await?;
             let mut v = serde_json::to_value(&key).unwrap_or_default();
             v["api_key"] = text.clone().into();
             out(json, &v, || {
@@ -910,8 +969,18 @@ async fn operator(cmd: OperatorCmd, cfg: &Config, store: &Store, json: bool) -> 
             let t = named::revoke_named(&op, &id, None).await?;
             out(json, &t, || format!("revoked named token {}", t.id));
         }
-        OperatorCmd::Token(TokenCmd::Mint { scope, ttl, org, sub }) => {
+        OperatorCmd::Token(TokenCmd::Mint {
+            scope,
+            ttl,
+            org,
+            sub,
+            tiles,
+        }) => {
             let scopes = scopes::check_scopes(cfg, &scope)?;
+            let grant = tiles
+                .claim()?
+                .map(|c| Grant::from_claim(&c).map_err(CredentialError::BadTiles))
+                .transpose()?;
             let ttl = config::parse_duration(&ttl).map_err(CliError::BadTtl)?;
             if ttl.is_zero() || ttl > cfg.tokens.max_ttl {
                 return Err(CliError::TtlOutOfRange {
@@ -925,6 +994,7 @@ async fn operator(cmd: OperatorCmd, cfg: &Config, store: &Store, json: bool) -> 
                 ttl.as_secs() as i64,
                 org.as_deref(),
                 &sub,
+                grant.as_ref(),
             )
             .await?;
             out(
@@ -995,6 +1065,7 @@ pub async fn mint(
     ttl: i64,
     org: Option<&str>,
     sub: &str,
+    tiles: Option<&Grant>,
 ) -> Result<String, CliError> {
     crate::state::ensure_signing_key(store, cfg)
         .await
@@ -1006,6 +1077,7 @@ pub async fn mint(
     let jti = crate::store::random_token("", 16);
     let token = TokenClaims::new(cfg, "access", sub, &jti, scope, now, Some(now + ttl))
         .org(org)
+        .tiles(tiles)
         .sign(&set)?;
     Ok(token)
 }

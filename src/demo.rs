@@ -118,9 +118,10 @@ async fn bootstrap(store: &crate::store::Store, cfg: &crate::config::Config) -> 
         .collect::<Vec<_>>()
         .join(" ");
     let op = crate::credentials::Op::cli(store, cfg, "demo");
-    let (_, text) = crate::credentials::api_keys::create_api_key(&op, &Principal::ServiceAccount(sa.id), &scope, None)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (_, text) =
+        crate::credentials::api_keys::create_api_key(&op, &Principal::ServiceAccount(sa.id), &scope, None, &[], None)
+            .await
+            .map_err(|e| e.to_string())?;
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let _ = std::fs::remove_file(&key_file);

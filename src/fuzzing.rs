@@ -464,7 +464,9 @@ pub fn token_request(data: &[u8]) {
                     Err(_) => return,
                 }
             };
-            if let Ok((ttl, _)) = crate::issue::exchange::parse_request(map, 3600, 14400) {
+            if let Ok(crate::issue::exchange::ExchangeRequest { ttl, .. }) =
+                crate::issue::exchange::parse_request(map, 3600, 14400)
+            {
                 assert!((1..=14400).contains(&ttl), "ttl {ttl}");
             }
         }

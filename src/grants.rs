@@ -14,7 +14,7 @@
 //! - **layers**: names of tilesets or layers (`[A-Za-z0-9_.-]`, 1–64
 //!   characters).
 //!
-//! In the gateway's tokens a grant is the claim `grant`, e.g.
+//! In the gateway's tokens a grant is the claim `tiles`, e.g.
 //! `{"minzoom":0,"maxzoom":14,"bounds":[[-11,35,30,60]],"layers":["basemap"]}`.
 //!
 //! A tile is inside the area when its extent and one of the boxes overlap

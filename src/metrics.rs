@@ -26,6 +26,7 @@ pub const REQUEST_BODY_TIMEOUTS: &str = "tilegate_request_body_timeouts_total";
 pub const REQUEST_BODIES_LINGERED: &str = "tilegate_request_bodies_lingered_total";
 pub const UPSTREAM_BODY_TIMEOUTS: &str = "tilegate_upstream_body_timeouts_total";
 pub const STREAMS_ENDED: &str = "tilegate_streams_ended_total";
+pub const TILE_GRANTS: &str = "tilegate_tile_grant_checks_total";
 
 const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -216,6 +217,74 @@ impl UpstreamStats {
                 histogram!(UPSTREAM_DURATION, "upstream" => SharedString::from_shared(self.label.clone()))
             })
             .record(d.as_secs_f64());
+    }
+}
+
+/// How a tile-grant check on a route with tile coordinates ended: the
+/// `outcome` label of `tilegate_tile_grant_checks_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantOutcome {
+    /// The tile is inside the token's grant.
+    Inside,
+    /// Outside the grant's zoom range.
+    Zoom,
+    /// Outside the grant's area.
+    Area,
+    /// Not one of the grant's layers.
+    Layer,
+    /// The path names no tile (coordinates not numbers or out of range).
+    NoTile,
+}
+
+impl GrantOutcome {
+    /// Every outcome, in label order.
+    pub const ALL: [GrantOutcome; 5] = [
+        GrantOutcome::Inside,
+        GrantOutcome::Zoom,
+        GrantOutcome::Area,
+        GrantOutcome::Layer,
+        GrantOutcome::NoTile,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantOutcome::Inside => "inside",
+            GrantOutcome::Zoom => "outside_zoom",
+            GrantOutcome::Area => "outside_area",
+            GrantOutcome::Layer => "outside_layer",
+            GrantOutcome::NoTile => "no_tile",
+        }
+    }
+
+    /// Position in [`GrantOutcome::ALL`]; exhaustive, so a new variant
+    /// cannot compile without its own index.
+    const fn index(self) -> usize {
+        match self {
+            GrantOutcome::Inside => 0,
+            GrantOutcome::Zoom => 1,
+            GrantOutcome::Area => 2,
+            GrantOutcome::Layer => 3,
+            GrantOutcome::NoTile => 4,
+        }
+    }
+}
+
+/// One tile-grant check (a token with a grant on a route with tile
+/// coordinates): a resolved counter per outcome, so an atomic increment.
+pub fn tile_grant(o: GrantOutcome) {
+    static C: OnceLock<[Counter; GrantOutcome::ALL.len()]> = OnceLock::new();
+    C.get_or_init(|| {
+        let _ = handle();
+        GrantOutcome::ALL.map(|o| counter!(TILE_GRANTS, "outcome" => o.as_str()))
+    })[o.index()]
+    .increment(1);
+}
+
+#[cfg(test)]
+#[test]
+fn every_grant_outcome_has_its_own_counter() {
+    for (i, o) in GrantOutcome::ALL.iter().enumerate() {
+        assert_eq!(o.index(), i);
     }
 }
 

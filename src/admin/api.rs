@@ -54,6 +54,11 @@ struct NewKey {
     user: Option<String>,
     scope: String,
     expires_in: Option<String>,
+    /// The key's tile-grant ceiling (`docs/grants.md`).
+    tiles: Option<crate::grants::GrantClaim>,
+    /// Web origins the key's tokens may be used from (docs/grants.md).
+    #[serde(default)]
+    allowed_origins: Vec<String>,
 }
 /// `{"scope_ceiling": "a b"}`, `{"scope_ceiling": ""}` (no scope) or
 /// `{"scope_ceiling": null}` (back to the default); the key is required.
@@ -204,7 +209,8 @@ async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> 
                 _ => return Err(AdminError::OwnerNotOne),
             };
             let exp = n.expires_in.as_deref().map(api_keys::parse_expiry).transpose()?;
-            let (key, text) = api_keys::create_api_key(&op, &principal, &n.scope, exp).await?;
+            let (key, text) =
+                api_keys::create_api_key(&op, &principal, &n.scope, n.tiles.as_ref(), &n.allowed_origins, exp).await?;
             let mut v = serde_json::to_value(&key).unwrap_or_default();
             v["api_key"] = text.into();
             json(StatusCode::CREATED, &v)

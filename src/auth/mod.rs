@@ -24,7 +24,9 @@ use serde::Deserialize;
 
 use crate::clock::now_unix;
 use crate::config::Config;
-use crate::routing::{IssuerSet, LimitKey, Policy};
+use crate::grants::{Dimension, Grant, GrantClaim};
+use crate::metrics::GrantOutcome;
+use crate::routing::{IssuerSet, LimitKey, Policy, TileRefusal, TileRoute};
 use crate::store::Store;
 use issuers::ExternalIssuers;
 use keys::KeySet;
@@ -106,6 +108,11 @@ pub enum AuthError {
     /// 403 `insufficient_scope`: read-only token or route, other method.
     #[error("read-only access allows GET, HEAD and OPTIONS only")]
     ReadOnly,
+    /// 403 `origin_not_allowed`: on a route with `bind_origin`, the
+    /// request's `Origin` (or `Referer`) is not one the token allows, or
+    /// it has neither and the route refuses that.
+    #[error("the token may not be used from this origin")]
+    OriginNotAllowed,
 }
 
 /// Values of the identity headers of one request, made from a
@@ -165,9 +172,26 @@ pub struct Verified {
     pub issuer: Arc<str>,
     /// [`IssuerSet::SELF`] or the external issuer's id (routes check it).
     pub issuer_id: u64,
+    source: Source,
+}
+
+/// A gateway token's tile grant and allowed origins.
+struct OwnLimits {
+    /// `None`: any tile.
+    grant: Option<Grant>,
+    /// `None`: any origin.
+    origins: Option<Box<[Box<str>]>>,
+}
+
+/// Who vouched for a [`Verified`], and what only that kind carries (one
+/// field, so the verdict stays small).
+enum Source {
+    /// The gateway's own token, with what limits it beyond scopes (`None`:
+    /// nothing), parsed once, when verified.
+    Own(Option<Box<OwnLimits>>),
     /// The external issuer and its epoch when this verdict was made: a
     /// cached verdict whose issuer moved on is verified again.
-    source: Option<(Arc<issuers::IssuerKeys>, u64)>,
+    External(Arc<issuers::IssuerKeys>, u64),
 }
 
 impl std::fmt::Debug for Verified {
@@ -188,6 +212,7 @@ impl std::fmt::Debug for Verified {
             .field("own", &self.own)
             .field("issuer_id", &self.issuer_id)
             .field("cache_for", &self.cache_for())
+            .field("grant", &self.grant().map(|g| g.to_claim()))
             .finish_non_exhaustive()
     }
 }
@@ -289,6 +314,23 @@ impl Verified {
     pub fn cid(&self) -> Option<&str> {
         self.optional(Field::Cid)
     }
+    /// The token's tile grant; `None` when it has none (unlimited).
+    #[inline]
+    pub fn grant(&self) -> Option<&Grant> {
+        match &self.source {
+            Source::Own(Some(l)) => l.grant.as_ref(),
+            _ => None,
+        }
+    }
+    /// The origins the token may be used from; `None` when it names none
+    /// (any origin).
+    #[inline]
+    pub fn origins(&self) -> Option<&[Box<str>]> {
+        match &self.source {
+            Source::Own(Some(l)) => l.origins.as_deref(),
+            _ => None,
+        }
+    }
     fn cache_for(&self) -> Duration {
         Duration::from_millis(u64::from(self.cache_ms))
     }
@@ -317,14 +359,14 @@ impl Verified {
     /// The identity header values for a request carrying this token.
     pub fn identity(&self) -> IdentityValues {
         match &self.source {
-            None => IdentityValues {
+            Source::Own(_) => IdentityValues {
                 subject: self.header(Field::Sub),
                 org: self.optional_header(Field::OrgId),
                 scopes: self.header(Field::Scope),
                 uid: self.optional_header(Field::Uid),
                 issuer: HeaderValue::from_static(crate::config::SELF_ISSUER),
             },
-            Some((issuer, _)) => IdentityValues {
+            Source::External(issuer, _) => IdentityValues {
                 subject: self.header(Field::Sub),
                 org: issuer.org.clone(),
                 scopes: self.header(Field::Scope),
@@ -346,8 +388,8 @@ impl Verified {
     /// `self` or the external issuer's configured name.
     pub fn issuer_name(&self) -> &str {
         match &self.source {
-            None => crate::config::SELF_ISSUER,
-            Some((issuer, _)) => &issuer.name,
+            Source::Own(_) => crate::config::SELF_ISSUER,
+            Source::External(issuer, _) => &issuer.name,
         }
     }
     /// Whether a cached verdict still stands: always for the gateway's own
@@ -356,8 +398,8 @@ impl Verified {
     #[inline]
     fn current(&self) -> bool {
         match &self.source {
-            None => true,
-            Some((issuer, epoch)) => issuer.epoch() == *epoch,
+            Source::Own(_) => true,
+            Source::External(issuer, epoch) => issuer.epoch() == *epoch,
         }
     }
 }
@@ -413,6 +455,71 @@ fn insufficient(scopes: &[Box<str>], v: &Verified) -> AuthError {
     }
 }
 
+/// Check a verified token's tile grant on a route that names tiles
+/// (`tiles`: the route's tile parameters; `path`: the normalised path it
+/// matched). A token without a grant, or a route without tiles, passes
+/// without reading the path. Counted by outcome.
+#[inline]
+pub fn check_tiles(tiles: Option<&TileRoute>, v: &Verified, path: &str) -> Result<(), TileRefusal> {
+    let (Some(route), Some(grant)) = (tiles, v.grant()) else {
+        return Ok(());
+    };
+    let (tile, layer) = route.tile_of(path).inspect_err(|_| {
+        crate::metrics::tile_grant(GrantOutcome::NoTile);
+    })?;
+    match grant.check(tile, layer) {
+        Ok(()) => {
+            crate::metrics::tile_grant(GrantOutcome::Inside);
+            Ok(())
+        }
+        Err(dimension) => {
+            crate::metrics::tile_grant(match dimension {
+                Dimension::Zoom => GrantOutcome::Zoom,
+                Dimension::Area => GrantOutcome::Area,
+                Dimension::Layer => GrantOutcome::Layer,
+            });
+            Err(TileRefusal::OutOfGrant {
+                mode: route.out_of_grant,
+                dimension,
+            })
+        }
+    }
+}
+
+/// Check a verified token's allowed origins on a route with
+/// `bind_origin`: the request's `Origin`, or without one the origin of its
+/// `Referer` (what `<img>` tile requests send), must match one of them; a
+/// request with neither passes only where the route allows it. A token
+/// that names no origins, or a route that does not bind them, passes.
+#[inline]
+pub fn check_origin(
+    bind_origin: bool,
+    allow_missing: bool,
+    v: &Verified,
+    headers: &http::HeaderMap,
+) -> Result<(), AuthError> {
+    let (true, Some(allowed)) = (bind_origin, v.origins()) else {
+        return Ok(());
+    };
+    let origin = match headers.get(http::header::ORIGIN) {
+        Some(o) => Some(o.to_str().map_err(|_| AuthError::OriginNotAllowed)?),
+        None => match headers.get(http::header::REFERER) {
+            Some(r) => Some(
+                r.to_str()
+                    .ok()
+                    .and_then(crate::routing::referer_origin)
+                    .ok_or(AuthError::OriginNotAllowed)?,
+            ),
+            None => None,
+        },
+    };
+    match origin {
+        None if allow_missing => Ok(()),
+        Some(o) if allowed.iter().any(|p| crate::routing::origin_matches(p, o)) => Ok(()),
+        _ => Err(AuthError::OriginNotAllowed),
+    }
+}
+
 /// Claims the gateway reads. Types are strict: a string `exp` or a
 /// non-string `iss` fails to parse and the token is refused.
 #[derive(Debug, Deserialize)]
@@ -433,6 +540,10 @@ struct Claims {
     cid: Option<String>,
     #[serde(default)]
     ro: bool,
+    /// The tile grant (`crate::grants`); a malformed one refuses the token.
+    tiles: Option<GrantClaim>,
+    /// Allowed web origins (patterns, `crate::routing::origin_matches`).
+    origins: Option<Vec<String>>,
 }
 
 /// Claims read from an external issuer's token: nothing else is parsed, so
@@ -932,6 +1043,21 @@ impl Verifier {
             None if own && c.token_type.as_deref() == Some("named") && c.jti.is_some() => NO_EXP_CACHE,
             None => return Err(Reason::MissingClaim),
         };
+        let grant = match &c.tiles {
+            None => None,
+            Some(claim) => {
+                let g = Grant::from_claim(claim).map_err(|_| Reason::Malformed)?;
+                (!g.is_unlimited()).then_some(g)
+            }
+        };
+        let origins = match &c.origins {
+            None => None,
+            Some(list) if list.iter().all(|o| crate::routing::valid_origin_pattern(o)) => {
+                Some(list.iter().map(|o| Box::from(o.as_str())).collect::<Box<[Box<str>]>>())
+            }
+            Some(_) => return Err(Reason::Malformed),
+        };
+        let limits = (grant.is_some() || origins.is_some()).then(|| Box::new(OwnLimits { grant, origins }));
         let scope = c.scope.unwrap_or_default();
         let token_type = c.token_type.as_deref().unwrap_or("access");
         let opt = [&c.org_id, &c.uid, &c.username, &c.jti, &c.cid];
@@ -961,7 +1087,7 @@ impl Verifier {
             iat: c.iat,
             issuer,
             issuer_id: IssuerSet::SELF,
-            source: None,
+            source: Source::Own(limits),
         })
     }
 }
@@ -1014,7 +1140,7 @@ fn finish_foreign(c: ForeignClaims, issuer: Arc<issuers::IssuerKeys>, epoch: u64
         iat: c.iat,
         issuer: issuer.issuer.clone(),
         issuer_id: issuer.id,
-        source: Some((issuer, epoch)),
+        source: Source::External(issuer, epoch),
     })
 }
 
@@ -1070,6 +1196,8 @@ fn a_verified_token_is_small() {
         username: None,
         cid: Some("key_1".into()),
         ro: false,
+        tiles: None,
+        origins: None,
     };
     let cfg = crate::config::from_str(
         "[scopes]\n\"tiles:read\" = \"r\"\n[[upstreams]]\nname = \"t\"\nbackends = [\"http://127.0.0.1:1\"]\n",
@@ -1114,6 +1242,8 @@ fn a_verified_token_is_small() {
         username: Some("ü-name".into()),
         cid: None,
         ro: true,
+        tiles: None,
+        origins: None,
     };
     let v = verifier.finish(claims, verifier.issuer.clone(), true).unwrap();
     assert_eq!((v.sub(), v.scope(), v.token_type()), ("s", "", "access"));
@@ -1121,4 +1251,40 @@ fn a_verified_token_is_small() {
     assert_eq!((v.jti(), v.cid()), (Some(""), None));
     assert!(v.read_only && v.identity().org.is_none() && v.scopes().next().is_none());
     assert!(!v.has_scope("tiles:read"));
+    assert!(v.grant().is_none());
+    // A tile grant is parsed once, when verified; a malformed one refuses
+    // the token; an unlimited one is kept as none.
+    let with = |tiles: &str| Claims {
+        sub: "s".into(),
+        iss: "i".into(),
+        exp: Some(now_unix() + 60),
+        iat: None,
+        jti: None,
+        org_id: None,
+        scope: None,
+        token_type: None,
+        uid: None,
+        username: None,
+        cid: None,
+        ro: false,
+        tiles: Some(serde_json::from_str(tiles).unwrap()),
+        origins: None,
+    };
+    let v = verifier
+        .finish(
+            with(r#"{"maxzoom":14,"layers":["basemap"]}"#),
+            verifier.issuer.clone(),
+            true,
+        )
+        .unwrap();
+    assert_eq!(v.grant().unwrap().zoom_range(), (0, 14));
+    assert!(matches!(
+        verifier.finish(with(r#"{"minzoom":9,"maxzoom":3}"#), verifier.issuer.clone(), true),
+        Err(Reason::Malformed)
+    ));
+    assert!(verifier
+        .finish(with("{}"), verifier.issuer.clone(), true)
+        .unwrap()
+        .grant()
+        .is_none());
 }

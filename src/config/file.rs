@@ -540,6 +540,35 @@ pub struct FileRoute {
     /// stream outlives its token).
     #[serde(default)]
     pub end_streams_with_token: bool,
+    /// The path parameters naming a tile; the token's tile grant is
+    /// checked on this route (docs/grants.md).
+    pub tiles: Option<FileTiles>,
+    /// What a tile outside the token's grant gets: `"not_found"` (default),
+    /// `"forbidden"`, `"no_content"` or `"empty"`.
+    pub out_of_grant: Option<String>,
+    /// Token routes: leave the upstream's `Cache-Control` for shared caches
+    /// (default: responses are made `private`).
+    #[serde(default)]
+    pub shared_cache: bool,
+    /// Check the token's allowed origins against `Origin`, else the
+    /// origin of `Referer` (docs/grants.md, "Origin binding").
+    #[serde(default)]
+    pub bind_origin: bool,
+    /// With `bind_origin`, a request with neither header: `"refuse"`
+    /// (default) or `"allow"`.
+    pub missing_origin: Option<String>,
+}
+
+/// A route's `tiles` table: parameter names of its path template.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTiles {
+    pub z: String,
+    pub x: String,
+    pub y: String,
+    pub layer: Option<String>,
+    /// `"xyz"` (default, row 0 north) or `"tms"` (row 0 south).
+    pub scheme: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

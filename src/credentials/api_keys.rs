@@ -6,18 +6,34 @@ use std::time::Duration;
 use super::scopes::check_scopes;
 use super::{CredentialError, Op};
 use crate::clock::now_unix;
+use crate::grants::{Grant, GrantClaim};
 use crate::store::{ApiKey, Principal};
 
 /// A new API key of `principal` with the declared `scope`s, each within the
-/// principal's ceiling; expiring after `expires_in` (`None`: never). The
-/// key's text is returned this once.
+/// principal's ceiling; limited to the tile grant `tiles` (`None`: any
+/// tile) and to the web `origins` (empty: any); expiring after `expires_in` (`None`: never). The key's text is
+/// returned this once.
 pub async fn create_api_key(
     op: &Op<'_>,
     principal: &Principal,
     scope: &str,
+    tiles: Option<&GrantClaim>,
+    origins: &[String],
     expires_in: Option<Duration>,
 ) -> Result<(ApiKey, String), CredentialError> {
+    if let Some(bad) = origins.iter().find(|o| !crate::routing::valid_origin_pattern(o)) {
+        return Err(CredentialError::BadOrigin(bad.clone()));
+    }
     let scopes = check_scopes(op.cfg, scope)?;
+    // Stored as the validated grant gives it back (degrees quantised,
+    // layers deduplicated); an unlimited grant is no grant.
+    let tiles = match tiles {
+        None => None,
+        Some(c) => {
+            let g = Grant::from_claim(c).map_err(CredentialError::BadTiles)?;
+            (!g.is_unlimited()).then(|| g.to_claim())
+        }
+    };
     let limits = op
         .store
         .principal_limits(principal)
@@ -38,7 +54,14 @@ pub async fn create_api_key(
     let expires_at = expires_in.map(|d| now + d.as_secs() as i64);
     let (key, text) = op
         .store
-        .create_api_key(principal, &scopes, expires_at, crate::clock::now_unix())
+        .create_api_key_limited(
+            principal,
+            &scopes,
+            tiles.as_ref(),
+            (!origins.is_empty()).then_some(origins),
+            expires_at,
+            now,
+        )
         .await?;
     op.store
         .audit(op.actor, "api_key.created", &key.id, &scopes.join(" "), now)

@@ -60,6 +60,13 @@ pub enum CredentialError {
     Disabled { name: String },
     #[error("the password needs {min} to 1024 characters", min = principals::MIN_PASSWORD_CHARS)]
     PasswordLength,
+    /// A tile grant that is not one (zoom out of range, a bad box…).
+    #[error("tiles: {0}")]
+    BadTiles(crate::grants::GrantError),
+    /// An allowed origin that is not `scheme://host[:port]` (lower case,
+    /// optionally `*.` for one label).
+    #[error("allowed origin \"{0}\" must be scheme://host[:port] in lower case, such as https://app.example.com or https://*.example.com")]
+    BadOrigin(String),
     /// An expiry such as `90d` that does not parse.
     #[error("{0}")]
     BadExpiry(String),
@@ -87,6 +94,8 @@ impl CredentialError {
             | CredentialError::ScopeNotAllowed { .. }
             | CredentialError::Disabled { .. }
             | CredentialError::PasswordLength
+            | CredentialError::BadTiles(_)
+            | CredentialError::BadOrigin(_)
             | CredentialError::BadExpiry(_) => true,
             CredentialError::KeyGeneration(_) | CredentialError::NoSigningKey | CredentialError::SigningFailed => false,
             CredentialError::Store(s) => matches!(

@@ -7,10 +7,12 @@ use super::{CredentialError, Op};
 use crate::auth::keys::{self, KeySet};
 use crate::clock::now_unix;
 use crate::config::Config;
+use crate::grants::{Grant, GrantClaim};
 
 /// Claims of every token the gateway issues (iss, aud, sub, exp, iat, nbf,
 /// jti, org_id, scope, token_type, uid, username; plus the deriving
-/// credential `cid` and the read-only mark `ro`). Made with [`Self::new`]
+/// credential `cid`, the read-only mark `ro`, the tile grant `tiles` and the allowed
+/// `origins`). Made with [`Self::new`]
 /// and the setters for what a kind of token carries.
 #[derive(Debug, Serialize)]
 pub struct TokenClaims<'a> {
@@ -34,6 +36,12 @@ pub struct TokenClaims<'a> {
     pub cid: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub ro: bool,
+    /// The tile grant (`docs/grants.md`): absent when unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tiles: Option<GrantClaim>,
+    /// Web origins the token may be used from on routes that bind origins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origins: Option<&'a [String]>,
 }
 
 impl<'a> TokenClaims<'a> {
@@ -63,6 +71,8 @@ impl<'a> TokenClaims<'a> {
             username: None,
             cid: None,
             ro: false,
+            tiles: None,
+            origins: None,
         }
     }
 
@@ -81,6 +91,19 @@ impl<'a> TokenClaims<'a> {
     /// The credential it derives from: revoking that id revokes the token.
     pub fn credential(mut self, cid: &'a str) -> Self {
         self.cid = Some(cid);
+        self
+    }
+
+    /// The tile grant the token carries; an unlimited one (or none) is
+    /// left out of the token.
+    pub fn tiles(mut self, grant: Option<&Grant>) -> Self {
+        self.tiles = grant.filter(|g| !g.is_unlimited()).map(Grant::to_claim);
+        self
+    }
+
+    /// The web origins the token may be used from (`None` or empty: any).
+    pub fn origins(mut self, origins: Option<&'a [String]>) -> Self {
+        self.origins = origins.filter(|o| !o.is_empty());
         self
     }
 

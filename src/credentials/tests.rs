@@ -73,9 +73,16 @@ async fn revoking_an_api_key_records_its_expiry_here_as_in_the_store() {
     let op = r.op();
     principals::create_org(&op, "acme", None).await.unwrap();
     let sa = principals::create_service_account(&op, "acme", "bot").await.unwrap();
-    let (key, text) = api_keys::create_api_key(&op, &Principal::ServiceAccount(sa.id.clone()), "tiles:read", None)
-        .await
-        .unwrap();
+    let (key, text) = api_keys::create_api_key(
+        &op,
+        &Principal::ServiceAccount(sa.id.clone()),
+        "tiles:read",
+        None,
+        &[],
+        None,
+    )
+    .await
+    .unwrap();
     // Looked up once: now cached, unrevoked.
     let cached = r.secrets.api_key(&r.store, &text).await.unwrap().unwrap();
     assert!(cached.key.revoked_at.is_none());
@@ -146,7 +153,7 @@ async fn the_cli_records_the_same_revocation_without_a_replica() {
     let cli = Op::cli(&r.store, &r.cfg, "cli");
     principals::create_org(&cli, "acme", None).await.unwrap();
     let sa = principals::create_service_account(&cli, "acme", "bot").await.unwrap();
-    let (key, _) = api_keys::create_api_key(&cli, &Principal::ServiceAccount(sa.id), "tiles:read", None)
+    let (key, _) = api_keys::create_api_key(&cli, &Principal::ServiceAccount(sa.id), "tiles:read", None, &[], None)
         .await
         .unwrap();
     let before = now_unix();
@@ -163,15 +170,19 @@ async fn refusals_are_facts() {
     principals::create_org(&op, "acme", None).await.unwrap();
     let sa = principals::create_service_account(&op, "acme", "bot").await.unwrap();
     let p = Principal::ServiceAccount(sa.id);
-    let e = api_keys::create_api_key(&op, &p, "tiles:nope", None).await.unwrap_err();
+    let e = api_keys::create_api_key(&op, &p, "tiles:nope", None, &[], None)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, CredentialError::UndeclaredScope { scope } if scope == "tiles:nope"),
         "{e}"
     );
-    let e = api_keys::create_api_key(&op, &p, " ", None).await.unwrap_err();
+    let e = api_keys::create_api_key(&op, &p, " ", None, &[], None)
+        .await
+        .unwrap_err();
     assert!(matches!(e, CredentialError::NoScope), "{e}");
     // clients:manage is beyond every default ceiling.
-    let e = api_keys::create_api_key(&op, &p, "clients:manage", None)
+    let e = api_keys::create_api_key(&op, &p, "clients:manage", None, &[], None)
         .await
         .unwrap_err();
     assert!(

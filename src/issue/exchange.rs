@@ -1,5 +1,6 @@
-//! `POST /v1/auth/token` (API-key exchange): a long-lived API key in
-//! `Authorization: Bearer` for a short-lived token, `{ttl, scope}` JSON.
+//! `POST /v1/auth/token`: a long-lived API key in `Authorization: Bearer`
+//! for a short-lived token, `{ttl, scope, tiles}` JSON (`tiles`: a tile
+//! grant within the key's, docs/grants.md).
 
 use crate::body::ClientBody;
 use http::StatusCode;
@@ -9,6 +10,7 @@ use super::{grant, json_object, optional_str, read_body, rfc3339, Beyond, Ctx, I
 use crate::clock::now_unix;
 use crate::credentials::signing::TokenClaims;
 use crate::credentials::CachedKey;
+use crate::grants::{Grant, GrantClaim, NarrowError};
 use crate::http::{json, Resp};
 use crate::store::{random_token, Principal};
 
@@ -24,7 +26,7 @@ pub async fn api_key_exchange(
         .ok_or(IssueError::Unauthorized("an API key is required as a bearer token"))?
         .to_owned();
     let body = read_body(body, ctx.cfg.limits.token_body_bytes).await?;
-    let (ttl, scope) = parse_request(
+    let ExchangeRequest { ttl, scope, tiles } = parse_request(
         json_object(&parts, &body)?,
         ctx.cfg.tokens.default_ttl.as_secs(),
         ctx.cfg.tokens.max_ttl.as_secs(),
@@ -47,6 +49,7 @@ pub async fn api_key_exchange(
         })
     })?;
     let scope = granted.join(" ");
+    let tiles = narrow_tiles(&key.key, tiles.as_ref())?;
     let ttl = ttl.min(remaining(&key.key, now));
     let exp = now + ttl as i64;
     let id = random_token("", 16);
@@ -56,20 +59,46 @@ pub async fn api_key_exchange(
         &TokenClaims::new(ctx.cfg, "api_token", &sub, &id, &scope, now, Some(exp))
             .org(Some(&key.key.org_id))
             .user(uid, key.username())
-            .credential(&key.key.id),
+            .credential(&key.key.id)
+            .tiles(tiles.as_ref())
+            .origins(key.key.allowed_origins.as_deref()),
     )?;
     ctx.touch(&key, now);
     crate::metrics::token_issued("api_key");
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": ttl,
-            "expires_at": rfc3339(exp),
-            "scope": scope,
-        }),
-    ))
+    let mut out = serde_json::json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "expires_at": rfc3339(exp),
+        "scope": scope,
+    });
+    if let Some(g) = tiles.as_ref().filter(|g| !g.is_unlimited()) {
+        out["tiles"] = serde_json::to_value(g.to_claim()).unwrap_or_default();
+    }
+    Ok(json(StatusCode::OK, &out))
+}
+
+/// The tile grant of a token derived from `key`: the key's ceiling
+/// narrowed by `requested` (each dimension left out taken from the key).
+/// `None`: the key has no ceiling and nothing was asked, so any tile.
+/// Asking for more than the key holds is `TilesExceeded` (403).
+pub fn narrow_tiles(key: &crate::store::ApiKey, requested: Option<&GrantClaim>) -> Result<Option<Grant>, IssueError> {
+    let parent = match &key.tiles {
+        None => Grant::unlimited(),
+        // Validated when the key was made.
+        Some(c) => Grant::from_claim(c).map_err(|_| IssueError::Server("a stored tile grant is invalid"))?,
+    };
+    if requested.is_none() && parent.is_unlimited() {
+        return Ok(None);
+    }
+    parent.narrow(requested).map(Some).map_err(|e| {
+        IssueError::TilesExceeded(match e {
+            NarrowError::Beyond(d) => format!("the requested tiles are beyond the API key's in {}", d.as_str()),
+            // Valid alone (checked when parsed), so it contradicts a
+            // dimension the key limits (minzoom above the key's maxzoom).
+            NarrowError::Invalid(why) => format!("the requested tiles do not fit the API key's: {why}"),
+        })
+    })
 }
 
 pub fn principal_id(p: &Principal) -> &str {
@@ -101,14 +130,27 @@ pub fn remaining(k: &crate::store::ApiKey, now: i64) -> u64 {
     k.expires_at.map(|e| (e - now).max(1) as u64).unwrap_or(u64::MAX)
 }
 
-/// `{ttl, scope}`; both optional; no body means defaults.
+/// What an exchange asks for.
+#[derive(Debug, PartialEq)]
+pub struct ExchangeRequest {
+    pub ttl: u64,
+    pub scope: Option<String>,
+    /// A tile grant, valid on its own (not yet checked against the key's).
+    pub tiles: Option<GrantClaim>,
+}
+
+/// `{ttl, scope, tiles}`; all optional; no body means defaults.
 pub fn parse_request(
     body: Option<serde_json::Map<String, Value>>,
     default_ttl: u64,
     max_ttl: u64,
-) -> Result<(u64, Option<String>), IssueError> {
+) -> Result<ExchangeRequest, IssueError> {
     let Some(map) = body else {
-        return Ok((default_ttl, None));
+        return Ok(ExchangeRequest {
+            ttl: default_ttl,
+            scope: None,
+            tiles: None,
+        });
     };
     let bad_ttl = || IssueError::InvalidTtl(format!("TTL must be an integer between 1 and {max_ttl} seconds"));
     let ttl = match map.get("ttl") {
@@ -123,7 +165,27 @@ pub fn parse_request(
         Some(_) => return Err(bad_ttl()),
     };
     let scope = optional_str(&map, "scope", "scope must be a space-separated string")?;
-    Ok((ttl, scope.map(String::from)))
+    let tiles = parse_tiles(&map)?;
+    Ok(ExchangeRequest {
+        ttl,
+        scope: scope.map(String::from),
+        tiles,
+    })
+}
+
+/// The `tiles` field of a token request: a grant object, checked on its
+/// own (400 `invalid_tiles` when it is not one); absent or `null`: none.
+pub fn parse_tiles(map: &serde_json::Map<String, Value>) -> Result<Option<GrantClaim>, IssueError> {
+    let claim = match map.get("tiles") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => serde_json::from_value::<GrantClaim>(v.clone()).map_err(|e| {
+            IssueError::InvalidTiles(format!(
+                "tiles must be an object of minzoom, maxzoom, bounds and layers: {e}"
+            ))
+        })?,
+    };
+    Grant::from_claim(&claim).map_err(|e| IssueError::InvalidTiles(format!("tiles: {e}")))?;
+    Ok(Some(claim))
 }
 
 #[cfg(test)]
@@ -132,12 +194,39 @@ mod tests {
     use crate::issue::parse_object;
 
     fn parse(body: &[u8]) -> Result<(u64, Option<String>), IssueError> {
+        full(body).map(|r| (r.ttl, r.scope))
+    }
+
+    fn full(body: &[u8]) -> Result<ExchangeRequest, IssueError> {
         let map = if body.is_empty() {
             None
         } else {
             Some(parse_object(body)?)
         };
         parse_request(map, 3600, 14400)
+    }
+
+    #[test]
+    fn tiles_parsing() {
+        let r = full(br#"{"tiles":{"maxzoom":14,"layers":["basemap"]}}"#).unwrap();
+        assert_eq!(r.tiles.unwrap().maxzoom, Some(14));
+        assert_eq!(full(br#"{"tiles":null}"#).unwrap().tiles, None);
+        for bad in [
+            &br#"{"tiles":{"minzoom":9,"maxzoom":3}}"#[..],
+            br#"{"tiles":{"maxzoom":31}}"#,
+            br#"{"tiles":{"bounds":[[0,0,10]]}}"#,
+            br#"{"tiles":{"bounds":[[-181,0,10,10]]}}"#,
+            br#"{"tiles":{"bounds":[[0,20,10,10]]}}"#,
+            br#"{"tiles":{"layers":[]}}"#,
+            br#"{"tiles":{"zoom":3}}"#,
+            br#"{"tiles":"basemap"}"#,
+        ] {
+            assert!(
+                matches!(full(bad), Err(IssueError::InvalidTiles(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

@@ -45,6 +45,12 @@ pub enum IssueError {
     /// The API-key exchange's 403 for scopes beyond the key's.
     #[error("{0}")]
     ScopeExceeded(String),
+    /// 403 `tiles_exceeded`: a tile grant beyond the credential's.
+    #[error("{0}")]
+    TilesExceeded(String),
+    /// 400 `invalid_tiles`: a `tiles` field that is not a tile grant.
+    #[error("{0}")]
+    InvalidTiles(String),
     /// RFC 6749 `invalid_scope` (400).
     #[error("{0}")]
     InvalidScope(String),

@@ -1,7 +1,8 @@
 //! Named tokens and access-generator tokens.
 //!
-//! `POST {named_token}?name=&validTime=&action=&resourceType=` with the
-//! user's generator token mints a JWT with a `jti` whose record is kept;
+//! `POST {named_token}?name=&validTime=&action=&resourceType=` (and an
+//! optional `tiles` grant, JSON) with the user's generator token mints a
+//! JWT with a `jti` whose record is kept;
 //! `GET {named_tokens}` lists, `DELETE {named_tokens}/{id}` revokes.
 //! `GET|POST {generator_token}` shows or regenerates the generator token
 //! (with a login token); regenerating kills the old one and every token it
@@ -14,6 +15,7 @@ use crate::clock::now_unix;
 use crate::credentials::named::{regenerate, revoke_named};
 use crate::credentials::signing::TokenClaims;
 use crate::credentials::CredentialError;
+use crate::grants::{Grant, GrantClaim};
 use crate::http::{json, Resp};
 use crate::store::{random_token, NamedToken};
 
@@ -81,6 +83,25 @@ pub fn parse_query(query: Option<&str>) -> Result<NamedRequest, IssueError> {
     })
 }
 
+/// The optional `tiles` parameter: a tile grant as JSON (docs/grants.md),
+/// checked on its own (400 `invalid_tiles`); the generator token holds no
+/// grant, so any valid one may be asked for.
+pub fn parse_tiles_param(query: Option<&str>) -> Result<Option<Grant>, IssueError> {
+    let pairs = super::form_pairs(query.unwrap_or("").as_bytes())?;
+    let mut it = pairs.iter().filter(|(n, _)| n == "tiles");
+    let Some((_, v)) = it.next() else { return Ok(None) };
+    if it.next().is_some() {
+        return Err(IssueError::InvalidRequest("parameter tiles is repeated".into()));
+    }
+    let claim: GrantClaim = serde_json::from_str(v).map_err(|e| {
+        IssueError::InvalidTiles(format!(
+            "parameter tiles must be a JSON object of minzoom, maxzoom, bounds and layers: {e}"
+        ))
+    })?;
+    let g = Grant::from_claim(&claim).map_err(|e| IssueError::InvalidTiles(format!("tiles: {e}")))?;
+    Ok((!g.is_unlimited()).then_some(g))
+}
+
 async fn generator_from_bearer(
     ctx: &Ctx<'_>,
     parts: &http::request::Parts,
@@ -104,6 +125,7 @@ pub async fn create(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp,
     ctx.issuer.check_blocked(ctx.ip())?;
     let g = generator_from_bearer(ctx, parts).await?;
     let req = parse_query(parts.uri.query())?;
+    let tiles = parse_tiles_param(parts.uri.query())?;
     let (scopes, read_only) = ctx
         .cfg
         .named_tokens
@@ -152,7 +174,8 @@ pub async fn create(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp,
             .org(Some(&g.org_id))
             .user(&g.uid, Some(&g.username))
             .credential(&g.id)
-            .read_only(read_only),
+            .read_only(read_only)
+            .tiles(tiles.as_ref()),
     )?;
     // Recorded before it is handed out: a token that exists is revocable.
     ctx.store.insert_named_token(&record).await?;
@@ -173,7 +196,11 @@ pub async fn create(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp,
         ));
     }
     crate::metrics::token_issued("named");
-    Ok(json(StatusCode::OK, &describe(&record, Some(&token))))
+    let mut out = describe(&record, Some(&token));
+    if let Some(g) = &tiles {
+        out["tiles"] = serde_json::to_value(g.to_claim()).unwrap_or_default();
+    }
+    Ok(json(StatusCode::OK, &out))
 }
 
 /// The operator's bounds on `validTime`: at most

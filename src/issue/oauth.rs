@@ -12,7 +12,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use super::exchange::{ceiling_of, principal_id, remaining, usable};
+use super::exchange::{ceiling_of, narrow_tiles, principal_id, remaining, usable};
 use super::{grant, media_type, read_body, Beyond, Credential, CredentialKind, Ctx, IssueError, MANAGE_SCOPE};
 use crate::clock::now_unix;
 use crate::credentials::signing::TokenClaims;
@@ -100,6 +100,8 @@ async fn json_grant(ctx: &Ctx<'_>, body: &[u8]) -> Result<Resp, IssueError> {
             ))
         })?
         .join(" ");
+    // The key's tile grant, whole.
+    let tiles = narrow_tiles(&key.key, None)?;
     let ttl = ctx.cfg.tokens.default_ttl.as_secs().min(remaining(&key.key, now));
     let exp = now + ttl as i64;
     let id = random_token("", 16);
@@ -108,7 +110,9 @@ async fn json_grant(ctx: &Ctx<'_>, body: &[u8]) -> Result<Resp, IssueError> {
         &TokenClaims::new(ctx.cfg, "access", &sub, &id, &scope, now, Some(exp))
             .org(Some(&key.key.org_id))
             .user(principal_id(&key.key.principal), key.username())
-            .credential(&key.key.id),
+            .credential(&key.key.id)
+            .tiles(tiles.as_ref())
+            .origins(key.key.allowed_origins.as_deref()),
     )?;
     ctx.touch(&key, now);
     crate::metrics::token_issued("service_account");

@@ -2,18 +2,24 @@
 //! template or prefix, methods), path normalisation, and per-route CORS.
 //! Matching runs on the normalised path; the most specific route wins.
 
+mod cache;
 mod inline;
+mod origin;
 mod path;
 mod request;
+mod tiles;
 
 use std::sync::Arc;
 
 use http::header::HeaderValue;
 use http::Method;
 
+pub use cache::make_private;
 pub use inline::{Endpoint, EndpointKind, InlineTable};
+pub use origin::{origin_matches, referer_origin, valid_origin_pattern};
 pub use path::{ambiguous, normalize, readings, PathError, Reading};
 pub use request::{host_of, one_host, preflight_method, rewrite_target, TargetError};
+pub use tiles::{OutOfGrant, TileRefusal, TileRoute, TileScheme};
 
 /// What a route demands of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,6 +252,16 @@ pub struct RouteSpec {
     pub add_prefix: Option<Box<str>>,
     pub cors: Option<Cors>,
     pub rate_limit_per_subject: u32,
+    /// The path parameters that name a tile: a token's tile grant is
+    /// checked on this route (`None`: grants are ignored here).
+    pub tiles: Option<Arc<TileRoute>>,
+    /// Token routes: responses may be kept by shared caches as the
+    /// upstream says (default: made `private`, docs/grants.md).
+    pub shared_cache: bool,
+    /// Check a token's allowed origins against `Origin` (or `Referer`).
+    pub bind_origin: bool,
+    /// With `bind_origin`: let a request with neither header through.
+    pub allow_missing_origin: bool,
 }
 
 /// One compiled route of a [`RouteTable`]: its [`RouteSpec`] (its fields
@@ -725,6 +741,10 @@ mod tests {
             add_prefix: None,
             cors: None,
             rate_limit_per_subject: 0,
+            tiles: None,
+            shared_cache: false,
+            bind_origin: false,
+            allow_missing_origin: false,
         }
     }
 

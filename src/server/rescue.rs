@@ -10,10 +10,10 @@ use http::StatusCode;
 
 use crate::auth::AuthError;
 use crate::credentials::CredentialError;
-use crate::http::{error, Resp};
+use crate::http::{empty, error, Resp};
 use crate::issue::IssueError;
 use crate::proxy::ProxyError;
-use crate::routing::{MethodSet, PathError, PreflightRefusal, RouteMiss, TargetError};
+use crate::routing::{MethodSet, OutOfGrant, PathError, PreflightRefusal, RouteMiss, TargetError, TileRefusal};
 use crate::store::StoreError;
 
 /// What a client is told about a refused or failed request.
@@ -40,6 +40,7 @@ impl IntoResponse for AuthError {
                 "Bearer realm=\"tilegate\", error=\"insufficient_scope\"",
                 "insufficient_scope",
             ),
+            AuthError::OriginNotAllowed => (StatusCode::FORBIDDEN, "Bearer realm=\"tilegate\"", "origin_not_allowed"),
         };
         // RFC 6750 §3: the scope the resource needs, when a scope is missing.
         let www = match &self {
@@ -86,11 +87,17 @@ impl IntoResponse for PathError {
     }
 }
 
+/// The gateway's 404: no route, and (by default) a tile outside the
+/// token's grant, which must not be told apart from it.
+fn no_route() -> Resp {
+    error(StatusCode::NOT_FOUND, "not_found", "no route for this request")
+}
+
 /// A route miss; `allowed` names the methods the path's routes take, for
 /// the `Allow` header of a 405 (asked only then).
 pub fn route_miss(miss: RouteMiss, allowed: impl FnOnce() -> MethodSet) -> Resp {
     match miss {
-        RouteMiss::NotFound => error(StatusCode::NOT_FOUND, "not_found", "no route for this request"),
+        RouteMiss::NotFound => no_route(),
         RouteMiss::MethodNotAllowed(_) => {
             let mut r = error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -160,6 +167,40 @@ impl IntoResponse for StoreError {
     }
 }
 
+impl IntoResponse for TileRefusal {
+    /// A tile outside the token's grant, as the route's `out_of_grant`
+    /// says; a path naming no tile is the gateway's 404.
+    fn into_response(self) -> Resp {
+        match self {
+            TileRefusal::NoSuchTile
+            | TileRefusal::OutOfGrant {
+                mode: OutOfGrant::NotFound,
+                ..
+            } => no_route(),
+            TileRefusal::OutOfGrant {
+                mode: OutOfGrant::Forbidden,
+                dimension,
+            } => error(
+                StatusCode::FORBIDDEN,
+                "tile_not_granted",
+                match dimension {
+                    crate::grants::Dimension::Zoom => "the token's tile grant does not cover this zoom",
+                    crate::grants::Dimension::Area => "the token's tile grant does not cover this area",
+                    crate::grants::Dimension::Layer => "the token's tile grant does not cover this layer",
+                },
+            ),
+            TileRefusal::OutOfGrant {
+                mode: OutOfGrant::NoContent,
+                ..
+            } => empty(StatusCode::NO_CONTENT),
+            TileRefusal::OutOfGrant {
+                mode: OutOfGrant::Empty,
+                ..
+            } => empty(StatusCode::OK),
+        }
+    }
+}
+
 impl IntoResponse for CredentialError {
     fn into_response(self) -> Resp {
         let msg = self.to_string();
@@ -173,7 +214,9 @@ impl IntoResponse for CredentialError {
             | CredentialError::ScopeNotAllowed { .. }
             | CredentialError::Disabled { .. }
             | CredentialError::PasswordLength
+            | CredentialError::BadOrigin(_)
             | CredentialError::BadExpiry(_) => error(StatusCode::BAD_REQUEST, "invalid_request", &msg),
+            CredentialError::BadTiles(_) => error(StatusCode::BAD_REQUEST, "invalid_tiles", &msg),
             e
             @ (CredentialError::KeyGeneration(_) | CredentialError::NoSigningKey | CredentialError::SigningFailed) => {
                 tracing::error!(error = %e, "credential action failed");
@@ -202,6 +245,8 @@ impl IntoResponse for IssueError {
             ),
             IssueError::ScopeExceeded(_) => error(StatusCode::FORBIDDEN, "invalid_scope", &msg),
             IssueError::InvalidScope(_) => error(StatusCode::BAD_REQUEST, "invalid_scope", &msg),
+            IssueError::TilesExceeded(_) => error(StatusCode::FORBIDDEN, "tiles_exceeded", &msg),
+            IssueError::InvalidTiles(_) => error(StatusCode::BAD_REQUEST, "invalid_tiles", &msg),
             IssueError::InvalidClient(_) => with(
                 error(StatusCode::UNAUTHORIZED, "invalid_client", &msg),
                 WWW_AUTHENTICATE,

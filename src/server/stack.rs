@@ -38,7 +38,7 @@ use crate::http::{Body, Resp};
 use crate::metrics::{AuthOutcome, InFlight, RouteStats};
 use crate::net::trusted;
 use crate::proxy::{self, ForwardCtx, ProxyError, ReqBody};
-use crate::routing::{self, normalize, Policy, PreflightRefusal, Route, RouteMiss};
+use crate::routing::{self, normalize, Policy, PreflightRefusal, Route, RouteMiss, TileRefusal};
 use crate::state::{Gateway, Runtime};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -320,12 +320,26 @@ fn refuse(e: AuthError) -> Served {
     let outcome = match e {
         AuthError::Missing => AuthOutcome::Missing,
         AuthError::Invalid(_) | AuthError::ApiKeyAsToken { .. } => AuthOutcome::Invalid,
-        AuthError::InsufficientScope { .. } | AuthError::ReadOnly => AuthOutcome::Forbidden,
+        AuthError::InsufficientScope { .. } | AuthError::ReadOnly | AuthError::OriginNotAllowed => {
+            AuthOutcome::Forbidden
+        }
     };
     Served {
         resp: e.into_response(),
         route: None,
         auth: Some(outcome),
+    }
+}
+
+/// A tile outside the token's grant: answered as the route says, kept
+/// from shared caches (`vary`: the token came in a header).
+fn refuse_tile(r: TileRefusal, vary: bool) -> Served {
+    let mut resp = r.into_response();
+    routing::make_private(resp.headers_mut(), vary);
+    Served {
+        resp,
+        route: None,
+        auth: Some(AuthOutcome::Forbidden),
     }
 }
 
@@ -338,7 +352,12 @@ type Authorized = (Option<Arc<auth::Verified>>, Option<String>, AuthOutcome);
 /// is not told to forward); a token route extracts the token, verifies it
 /// through the cache, checks the route's rule and its per-subject limiter.
 #[allow(clippy::result_large_err)] // the refusal is the response itself
-async fn authorize(gw: &Gateway, route: &Route, parts: &http::request::Parts) -> Result<Authorized, Served> {
+async fn authorize(
+    gw: &Gateway,
+    route: &Route,
+    parts: &http::request::Parts,
+    path: &str,
+) -> Result<Authorized, Served> {
     match &route.policy {
         // A token a client sends to a public route is not consumed, and is
         // not forwarded either (it would reach upstream logs), unless the
@@ -372,6 +391,15 @@ async fn authorize(gw: &Gateway, route: &Route, parts: &http::request::Parts) ->
                 if let Err(wait) = l.check(v.limit_key()) {
                     return Err(Served::new(ProxyError::RateLimited(wait).into_response()));
                 }
+            }
+            // Origin binding phase (docs/grants.md).
+            if let Err(e) = auth::check_origin(route.bind_origin, route.allow_missing_origin, &v, &parts.headers) {
+                return Err(refuse(e));
+            }
+            // Tile grant phase (docs/grants.md): after the cache hit and the
+            // rule, a few comparisons on the cached, projected grant.
+            if let Err(r) = auth::check_tiles(route.tiles.as_deref(), &v, path) {
+                return Err(refuse_tile(r, ex.new_query.is_none()));
             }
             Ok((Some(v), ex.new_query, AuthOutcome::Allowed))
         }
@@ -422,7 +450,7 @@ where
 {
     let cfg = &rt.config;
     // Authorize first: nothing of a refused request is read or sent on.
-    let (verified, new_query, outcome) = match authorize(gw, route, &parts).await {
+    let (verified, new_query, outcome) = match authorize(gw, route, &parts, path).await {
         Ok(a) => a,
         Err(refused) => return refused,
     };
@@ -437,6 +465,9 @@ where
         Ok(pq) => pq,
         Err(e) => return Served::new(e.into_response()),
     };
+    // Shared-cache phase: a token route's responses are private to the
+    // caller (`Some(vary on Authorization)`) unless it says otherwise.
+    let private = (verified.is_some() && !route.shared_cache).then_some(new_query.is_none());
     // Only on a route that asks for it: what a stream keeps of its token,
     // so it can end when the token does.
     let life = route
@@ -486,6 +517,10 @@ where
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    let mut resp = resp;
+    if let Some(vary) = private {
+        routing::make_private(resp.headers_mut(), vary);
+    }
     Served {
         resp,
         route: None,

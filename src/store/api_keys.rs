@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::grants::GrantClaim;
+
 use super::crypto::{ct_eq, random_id};
 use super::error::db;
 use super::principals::PrincipalColumns;
@@ -13,7 +15,7 @@ use super::{
 pub const API_KEY_PREFIX: &str = "tgk_";
 
 /// An API key record; the secret itself is never stored nor returned here.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct ApiKey {
     pub id: String,
     /// First 8 characters after `tgk_`, to recognise a key in listings.
@@ -27,6 +29,14 @@ pub struct ApiKey {
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// The key's tile-grant ceiling (`None`: not limited to tiles).
+    #[sqlx(try_from = "super::TilesColumn")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tiles: Option<GrantClaim>,
+    /// Origins the key's tokens may be used from (`None`: any).
+    #[sqlx(try_from = "super::Ceiling")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 impl ApiKey {
@@ -46,7 +56,7 @@ struct ApiKeyWithHash {
 
 macro_rules! key_cols {
     () => {
-        "id, prefix, principal_kind, principal_id, org_id, scopes, created_at, expires_at, revoked_at, last_used_at"
+        "id, prefix, principal_kind, principal_id, org_id, scopes, created_at, expires_at, revoked_at, last_used_at, tiles, allowed_origins"
     };
 }
 
@@ -60,6 +70,25 @@ impl Store {
         expires_at: Option<i64>,
         now: i64,
     ) -> Result<(ApiKey, String), StoreError> {
+        self.create_api_key_limited(principal, scopes, None, None, expires_at, now)
+            .await
+    }
+
+    /// [`Store::create_api_key`] with a tile-grant ceiling and allowed
+    /// origins (both validated by the caller).
+    pub async fn create_api_key_limited(
+        &self,
+        principal: &Principal,
+        scopes: &[String],
+        tiles: Option<&GrantClaim>,
+        origins: Option<&[String]>,
+        expires_at: Option<i64>,
+        now: i64,
+    ) -> Result<(ApiKey, String), StoreError> {
+        let tiles_text = tiles
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Internal(format!("cannot encode a tile grant: {e}")))?;
         let scope_text = join_scopes(scopes)?;
         let org_id = self.principal_org(principal).await?;
         let plaintext = random_token(API_KEY_PREFIX, 32);
@@ -73,10 +102,13 @@ impl Store {
             expires_at,
             revoked_at: None,
             last_used_at: None,
+            tiles: tiles.cloned(),
+            allowed_origins: origins.map(<[String]>::to_vec),
         };
         sqlx::query(
             "INSERT INTO api_keys (id, key_hash, prefix, principal_kind, principal_id, org_id, \
-             scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             scopes, created_at, expires_at, tiles, allowed_origins) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&key.id)
         .bind(sha256_hex(&plaintext))
@@ -87,6 +119,8 @@ impl Store {
         .bind(&scope_text)
         .bind(key.created_at)
         .bind(key.expires_at)
+        .bind(tiles_text)
+        .bind(origins.map(|o| o.join(" ")))
         .execute(self.pool())
         .await
         .map_err(db)?;

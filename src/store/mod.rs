@@ -421,6 +421,18 @@ impl From<Ceiling> for Option<Vec<String>> {
     }
 }
 
+/// A `tiles` column: a tile grant as JSON; `NULL` for none.
+#[derive(sqlx::Type)]
+#[sqlx(transparent, no_pg_array)]
+struct TilesColumn(Option<String>);
+
+impl TryFrom<TilesColumn> for Option<crate::grants::GrantClaim> {
+    type Error = serde_json::Error;
+    fn try_from(c: TilesColumn) -> Result<Self, Self::Error> {
+        c.0.map(|t| serde_json::from_str(&t)).transpose()
+    }
+}
+
 /// A nullable time read only as set or not (`disabled_at` as a flag).
 #[derive(sqlx::Type)]
 #[sqlx(transparent, no_pg_array)]

@@ -10,7 +10,9 @@ use super::scopes::undeclared;
 use super::Problems;
 use crate::config::file::{FileCors, FileRoute};
 use crate::config::types::{Endpoints, UpstreamConfig, SELF_ISSUER};
-use crate::routing::{Cors, MethodSet, Origins, PathMatch, Policy, RouteSpec, RouteTable};
+use crate::routing::{
+    Cors, MethodSet, Origins, OutOfGrant, PathMatch, Policy, RouteSpec, RouteTable, TileRoute, TileScheme,
+};
 
 pub(super) fn routes(
     raw: &[FileRoute],
@@ -150,6 +152,33 @@ pub(super) fn routes(
                 "only token routes end streams with their token (a public route has none)",
             );
         }
+        let tiles = tile_route(r, &matcher, &key, p);
+        if r.public && r.shared_cache {
+            p.push(
+                format!("{key}.shared_cache"),
+                "a public route's responses are left as the upstream sends them already",
+            );
+        }
+        let allow_missing_origin = match r.missing_origin.as_deref() {
+            None | Some("refuse") => false,
+            Some("allow") => true,
+            Some(other) => {
+                p.push(
+                    format!("{key}.missing_origin"),
+                    format!("\"{other}\" is not \"refuse\" or \"allow\""),
+                );
+                false
+            }
+        };
+        if r.missing_origin.is_some() && !r.bind_origin {
+            p.push(format!("{key}.missing_origin"), "needs bind_origin = true");
+        }
+        if r.public && r.bind_origin {
+            p.push(
+                format!("{key}.bind_origin"),
+                "a public route reads no token, so no origins",
+            );
+        }
         routes.push(RouteSpec {
             name,
             host: r.host.as_ref().map(|h| h.to_ascii_lowercase().into()),
@@ -170,6 +199,10 @@ pub(super) fn routes(
             rate_limit_per_subject: r.rate_limit_per_subject,
             forward_tokens: r.forward_tokens,
             end_streams_with_token: r.end_streams_with_token,
+            tiles,
+            shared_cache: r.shared_cache,
+            bind_origin: r.bind_origin,
+            allow_missing_origin,
         });
     }
     // Patterns that conflict: the table the runtime compiles from these
@@ -178,6 +211,60 @@ pub(super) fn routes(
         p.0.extend(errs);
     }
     routes
+}
+
+/// A route's `tiles` table and `out_of_grant`, checked against its path.
+fn tile_route(r: &FileRoute, matcher: &PathMatch, key: &str, p: &mut Problems) -> Option<Arc<TileRoute>> {
+    let out_of_grant = match r.out_of_grant.as_deref() {
+        None | Some("not_found") => OutOfGrant::NotFound,
+        Some("forbidden") => OutOfGrant::Forbidden,
+        Some("no_content") => OutOfGrant::NoContent,
+        Some("empty") => OutOfGrant::Empty,
+        Some(other) => {
+            p.push(
+                format!("{key}.out_of_grant"),
+                format!("\"{other}\" is not one of \"not_found\", \"forbidden\", \"no_content\", \"empty\""),
+            );
+            OutOfGrant::NotFound
+        }
+    };
+    let Some(t) = &r.tiles else {
+        if r.out_of_grant.is_some() {
+            p.push(
+                format!("{key}.out_of_grant"),
+                "needs a tiles table (the route names no tile to check)",
+            );
+        }
+        return None;
+    };
+    if r.public {
+        p.push(format!("{key}.tiles"), "a public route reads no token, so no grant");
+    }
+    let scheme = match t.scheme.as_deref() {
+        None | Some("xyz") => TileScheme::Xyz,
+        Some("tms") => TileScheme::Tms,
+        Some(other) => {
+            p.push(
+                format!("{key}.tiles.scheme"),
+                format!("\"{other}\" is not \"xyz\" or \"tms\""),
+            );
+            TileScheme::Xyz
+        }
+    };
+    let PathMatch::Template(template) = matcher else {
+        p.push(
+            format!("{key}.tiles"),
+            "needs a path template with the tile parameters (not a prefix)",
+        );
+        return None;
+    };
+    match TileRoute::new(template, &t.z, &t.x, &t.y, t.layer.as_deref(), scheme, out_of_grant) {
+        Ok(tr) => Some(Arc::new(tr)),
+        Err(e) => {
+            p.push(format!("{key}.tiles"), e);
+            None
+        }
+    }
 }
 
 /// A route pattern must be spelled the way requests are routed: in the

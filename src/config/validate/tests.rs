@@ -304,3 +304,64 @@ fn streams_end_with_their_token_only_on_token_routes_and_when_asked() {
         "{errs}"
     );
 }
+
+#[test]
+fn tile_routes_name_parameters_of_their_path() {
+    let route = |extra: &str| {
+        cfg(&format!(
+            "[[routes]]\npath = \"/tiles/{{layer}}/{{z}}/{{x}}/{{y}}.pbf\"\nupstream = \"tiles\"\n{extra}\n"
+        ))
+    };
+    let c = route("tiles = { z = \"z\", x = \"x\", y = \"y\", layer = \"layer\", scheme = \"tms\" }\nout_of_grant = \"no_content\"\nshared_cache = true").unwrap();
+    let t = c.routes[0].tiles.as_ref().unwrap();
+    assert_eq!(t.scheme, crate::routing::TileScheme::Tms);
+    assert_eq!(t.out_of_grant, crate::routing::OutOfGrant::NoContent);
+    assert!(c.routes[0].shared_cache);
+    let c = route("tiles = { z = \"z\", x = \"x\", y = \"y\" }").unwrap();
+    let t = c.routes[0].tiles.as_ref().unwrap();
+    assert_eq!(
+        (t.scheme, t.out_of_grant),
+        (crate::routing::TileScheme::Xyz, crate::routing::OutOfGrant::NotFound),
+        "defaults"
+    );
+    let bad = |extra: &str| route(extra).unwrap_err().join("\n");
+    let e = bad("tiles = { z = \"zoom\", x = \"x\", y = \"y\" }");
+    assert!(
+        e.contains("routes[0].tiles") && e.contains("\"zoom\" is not a parameter") && e.contains("layer, z, x, y"),
+        "{e}"
+    );
+    assert!(bad("tiles = { z = \"z\", x = \"x\", y = \"y\", scheme = \"wmts\" }").contains("routes[0].tiles.scheme"));
+    assert!(
+        bad("tiles = { z = \"z\", x = \"x\", y = \"y\" }\nout_of_grant = \"teapot\"")
+            .contains("routes[0].out_of_grant")
+    );
+    assert!(bad("out_of_grant = \"forbidden\"").contains("needs a tiles table"));
+    assert!(bad("tiles = { z = \"z\", x = \"x\", y = \"y\", zoom = \"z\" }").contains("zoom"));
+    let e = cfg("[[routes]]\nprefix = \"/t/\"\nupstream = \"tiles\"\ntiles = { z = \"z\", x = \"x\", y = \"y\" }\n")
+        .unwrap_err()
+        .join("\n");
+    assert!(e.contains("not a prefix"), "{e}");
+    let e = cfg("[[routes]]\npath = \"/t/{z}/{x}/{y}\"\nupstream = \"tiles\"\npublic = true\ntiles = { z = \"z\", x = \"x\", y = \"y\" }\n")
+        .unwrap_err()
+        .join("\n");
+    assert!(e.contains("public route reads no token"), "{e}");
+}
+
+#[test]
+fn origin_binding_keys() {
+    let route = |extra: &str| {
+        cfg(&format!(
+            "[[routes]]\nprefix = \"/o/\"\nupstream = \"tiles\"\n{extra}\n"
+        ))
+    };
+    let c = route("bind_origin = true").unwrap();
+    assert!(
+        c.routes[0].bind_origin && !c.routes[0].allow_missing_origin,
+        "refuse by default"
+    );
+    assert!(route("bind_origin = true\nmissing_origin = \"allow\"").unwrap().routes[0].allow_missing_origin);
+    let bad = |extra: &str| route(extra).unwrap_err().join("\n");
+    assert!(bad("bind_origin = true\nmissing_origin = \"maybe\"").contains("routes[0].missing_origin"));
+    assert!(bad("missing_origin = \"allow\"").contains("needs bind_origin"));
+    assert!(bad("public = true\nbind_origin = true").contains("routes[0].bind_origin"));
+}
