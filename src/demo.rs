@@ -4,7 +4,8 @@
 //! - the gateway on the sample config (SQLite, keys generated on first run),
 //! - an app backend that serves the MapLibre and Leaflet examples and
 //!   `POST /app/token`,
-//!   which exchanges a server-side API key for a short-lived token,
+//!   which exchanges a server-side API key for a short-lived token (narrowed
+//!   to the body's `tiles` grant, if it has one),
 //!
 //! and prints a working API key with curl lines.
 
@@ -210,7 +211,8 @@ struct AppState {
 /// The example app: static files of `examples/maplibre` at `/`, of
 /// `examples/leaflet` at `/leaflet/`, the JS client at `/clients/js/`,
 /// `GET /app/config.json`, and `POST /app/token`
-/// (the app backend's exchange; the API key never reaches the browser).
+/// (the app backend's exchange; the API key never reaches the browser; a
+/// JSON body's `tiles` is passed on to narrow the token's grant).
 async fn serve_app(listener: TcpListener, st: Arc<AppState>) {
     let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     loop {
@@ -254,7 +256,23 @@ async fn app(req: Request<Incoming>, st: &AppState, client: &HttpClient) -> Resp
                     .and_then(|(_, v)| v.parse().ok())
             })
             .unwrap_or(600);
-        let body = serde_json::json!({ "ttl": ttl, "scope": "tiles:read" }).to_string();
+        // An optional JSON body `{"tiles": {...}}` asks for a narrowed tile grant;
+        // the gateway checks it (400 invalid_tiles, 403 tiles_exceeded).
+        let tiles = match asked_tiles(req.into_body()).await {
+            Ok(t) => t,
+            Err(why) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "application/json",
+                    serde_json::json!({ "error": "invalid_request", "error_description": why }).to_string(),
+                )
+            }
+        };
+        let mut ask = serde_json::json!({ "ttl": ttl, "scope": "tiles:read" });
+        if let Some(t) = tiles {
+            ask["tiles"] = t;
+        }
+        let body = ask.to_string();
         let Ok(r) = Request::post(format!("{}/v1/auth/token", st.gateway))
             .header("authorization", format!("Bearer {}", st.api_key))
             .header("content-type", "application/json")
@@ -330,6 +348,31 @@ async fn app(req: Request<Incoming>, st: &AppState, client: &HttpClient) -> Resp
     }
 }
 
+/// The `tiles` object of the demo token request's body: none for an empty
+/// body, an object without `tiles`, or `"tiles": null`.
+async fn asked_tiles(body: Incoming) -> Result<Option<serde_json::Value>, &'static str> {
+    let bytes = http_body_util::Limited::new(body, 64 * 1024)
+        .collect()
+        .await
+        .map_err(|_| "the body could not be read (at most 64 KiB)")?
+        .to_bytes();
+    tiles_of_body(&bytes)
+}
+
+fn tiles_of_body(bytes: &[u8]) -> Result<Option<serde_json::Value>, &'static str> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Object(mut o)) => match o.remove("tiles") {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(t @ serde_json::Value::Object(_)) => Ok(Some(t)),
+            Some(_) => Err("tiles must be an object"),
+        },
+        _ => Err("the body must be a JSON object"),
+    }
+}
+
 fn text(status: StatusCode, ct: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
@@ -340,6 +383,19 @@ fn text(status: StatusCode, ct: &'static str, body: String) -> Response<Full<Byt
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_token_request_body_may_carry_a_tiles_object_only() {
+        let t = serde_json::json!({"maxzoom": 6, "bounds": [[5.5, 45.5, 11, 48]]});
+        let body = serde_json::json!({ "tiles": t }).to_string();
+        assert_eq!(super::tiles_of_body(body.as_bytes()), Ok(Some(t)));
+        for none in ["", " \n", "{}", r#"{"tiles": null}"#, r#"{"other": 1}"#] {
+            assert_eq!(super::tiles_of_body(none.as_bytes()), Ok(None), "{none:?}");
+        }
+        for bad in ["not json", "[1]", "7", r#"{"tiles": [1]}"#, r#"{"tiles": "z<6"}"#] {
+            assert!(super::tiles_of_body(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn tiles_are_served_for_valid_coordinates_only() {
         let ok = super::tile_response("/tiles/0/0/0.pbf");

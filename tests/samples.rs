@@ -2,7 +2,10 @@
 //! run as a real process against the real gateway on loopback: its `/token`
 //! (GET and POST) hands out a token that opens a tile route (200), its
 //! answers and its output never contain the API key, and a key the gateway
-//! refuses becomes a 502 with an OAuth-style error body.
+//! refuses becomes a 502 with an OAuth-style error body. A POST body's
+//! `tiles` asks for a narrowed grant: within the key's ceiling the token
+//! carries it, wider is the gateway's 403 `tiles_exceeded` passed on (no
+//! token), and a body that is not JSON is the sample's own 400.
 //!
 //! A language whose toolchain is missing is skipped with a note, unless `CI`
 //! is set (then it fails: scripts/test.sh installs Go from Debian's packages).
@@ -15,8 +18,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn samples_dir(lang: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -141,6 +146,93 @@ async fn token_request(sample: &Sample, method: reqwest::Method) -> (u16, String
     (r.status().as_u16(), ct, cc, r.text().await.unwrap())
 }
 
+/// POST `body` (raw) to the sample's `/token`: (status, parsed body).
+async fn token_post(sample: &Sample, body: &str) -> (u16, Value) {
+    let r = http()
+        .post(format!("{}/token", sample.url))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} {text:?}: {e}"));
+    (status, v)
+}
+
+/// The payload of a JWT (the gateway signed it; the test only reads it).
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap()
+}
+
+/// A sample whose key has a tile-grant ceiling: it forwards the browser's
+/// `tiles` and the gateway narrows or refuses.
+async fn check_narrowing(gw: &Gateway, sa: &Value, start: &impl Fn(&str, &str) -> Sample) {
+    let ceiling = json!({"maxzoom": 12, "bounds": [[-10.0, 35.0, 5.0, 44.0]], "layers": ["basemap"]});
+    let key = admin_post(
+        gw,
+        "/admin/v1/api-keys",
+        json!({"service_account": sa["id"], "scope": "tiles:read", "tiles": ceiling}),
+    )
+    .await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let gateway = gw.url("");
+    let sample = tokio::task::block_in_place(|| start(&gateway, &key));
+
+    // No body, an empty object: the key's whole grant.
+    for body in ["", "{}"] {
+        let (status, v) = token_post(&sample, body).await;
+        assert_eq!(status, 200, "{body:?}: {v}");
+        assert_eq!(
+            claims(v["access_token"].as_str().unwrap())["tiles"],
+            ceiling,
+            "{body:?}"
+        );
+    }
+    // Narrower: the token carries the narrowed grant (layers from the key).
+    let (status, v) = token_post(
+        &sample,
+        r#"{"tiles": {"minzoom": 2, "maxzoom": 8, "bounds": [[-9.5, 36, 3.5, 43.5]]}}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let token = v["access_token"].as_str().unwrap();
+    assert_eq!(
+        claims(token)["tiles"],
+        json!({"minzoom": 2, "maxzoom": 8, "bounds": [[-9.5, 36.0, 3.5, 43.5]], "layers": ["basemap"]})
+    );
+    assert!(!v.to_string().contains(&key));
+    // Wider than the ceiling: the gateway's refusal, passed on; no token.
+    for wider in [
+        r#"{"tiles": {"maxzoom": 14}}"#,
+        r#"{"tiles": {"bounds": [[-20, 35, 5, 44]]}}"#,
+        r#"{"tiles": {"layers": ["basemap", "poi"]}}"#,
+    ] {
+        let (status, v) = token_post(&sample, wider).await;
+        assert_eq!(status, 403, "{wider}: {v}");
+        assert_eq!(v["error"], "tiles_exceeded", "{wider}: {v}");
+        assert!(v.get("access_token").is_none(), "{v}");
+    }
+    // Not a grant: the gateway's 400 invalid_tiles; not JSON: the sample's 400.
+    let (status, v) = token_post(&sample, r#"{"tiles": {"minzoom": 9, "maxzoom": 3}}"#).await;
+    assert_eq!((status, v["error"].as_str()), (400, Some("invalid_tiles")), "{v}");
+    for bad in ["not json", "[1]", r#"{"tiles": [1, 2]}"#] {
+        let (status, v) = token_post(&sample, bad).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{bad}: {v}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let out = sample.output();
+    assert!(!out.contains(&key), "the API key was logged:\n{out}");
+}
+
 /// The whole check for one sample: `start(gateway, key)` starts it.
 async fn check_sample(start: impl Fn(&str, &str) -> Sample) {
     let up = start_upstream().await;
@@ -192,6 +284,8 @@ async fn check_sample(start: impl Fn(&str, &str) -> Sample) {
         assert!(!out.contains(k.as_str()), "the API key was logged:\n{out}");
         assert!(!out.contains(&key), "the API key was logged:\n{out}");
     }
+
+    check_narrowing(&gw, &sa, &start).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -141,9 +141,26 @@ export declare function normalizeTokenResponse(body: unknown, nowMs?: number): T
 
 export declare function decodeJwtPayload(token: string): Record<string, unknown> | null;
 
+/**
+ * A tile grant (tilegate's `tiles` claim): a dimension left out is not limited.
+ * Asked of the exchange, it can only narrow the API key's grant.
+ */
+export interface TileGrant {
+  /** 0..30, inclusive. */
+  minzoom?: number;
+  /** 0..30, inclusive. */
+  maxzoom?: number;
+  /** 1..16 boxes `[west, south, east, north]` in degrees; west > east crosses the antimeridian. */
+  bounds?: Array<[number, number, number, number]>;
+  /** 1..64 tileset or layer names. */
+  layers?: string[];
+}
+
 export interface FetchFromBackendInit extends Omit<RequestInit, 'body'> {
   /** A plain object is sent as JSON. */
   body?: BodyInit | Record<string, unknown> | null;
+  /** Sent as the JSON body's `tiles` field (merged into a plain-object body): ask for a narrowed grant. */
+  tiles?: TileGrant;
   /** Replaces the global fetch. */
   fetch?: typeof fetch;
 }
@@ -215,7 +232,10 @@ export declare function leafletTileLayer<TL = unknown>(
   options?: { param?: string; [layerOption: string]: unknown },
 ): TL;
 
-/** fetch() with the bearer token; on 401 drops the token, gets a new one and retries once (replayable bodies only). */
+/**
+ * fetch() with the bearer token; on 401 drops the token, gets a new one and retries once (replayable bodies only).
+ * Any other status, out-of-grant answers (404, 403 `tile_not_granted`, 204) included, is returned as is.
+ */
 export declare function authFetch(
   provider: TokenProvider,
   input: string | URL,

@@ -172,12 +172,24 @@ function parseRetryAfter(value, nowMs) {
  * `Accept: application/json`. A plain-object `body` is sent as JSON. `init.fetch`
  * replaces the global fetch (tests, custom clients).
  *
+ * `init.tiles` asks for a narrowed tile grant (`{minzoom, maxzoom, bounds:
+ * [[w, s, e, n]], layers}`): it is sent as the JSON body's `tiles` field (merged
+ * into a plain-object `body`), for a backend that forwards it to tilegate's
+ * exchange. It can only narrow the API key's grant; a wider one is refused there.
+ *
  * Throws TokenFetchError: retryable for network errors, 5xx, 408, 429 and a body that
  * is not JSON; not retryable for other 4xx.
  */
 export async function fetchFromBackend(url, init = {}) {
-  const { fetch: fetchImpl = globalThis.fetch, body, headers, ...rest } = init;
+  const { fetch: fetchImpl = globalThis.fetch, body: givenBody, headers, tiles, ...rest } = init;
   if (typeof fetchImpl !== 'function') throw new TypeError('fetchFromBackend: no fetch implementation');
+  let body = givenBody;
+  if (tiles !== undefined && tiles !== null) {
+    if (typeof tiles !== 'object' || Array.isArray(tiles)) throw new TypeError('fetchFromBackend: tiles must be an object');
+    if (body === undefined || body === null) body = { tiles };
+    else if (Object.getPrototypeOf(body) === Object.prototype) body = { ...body, tiles };
+    else throw new TypeError('fetchFromBackend: tiles needs a plain-object body (or none)');
+  }
   const h = new Headers(headers);
   if (!h.has('accept')) h.set('Accept', 'application/json');
   let sendBody = body;
@@ -618,6 +630,10 @@ export function leafletTileLayer(L, provider, template, { param = 'access_token'
  * fetch() with `Authorization: Bearer <token>`. On a 401 it drops the cached token,
  * gets a new one and tries once more (only when the body can be replayed, i.e. is
  * not a stream). `init.fetch` replaces the global fetch.
+ *
+ * Only 401 means "this token is no good". A tile outside the token's grant (404,
+ * 403 `tile_not_granted`, 204 or an empty 200, per the route's `out_of_grant`) is
+ * returned as is: a new token from the same backend would carry the same grant.
  */
 export async function authFetch(provider, input, init = {}) {
   const { fetch: fetchImpl = globalThis.fetch, ...rest } = init;

@@ -9,12 +9,18 @@
 //
 // Optional: PORT (8001; 0 picks a free one), TILEGATE_SCOPE (tiles:read),
 // TILEGATE_TTL (600 seconds).
+//
+// A POST may carry a JSON body {"tiles": {"minzoom", "maxzoom", "bounds",
+// "layers"}} asking for a narrowed tile grant; it is passed on to tilegate,
+// which refuses anything wider than the API key's own grant (the browser then
+// gets 403 tiles_exceeded, or 400 invalid_tiles for a grant that is not one).
 package main
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -44,12 +50,20 @@ type token struct {
 	ExpiresIn   int64  `json:"expires_in"`
 }
 
+// grantErrors are tilegate's refusals of the asked grant that are the browser's to fix.
+var grantErrors = map[string]bool{"400 invalid_tiles": true, "403 tiles_exceeded": true}
+
 // exchange returns the status and body for the browser: a token, or why there is none.
-func exchange(ttl int) (int, any) {
+// tiles, if not nil, is the narrowed grant the browser asked for (a JSON object).
+func exchange(ttl int, tiles json.RawMessage) (int, any) {
 	failed := func(why string) (int, any) {
 		return http.StatusBadGateway, map[string]string{"error": "token_unavailable", "error_description": why}
 	}
-	body, _ := json.Marshal(map[string]any{"ttl": ttl, "scope": scope})
+	ask := map[string]any{"ttl": ttl, "scope": scope}
+	if tiles != nil {
+		ask["tiles"] = tiles // narrowing only: tilegate enforces the key's ceiling
+	}
+	body, _ := json.Marshal(ask)
 	req, err := http.NewRequest(http.MethodPost, gateway+"/v1/auth/token", bytes.NewReader(body))
 	if err != nil {
 		return failed("bad TILEGATE_URL")
@@ -62,6 +76,15 @@ func exchange(ttl int) (int, any) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK { // tilegate said no: its status, not its body
+		var refusal struct {
+			Error string `json:"error"`
+		}
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 65536)).Decode(&refusal)
+		if grantErrors[fmt.Sprintf("%d %s", resp.StatusCode, refusal.Error)] {
+			return resp.StatusCode, map[string]string{
+				"error": refusal.Error, "error_description": fmt.Sprintf("tilegate answered %d", resp.StatusCode),
+			}
+		}
 		return failed(fmt.Sprintf("tilegate answered %d", resp.StatusCode))
 	}
 	var t token
@@ -69,6 +92,29 @@ func exchange(ttl int) (int, any) {
 		return failed("tilegate answered no token")
 	}
 	return http.StatusOK, token{AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: t.ExpiresIn}
+}
+
+// askedTiles reads the optional `tiles` object of a POST body; ok is false for a malformed body.
+func askedTiles(r *http.Request) (json.RawMessage, bool) {
+	raw, err := io.ReadAll(io.LimitReader(r.Body, 65536))
+	if err != nil {
+		return nil, false
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, true
+	}
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &body); err != nil || body == nil {
+		return nil, false
+	}
+	tiles := bytes.TrimSpace(body["tiles"])
+	if len(tiles) == 0 || string(tiles) == "null" {
+		return nil, true
+	}
+	if tiles[0] != '{' {
+		return nil, false
+	}
+	return json.RawMessage(tiles), true
 }
 
 func main() {
@@ -85,9 +131,17 @@ func main() {
 			return
 		}
 		// A real app checks its user's session here before handing out a token.
-		status, body := exchange(ttl)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
+		tiles, ok := askedTiles(r)
+		if !ok {
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]string{
+				"error": "invalid_request", "error_description": `the body must be JSON: {"tiles": {...}}`,
+			})
+			return
+		}
+		status, body := exchange(ttl, tiles)
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(body)
 	})

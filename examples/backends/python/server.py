@@ -10,6 +10,11 @@ it is read from the environment, never logged, never sent to the browser.
 
 Optional: PORT (8001; 0 picks a free one), TILEGATE_SCOPE (tiles:read),
 TILEGATE_TTL (600 seconds).
+
+A POST may carry a JSON body {"tiles": {"minzoom", "maxzoom", "bounds",
+"layers"}} asking for a narrowed tile grant; it is passed on to tilegate,
+which refuses anything wider than the API key's own grant (the browser then
+gets 403 tiles_exceeded, or 400 invalid_tiles for a grant that is not one).
 """
 import json
 import os
@@ -23,12 +28,19 @@ SCOPE = os.environ.get("TILEGATE_SCOPE", "tiles:read")
 TTL = int(os.environ.get("TILEGATE_TTL", "600"))
 
 
-def exchange():
+# tilegate's refusals of the asked grant that are the browser's to fix.
+GRANT_ERRORS = {(400, "invalid_tiles"), (403, "tiles_exceeded")}
+
+
+def exchange(tiles=None):
     """(status, body) for the browser: a token, or why there is none."""
+    ask = {"ttl": TTL, "scope": SCOPE}
+    if tiles is not None:
+        ask["tiles"] = tiles  # narrowing only: tilegate enforces the key's ceiling
     request = urllib.request.Request(
         f"{GATEWAY}/v1/auth/token",
         method="POST",
-        data=json.dumps({"ttl": TTL, "scope": SCOPE}).encode(),
+        data=json.dumps(ask).encode(),
         headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
     )
     try:
@@ -40,9 +52,28 @@ def exchange():
             "expires_in": token["expires_in"],
         }
     except urllib.error.HTTPError as e:  # tilegate said no: its status, not its body
+        try:
+            code = json.load(e).get("error")
+        except (OSError, ValueError, AttributeError):
+            code = None
+        if (e.code, code) in GRANT_ERRORS:
+            return e.code, {"error": code, "error_description": f"tilegate answered {e.code}"}
         return 502, {"error": "token_unavailable", "error_description": f"tilegate answered {e.code}"}
     except (OSError, ValueError, KeyError):
         return 502, {"error": "token_unavailable", "error_description": "tilegate unreachable"}
+
+
+def asked_tiles(raw):
+    """The `tiles` object of a POST body, None without one; ValueError if malformed."""
+    if not raw.strip():
+        return None
+    body = json.loads(raw)
+    if not isinstance(body, dict):
+        raise ValueError("body is not a JSON object")
+    tiles = body.get("tiles")
+    if tiles is not None and not isinstance(tiles, dict):
+        raise ValueError("tiles is not an object")
+    return tiles
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -51,7 +82,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         # A real app checks its user's session here before handing out a token.
-        status, body = exchange()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            tiles = asked_tiles(self.rfile.read(min(length, 65536)).decode()) if length else None
+        except (ValueError, UnicodeDecodeError):
+            status, body = 400, {"error": "invalid_request", "error_description": "the body must be JSON: {\"tiles\": {...}}"}
+        else:
+            status, body = exchange(tiles)
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -18,8 +18,12 @@
 //
 // Checks: tiles load with no tile error, every request to /tiles/ carries
 // `Authorization: Bearer …` and no token in the query, a pan loads more tiles, and
-// `?noclient=1` sees 401 answers on tiles sent without a token. Exit status 0 when
-// every check passed, 1 otherwise; a summary is printed as JSON.
+// `?noclient=1` sees 401 answers on tiles sent without a token. On the MapLibre
+// page, `?region=1` (a token limited to a region and zoom range): the token's
+// `tiles` claim is the one asked for, tiles inside it load (200), tiles outside
+// it (by area and by zoom) are 204, with no tile error, no console error and no
+// second token. Exit status 0 when every check passed, 1 otherwise; a summary is
+// printed as JSON.
 
 import os from 'node:os';
 import path from 'node:path';
@@ -195,6 +199,84 @@ async function clientRun(browser, kind, name, query, refreshTtl = 0, screenshot 
   return page;
 }
 
+/** The grant ?region=1 asks for (examples/maplibre/app.js REGION). */
+const REGION = { minzoom: 2, maxzoom: 6, bounds: [[5.5, 45.5, 11, 48]] };
+
+/** z/x/y of a /tiles/{z}/{x}/{y}.pbf URL. */
+function tileOf(url) {
+  const m = new URL(url).pathname.match(/^\/tiles\/(\d+)\/(\d+)\/(\d+)\.pbf$/);
+  return m ? { z: Number(m[1]), x: Number(m[2]), y: Number(m[3]) } : null;
+}
+
+/** Whether the grant covers tile z/x/y: zoom in range and a box overlapping the tile with positive area. */
+function inGrant(grant, { z, x, y }) {
+  if (z < grant.minzoom || z > grant.maxzoom) return false;
+  const n = 2 ** z;
+  const lon = (i) => (i / n) * 360 - 180;
+  const lat = (j) => (Math.atan(Math.sinh(Math.PI * (1 - (2 * j) / n))) * 180) / Math.PI;
+  const [tw, te, tn, ts] = [lon(x), lon(x + 1), lat(y), lat(y + 1)];
+  return grant.bounds.some(([w, s, e, nn]) => w < te && e > tw && s < tn && nn > ts);
+}
+
+function claimsOf(authorization) {
+  try {
+    return JSON.parse(Buffer.from(authorization.replace(/^Bearer /, '').split('.')[1], 'base64url').toString());
+  } catch {
+    return null;
+  }
+}
+
+async function regionRun(browser, name) {
+  const kind = 'maplibre';
+  console.log(`${name}: ${pageUrl(kind, '?region=1')}`);
+  const page = await browser.newPage({ viewport: { width: 1024, height: 768 } });
+  const consoleErrors = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') consoleErrors.push(msg.text());
+  });
+  page.on('pageerror', (err) => consoleErrors.push(`page error: ${err.message}`));
+  const tiles = watchTiles(page);
+  await page.goto(pageUrl(kind, '?region=1'), { waitUntil: 'load', timeout });
+  await page.waitForFunction(() => window.__tilegate?.ready && window.__tilegate.tilesLoaded > 0, null, { timeout });
+  await waitIdle(page, kind);
+  // Around the region at zoom 3, then into it past the grant's maxzoom (6).
+  await panAround(page, kind, [[300, 0], [-600, 0], [300, 200], [0, -200]]);
+  for (let i = 0; i < 4; i++) await zoomIn(page, kind);
+  await page.waitForTimeout(300);
+  const c = await counters(page);
+  const answered = tiles.filter((t) => typeof t.status === 'number').map((t) => ({ ...t, tile: tileOf(t.url) }));
+  const ok = answered.filter((t) => t.status === 200);
+  const empty = answered.filter((t) => t.status === 204);
+  const zooms = [...new Set(answered.map((t) => t.tile?.z))].sort((a, b) => a - b);
+  const tokens = new Set(tiles.map((t) => t.authorization));
+  const claims = claimsOf([...tokens][0] ?? '');
+  summary.runs[name] = { counters: c, tileRequests: tiles.length, ok: ok.length, noContent: empty.length, zooms, consoleErrors };
+
+  check(c.grant !== null && claims !== null, `${name}: the page asked for a grant and sent a JWT`);
+  check(
+    JSON.stringify(claims?.tiles) === JSON.stringify(REGION),
+    `${name}: the token's tiles claim is the region asked for (${JSON.stringify(claims?.tiles)})`,
+  );
+  check(ok.length > 0, `${name}: ${ok.length} tiles inside the grant loaded (200)`);
+  const wrongOk = ok.filter((t) => !t.tile || !inGrant(REGION, t.tile));
+  check(wrongOk.length === 0, `${name}: every 200 tile is inside the grant (${wrongOk.map((t) => t.url).join(' ')})`);
+  const outArea = empty.filter((t) => t.tile && t.tile.z <= REGION.maxzoom);
+  const outZoom = empty.filter((t) => t.tile && t.tile.z > REGION.maxzoom);
+  check(outArea.length > 0, `${name}: ${outArea.length} tiles outside the area got 204`);
+  check(outZoom.length > 0, `${name}: ${outZoom.length} tiles above maxzoom ${REGION.maxzoom} got 204 (zooms seen: ${zooms.join(',')})`);
+  const wrongEmpty = empty.filter((t) => !t.tile || inGrant(REGION, t.tile));
+  check(wrongEmpty.length === 0, `${name}: every 204 tile is outside the grant (${wrongEmpty.map((t) => t.url).join(' ')})`);
+  const other = answered.filter((t) => t.status !== 200 && t.status !== 204);
+  check(other.length === 0, `${name}: no answer but 200 and 204 (${other.map((t) => t.status).join(', ')})`);
+  check(c.tileErrors === 0, `${name}: MapLibre reported no tile error (${c.tileErrors}, ${JSON.stringify(c.tileErrorStatuses)})`);
+  check(consoleErrors.length === 0, `${name}: no console error (${consoleErrors.join(' | ')})`);
+  check(
+    c.tokenFetches === 1 && c.tokenRefreshes === 0 && tokens.size === 1,
+    `${name}: out-of-grant tiles triggered no token refresh (${c.tokenFetches} fetched, ${tokens.size} distinct on tiles)`,
+  );
+  await page.close();
+}
+
 async function noClientRun(browser, kind, name) {
   console.log(`${name}: ${pageUrl(kind, '?noclient=1')}`);
   const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
@@ -242,6 +324,7 @@ try {
     await (await clientRun(browser, kind, `${prefix}client`, '', 0, shot)).close();
     if (ttl > 0) await (await clientRun(browser, kind, `${prefix}client-ttl${ttl}`, `?ttl=${ttl}`, ttl)).close();
     await noClientRun(browser, kind, `${prefix}noclient`);
+    if (kind === 'maplibre') await regionRun(browser, 'region');
   }
 } catch (err) {
   failures.push(`aborted: ${err.message}`);
