@@ -34,7 +34,8 @@ pub fn make_private(h: &mut HeaderMap, vary_authorization: bool) {
 /// `Cache-Control` with `private` first and the shared-cache directives
 /// gone (see [`make_private`]).
 fn rewrite_cache_control(h: &mut HeaderMap) {
-    let mut kept: Vec<String> = Vec::new();
+    // Directives are borrowed from the header values; one string is built.
+    let mut kept: Vec<&str> = vec!["private"];
     let mut readable = true;
     for v in h.get_all(CACHE_CONTROL) {
         let Ok(text) = v.to_str() else {
@@ -42,19 +43,20 @@ fn rewrite_cache_control(h: &mut HeaderMap) {
             continue;
         };
         for d in directives(text) {
-            let name = d.split('=').next().unwrap_or("").trim().to_ascii_lowercase();
-            match name.as_str() {
-                "public" | "s-maxage" | "private" | "" => {}
-                _ => kept.push(d.to_owned()),
+            let name = d.split('=').next().unwrap_or("").trim();
+            let shared = ["public", "s-maxage", "private"]
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n));
+            if !shared && !name.is_empty() {
+                kept.push(d);
             }
         }
     }
     // An unreadable header: nothing of it is trusted, the response may not
     // be stored at all.
     if !readable {
-        kept.push("no-store".into());
+        kept.push("no-store");
     }
-    kept.insert(0, "private".into());
     let value = HeaderValue::from_str(&kept.join(", ")).unwrap_or(HeaderValue::from_static("private, no-store"));
     h.insert(CACHE_CONTROL, value);
 }

@@ -513,11 +513,11 @@ where
         client_upgrade,
         life,
     };
-    let resp = match forward.oneshot(fwd).await {
+    let mut resp = match forward.oneshot(fwd).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
-    let mut resp = resp;
+    // Shared caches: applied to whatever the forward step answered.
     if let Some(vary) = private {
         routing::make_private(resp.headers_mut(), vary);
     }
