@@ -168,6 +168,7 @@ pub async fn create(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp,
         created_at: now,
         expires_at: exp,
         revoked_at: None,
+        tiles: tiles.as_ref().map(Grant::to_claim),
     };
     let token = ctx.sign(
         &TokenClaims::new(ctx.cfg, "named", &g.uid, &id, &scope, now, exp)
