@@ -663,6 +663,83 @@ async fn named_tokens_may_carry_a_grant() {
     // Without tiles: no grant.
     let v: Value = named(None).await.unwrap().json().await.unwrap();
     assert!(claims(v["token"].as_str().unwrap()).get("tiles").is_none());
+    // Every listing shows the grant of the token that has one, and none
+    // for the token without: the user's endpoint, the CLI, the admin API.
+    let mine: Value = http()
+        .get(fx.gw.url("/oauth/v1/user/tokens"))
+        .bearer_auth(generator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let grants = |list: &Value| -> Vec<Value> {
+        let mut g: Vec<Value> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.get("tiles").cloned().unwrap_or(Value::Null))
+            .collect();
+        g.sort_by_key(|v| v.is_null());
+        g
+    };
+    assert_eq!(grants(&mine["tokens"]), vec![want.clone(), Value::Null], "{mine}");
+    let cli = json_of(&["--json", "named-token", "list"], None);
+    assert_eq!(grants(&cli), vec![want.clone(), Value::Null], "{cli}");
+    let admin: Value = http()
+        .get(fx.gw.admin_url("/admin/v1/named-tokens"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(grants(&admin), vec![want, Value::Null], "{admin}");
+}
+
+#[tokio::test]
+async fn api_key_listings_show_their_grant() {
+    let fx = setup().await;
+    let limited = admin_post(
+        &fx.gw,
+        "/admin/v1/api-keys",
+        json!({"service_account": fx.sa["id"], "scope": "tiles:read", "tiles": alps(),
+               "allowed_origins": ["https://app.example.com"]}),
+    )
+    .await;
+    key_with(&fx, Value::Null).await;
+    let check = |list: &Value| {
+        let list = list.as_array().unwrap();
+        assert_eq!(list.len(), 2, "{list:?}");
+        let l = list.iter().find(|k| k["id"] == limited["id"]).unwrap();
+        assert_eq!(l["tiles"], alps());
+        assert_eq!(l["allowed_origins"], json!(["https://app.example.com"]));
+        let free = list.iter().find(|k| k["id"] != limited["id"]).unwrap();
+        assert!(
+            free.get("tiles").is_none() && free.get("allowed_origins").is_none(),
+            "{free}"
+        );
+    };
+    check(&admin_get(&fx, "/admin/v1/api-keys").await);
+    let out = fx.gw.cli(&["--json", "api-key", "list"]);
+    assert!(out.status.success());
+    check(&serde_json::from_slice(&out.stdout).unwrap());
+    // Revoking answers with the key, its grant included.
+    let r: Value = http()
+        .delete(
+            fx.gw
+                .admin_url(&format!("/admin/v1/api-keys/{}", limited["id"].as_str().unwrap())),
+        )
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["tiles"], alps(), "{r}");
 }
 
 /// The Alps at zooms 2 to 6, one layer, from one web site.
