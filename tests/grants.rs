@@ -1068,3 +1068,72 @@ async fn service_account_ceilings_bound_their_keys_and_tokens() {
         2
     );
 }
+
+#[tokio::test]
+async fn exchange_narrows_origins_within_the_key() {
+    let fx = setup().await;
+    let key = admin_post(
+        &fx.gw,
+        "/admin/v1/api-keys",
+        json!({"service_account": fx.sa["id"], "scope": "tiles:read",
+               "allowed_origins": ["https://*.example.com", "http://localhost:8080"]}),
+    )
+    .await;
+    // Omitted: the key's.
+    let t = token_of(&fx, &key, json!({})).await;
+    assert_eq!(
+        claims(&t)["origins"],
+        json!(["https://*.example.com", "http://localhost:8080"])
+    );
+    // An exact origin under the key's wildcard, and the same wildcard.
+    let (s, v) = exchange_with(&fx, &key, json!({"allowed_origins": ["https://maps.example.com"]})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["allowed_origins"], json!(["https://maps.example.com"]));
+    let narrow = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims(&narrow)["origins"], json!(["https://maps.example.com"]));
+    let from = |token: &str, origin: &str| {
+        http()
+            .get(fx.gw.url("/bound/1/0/0.pbf"))
+            .bearer_auth(token)
+            .header("origin", origin)
+            .send()
+    };
+    assert_eq!(from(&narrow, "https://maps.example.com").await.unwrap().status(), 200);
+    // Allowed by the key, not by the narrowed token.
+    assert_eq!(from(&t, "https://other.example.com").await.unwrap().status(), 200);
+    assert_eq!(from(&narrow, "https://other.example.com").await.unwrap().status(), 403);
+    assert_eq!(from(&narrow, "http://localhost:8080").await.unwrap().status(), 403);
+    let (s, v) = exchange_with(&fx, &key, json!({"allowed_origins": ["https://*.example.com"]})).await;
+    assert_eq!(s, 200, "{v}");
+    // Beyond the key: 403 origins_exceeded.
+    for beyond in [
+        json!(["https://evil.example.net"]),
+        json!(["https://maps.example.com", "http://localhost:8081"]),
+        json!(["https://*.maps.example.com"]),
+        json!(["https://example.com"]),
+        json!(["http://maps.example.com"]),
+    ] {
+        let (s, v) = exchange_with(&fx, &key, json!({"allowed_origins": beyond})).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (403, Some("origins_exceeded")),
+            "{beyond}: {v}"
+        );
+    }
+    // Malformed: 400.
+    for bad in [
+        json!([]),
+        json!("https://maps.example.com"),
+        json!(["https://maps.example.com/"]),
+    ] {
+        let (s, v) = exchange_with(&fx, &key, json!({"allowed_origins": bad})).await;
+        assert_eq!((s, v["error"].as_str()), (400, Some("invalid_request")), "{bad}: {v}");
+    }
+    // A key without origins: any valid set may be asked, and is carried.
+    let free = key_with(&fx, Value::Null).await;
+    let (s, v) = exchange_with(&fx, &free, json!({"allowed_origins": ["https://app.example.com"]})).await;
+    assert_eq!(s, 200, "{v}");
+    let bound = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(from(&bound, "https://app.example.com").await.unwrap().status(), 200);
+    assert_eq!(from(&bound, "https://evil.example").await.unwrap().status(), 403);
+}

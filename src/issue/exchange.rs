@@ -314,6 +314,39 @@ mod tests {
     }
 
     #[test]
+    fn origins_parsing() {
+        let r = full(br#"{"allowed_origins":["https://app.example.com","https://*.example.org"]}"#).unwrap();
+        assert_eq!(
+            r.origins.unwrap(),
+            vec!["https://app.example.com", "https://*.example.org"]
+        );
+        assert_eq!(full(br#"{"allowed_origins":null}"#).unwrap().origins, None);
+        for bad in [
+            &br#"{"allowed_origins":[]}"#[..],
+            br#"{"allowed_origins":"https://app.example.com"}"#,
+            br#"{"allowed_origins":["https://app.example.com/"]}"#,
+            br#"{"allowed_origins":["*.example.com"]}"#,
+            br#"{"allowed_origins":["https://APP.example.com"]}"#,
+            br#"{"allowed_origins":[5]}"#,
+        ] {
+            assert!(
+                matches!(full(bad), Err(IssueError::InvalidRequest(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            parse_origins_text(Some(" https://a.example.com  https://b.example.com ")).unwrap(),
+            Some(vec![
+                "https://a.example.com".to_string(),
+                "https://b.example.com".to_string()
+            ])
+        );
+        assert!(parse_origins_text(Some("https://a.example.com/x")).is_err());
+        assert_eq!(parse_origins_text(None).unwrap(), None);
+    }
+
+    #[test]
     fn ttl_and_scope_parsing() {
         assert_eq!(parse(b"").unwrap(), (3600, None));
         assert_eq!(parse(br#"{"ttl":60,"scope":"a"}"#).unwrap(), (60, Some("a".into())));
