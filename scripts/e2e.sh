@@ -5,9 +5,9 @@
 # through examples/maplibre/e2e/run.mjs, on each page: the map renders tiles
 # through the gateway, every tile request carries a token, 3-second tokens
 # refresh with no failed tile while panning, and a page without the client
-# gets 401s; on the MapLibre page, a token limited to a region and zoom
-# range loads the tiles inside it and gets 204 (drawn empty, no error, no
-# new token) outside it. Saves screenshots to target/e2e/map.png (MapLibre; docs/demo-map.png
+# gets 401s; on each page, a token limited to a region and zoom range
+# loads the tiles inside it and gets 204 (drawn empty, no error, no new
+# token) outside it, by area and by zoom. Saves screenshots to target/e2e/map.png (MapLibre; docs/demo-map.png
 # is a copy) and target/e2e/map-leaflet.png. Installs chromium and the node
 # packages when missing (idempotent).
 set -euo pipefail

@@ -369,6 +369,16 @@ pub enum SaCmd {
         /// Its name.
         #[arg(long)]
         name: String,
+        #[command(flatten)]
+        grant: GrantFlags,
+    },
+    /// Replace the grant ceiling (tiles, allowed origins) of a service
+    /// account's API keys; no flag: not limited.
+    SetGrant {
+        /// Service account id.
+        id: String,
+        #[command(flatten)]
+        grant: GrantFlags,
     },
     /// List service accounts (of one organization).
     List {
@@ -398,6 +408,14 @@ pub enum ClientCmd {
     Delete {
         /// Client id (tgc_…).
         client_id: String,
+    },
+    /// Replace the grant ceiling (tiles, allowed origins) of an OAuth
+    /// client's tokens; no flag: not limited.
+    SetGrant {
+        /// Client id (tgc_…).
+        client_id: String,
+        #[command(flatten)]
+        grant: GrantFlags,
     },
 }
 
@@ -440,10 +458,18 @@ pub struct KeyCreate {
     #[arg(long)]
     expires_in: Option<String>,
     #[command(flatten)]
+    grant: GrantFlags,
+}
+
+/// A grant ceiling: a tile grant and allowed origins (docs/grants.md).
+#[derive(Args, Debug, Default)]
+pub struct GrantFlags {
+    #[command(flatten)]
     tiles: TileFlags,
-    /// A web origin the key's tokens may be used from on routes with
+    /// A web origin the tokens may be used from on routes with
     /// bind_origin (https://app.example.com or https://*.example.com);
-    /// repeat for more; none: any.
+    /// repeat for more; none: any (a service account's key: its service
+    /// account's).
     #[arg(long = "allowed-origin")]
     allowed_origins: Vec<String>,
 }
@@ -451,17 +477,17 @@ pub struct KeyCreate {
 /// A tile-grant ceiling (docs/grants.md); no flag: any tile.
 #[derive(Args, Debug, Default)]
 pub struct TileFlags {
-    /// Lowest zoom the key's tokens may read (0-30).
+    /// Lowest zoom the tokens may read (0-30).
     #[arg(long)]
     minzoom: Option<u8>,
-    /// Highest zoom the key's tokens may read (0-30).
+    /// Highest zoom the tokens may read (0-30).
     #[arg(long)]
     maxzoom: Option<u8>,
     /// An area as west,south,east,north in degrees (west > east crosses
     /// the antimeridian); repeat for more boxes.
     #[arg(long = "bounds", value_name = "W,S,E,N", allow_hyphen_values = true)]
     bounds: Vec<String>,
-    /// A layer the key's tokens may read; repeat for more.
+    /// A layer the tokens may read; repeat for more.
     #[arg(long = "layer")]
     layers: Vec<String>,
 }
@@ -858,9 +884,18 @@ async fn operator(cmd: OperatorCmd, cfg: &Config, store: &Store, json: bool) -> 
                 revoked_text(&format!("deleted user {} ({})", u.uid, u.username), &revoked)
             });
         }
-        OperatorCmd::ServiceAccount(SaCmd::Create { org, name }) => {
-            let sa = principals::create_service_account(&op, &org, &name).await?;
+        OperatorCmd::ServiceAccount(SaCmd::Create { org, name, grant }) => {
+            let tiles = grant.tiles.claim()?;
+            let sa =
+                principals::create_service_account(&op, &org, &name, tiles.as_ref(), &grant.allowed_origins).await?;
             out(json, &sa, || format!("created service account {} ({})", sa.id, sa.name));
+        }
+        OperatorCmd::ServiceAccount(SaCmd::SetGrant { id, grant }) => {
+            let tiles = grant.tiles.claim()?;
+            let sa = principals::set_service_account_grant(&op, &id, tiles.as_ref(), &grant.allowed_origins).await?;
+            out(json, &sa, || {
+                format!("set the grant ceiling of service account {}", sa.id)
+            });
         }
         OperatorCmd::ServiceAccount(SaCmd::List { org }) => {
             let l = principals::list_service_accounts(store, org.as_deref()).await?;
@@ -896,6 +931,11 @@ async fn operator(cmd: OperatorCmd, cfg: &Config, store: &Store, json: bool) -> 
                     .join("\n")
             });
         }
+        OperatorCmd::Client(ClientCmd::SetGrant { client_id, grant }) => {
+            let tiles = grant.tiles.claim()?;
+            let c = clients::set_client_grant(&op, &client_id, tiles.as_ref(), &grant.allowed_origins).await?;
+            out(json, &c, || format!("set the grant ceiling of client {}", c.client_id));
+        }
         OperatorCmd::Client(ClientCmd::Delete { client_id }) => {
             let c = clients::delete_client(&op, &client_id, None).await?;
             out(json, &c, || format!("deleted client {}", c.client_id));
@@ -907,9 +947,10 @@ async fn operator(cmd: OperatorCmd, cfg: &Config, store: &Store, json: bool) -> 
                 _ => return Err(CliError::NoOwner),
             };
             let exp = k.expires_in.as_deref().map(api_keys::parse_expiry).transpose()?;
-            let tiles = k.tiles.claim()?;
+            let tiles = k.grant.tiles.claim()?;
             let (key, text) =
-                api_keys::create_api_key(&op, &principal, &k.scope, tiles.as_ref(), &k.allowed_origins, exp).await?;
+                api_keys::create_api_key(&op, &principal, &k.scope, tiles.as_ref(), &k.grant.allowed_origins, exp)
+                    .await?;
             let mut v = serde_json::to_value(&key).unwrap_or_default();
             v["api_key"] = text.clone().into();
             out(json, &v, || {

@@ -663,4 +663,477 @@ async fn named_tokens_may_carry_a_grant() {
     // Without tiles: no grant.
     let v: Value = named(None).await.unwrap().json().await.unwrap();
     assert!(claims(v["token"].as_str().unwrap()).get("tiles").is_none());
+    // Every listing shows the grant of the token that has one, and none
+    // for the token without: the user's endpoint, the CLI, the admin API.
+    let mine: Value = http()
+        .get(fx.gw.url("/oauth/v1/user/tokens"))
+        .bearer_auth(generator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let grants = |list: &Value| -> Vec<Value> {
+        let mut g: Vec<Value> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.get("tiles").cloned().unwrap_or(Value::Null))
+            .collect();
+        g.sort_by_key(|v| v.is_null());
+        g
+    };
+    assert_eq!(grants(&mine["tokens"]), vec![want.clone(), Value::Null], "{mine}");
+    let cli = json_of(&["--json", "named-token", "list"], None);
+    assert_eq!(grants(&cli), vec![want.clone(), Value::Null], "{cli}");
+    let admin: Value = http()
+        .get(fx.gw.admin_url("/admin/v1/named-tokens"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(grants(&admin), vec![want, Value::Null], "{admin}");
+}
+
+#[tokio::test]
+async fn api_key_listings_show_their_grant() {
+    let fx = setup().await;
+    let limited = admin_post(
+        &fx.gw,
+        "/admin/v1/api-keys",
+        json!({"service_account": fx.sa["id"], "scope": "tiles:read", "tiles": alps(),
+               "allowed_origins": ["https://app.example.com"]}),
+    )
+    .await;
+    key_with(&fx, Value::Null).await;
+    let check = |list: &Value| {
+        let list = list.as_array().unwrap();
+        assert_eq!(list.len(), 2, "{list:?}");
+        let l = list.iter().find(|k| k["id"] == limited["id"]).unwrap();
+        assert_eq!(l["tiles"], alps());
+        assert_eq!(l["allowed_origins"], json!(["https://app.example.com"]));
+        let free = list.iter().find(|k| k["id"] != limited["id"]).unwrap();
+        assert!(
+            free.get("tiles").is_none() && free.get("allowed_origins").is_none(),
+            "{free}"
+        );
+    };
+    check(&admin_get(&fx, "/admin/v1/api-keys").await);
+    let out = fx.gw.cli(&["--json", "api-key", "list"]);
+    assert!(out.status.success());
+    check(&serde_json::from_slice(&out.stdout).unwrap());
+    // Revoking answers with the key, its grant included.
+    let r: Value = http()
+        .delete(
+            fx.gw
+                .admin_url(&format!("/admin/v1/api-keys/{}", limited["id"].as_str().unwrap())),
+        )
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["tiles"], alps(), "{r}");
+}
+
+/// The Alps at zooms 2 to 6, one layer, from one web site.
+fn alps() -> Value {
+    json!({"minzoom": 2, "maxzoom": 6, "bounds": [[5.0, 44.0, 17.0, 48.0]], "layers": ["basemap"]})
+}
+
+/// `PATCH` on the admin API: status and JSON.
+async fn admin_patch(fx: &Fx, path: &str, body: Value) -> (u16, Value) {
+    let r = http()
+        .patch(fx.gw.admin_url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn admin_get(fx: &Fx, path: &str) -> Value {
+    let r = http()
+        .get(fx.gw.admin_url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.json().await.unwrap()
+}
+
+/// `POST /oauth/token` client_credentials (Basic) with extra parameters.
+async fn client_token(fx: &Fx, id: &str, secret: &str, extra: &[(&str, &str)]) -> (u16, Value) {
+    let mut form = vec![("grant_type", "client_credentials")];
+    form.extend_from_slice(extra);
+    let r = http()
+        .post(fx.gw.url("/oauth/token"))
+        .basic_auth(id, Some(secret))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn client_ceilings_bound_client_credentials_tokens() {
+    let fx = setup().await;
+    let org = admin_get(&fx, "/admin/v1/orgs").await[0].clone();
+    admin_user_ana(&fx.gw, &org).await;
+    let login: Value = password_grant_ana(&fx.gw).await.unwrap().json().await.unwrap();
+    let made: Value = http()
+        .post(fx.gw.url("/v1/clients"))
+        .bearer_auth(login["access_token"].as_str().unwrap())
+        .json(&json!({"name": "map", "scope": "tiles:read"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, secret) = (
+        made["client_id"].as_str().unwrap(),
+        made["client_secret"].as_str().unwrap(),
+    );
+    // Without a ceiling: no grant in the token.
+    let (s, v) = client_token(&fx, id, secret, &[]).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(claims(v["access_token"].as_str().unwrap()).get("tiles").is_none());
+    // The operator sets a ceiling with the CLI.
+    let out = fx.gw.cli(&[
+        "--json",
+        "client",
+        "set-grant",
+        id,
+        "--minzoom",
+        "2",
+        "--maxzoom",
+        "6",
+        "--bounds",
+        "5,44,17,48",
+        "--layer",
+        "basemap",
+        "--allowed-origin",
+        "https://*.example.com",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let c: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(c["tiles"], alps());
+    // Omitted: the ceiling, in the claims and the answer.
+    let (s, v) = client_token(&fx, id, secret, &[]).await;
+    assert_eq!(s, 200, "{v}");
+    let t = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims(&t)["tiles"], alps());
+    assert_eq!(claims(&t)["origins"], json!(["https://*.example.com"]));
+    assert_eq!(v["tiles"], alps());
+    assert_eq!(v["allowed_origins"], json!(["https://*.example.com"]));
+    // The token is refused out of its grant on a tile route: zoom 7,
+    // zoom 1, an area west of the box, another layer.
+    assert_eq!(status(&fx, "/gf/basemap/4/8/5.pbf", &t).await, 200);
+    for out_of_grant in [
+        "/gf/basemap/7/67/45.pbf",
+        "/gf/basemap/1/1/0.pbf",
+        "/gf/basemap/4/5/5.pbf",
+        "/gf/poi/4/8/5.pbf",
+    ] {
+        assert_eq!(status(&fx, out_of_grant, &t).await, 403, "{out_of_grant}");
+    }
+    // Narrowing within: what is left out is the ceiling's.
+    let (s, v) = client_token(
+        &fx,
+        id,
+        secret,
+        &[
+            ("tiles", r#"{"maxzoom":4}"#),
+            ("allowed_origins", "https://maps.example.com"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let n = claims(v["access_token"].as_str().unwrap());
+    assert_eq!(
+        n["tiles"],
+        json!({"minzoom": 2, "maxzoom": 4, "bounds": [[5.0, 44.0, 17.0, 48.0]], "layers": ["basemap"]})
+    );
+    assert_eq!(n["origins"], json!(["https://maps.example.com"]));
+    // Beyond the ceiling: 403, by dimension and by origin.
+    for (extra, code) in [
+        (("tiles", r#"{"maxzoom":7}"#), "tiles_exceeded"),
+        (("tiles", r#"{"bounds":[[0,44,17,48]]}"#), "tiles_exceeded"),
+        (("tiles", r#"{"layers":["poi"]}"#), "tiles_exceeded"),
+        (("allowed_origins", "https://evil.example.net"), "origins_exceeded"),
+        (("allowed_origins", "https://*.maps.example.com"), "origins_exceeded"),
+    ] {
+        let (s, v) = client_token(&fx, id, secret, &[extra]).await;
+        assert_eq!((s, v["error"].as_str()), (403, Some(code)), "{extra:?}: {v}");
+    }
+    // Malformed: 400.
+    for (extra, code) in [
+        (("tiles", r#"{"maxzoom":31}"#), "invalid_tiles"),
+        (("tiles", "z<6"), "invalid_tiles"),
+        (("allowed_origins", "*.example.com"), "invalid_request"),
+    ] {
+        let (s, v) = client_token(&fx, id, secret, &[extra]).await;
+        assert_eq!((s, v["error"].as_str()), (400, Some(code)), "{extra:?}: {v}");
+    }
+    // The admin API sets the same way and refuses a bad grant, changing
+    // nothing; the listings show the ceiling.
+    let (s, v) = admin_patch(
+        &fx,
+        &format!("/admin/v1/clients/{id}"),
+        json!({"tiles": {"layers": []}}),
+    )
+    .await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_tiles")));
+    let (s, _) = admin_patch(
+        &fx,
+        &format!("/admin/v1/clients/{id}"),
+        json!({"allowed_origins": ["https://app.example.com/"]}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let listed = admin_get(&fx, "/admin/v1/clients").await;
+    assert_eq!(listed[0]["tiles"], alps(), "{listed}");
+    assert_eq!(listed[0]["allowed_origins"], json!(["https://*.example.com"]));
+    let mine: Value = http()
+        .get(fx.gw.url("/v1/clients"))
+        .bearer_auth(login["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["clients"][0]["tiles"], alps(), "{mine}");
+    let out = fx.gw.cli(&["--json", "client", "list"]);
+    let cl: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cl[0]["allowed_origins"], json!(["https://*.example.com"]));
+    // Cleared: tokens carry no grant again.
+    let (s, v) = admin_patch(&fx, &format!("/admin/v1/clients/{id}"), json!({})).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v.get("tiles").is_none(), "{v}");
+    let (_, v) = client_token(&fx, id, secret, &[]).await;
+    assert!(claims(v["access_token"].as_str().unwrap()).get("tiles").is_none());
+    let (s, _) = admin_patch(&fx, "/admin/v1/clients/tgc_none", json!({})).await;
+    assert_eq!(s, 404);
+}
+
+/// `POST /oauth/token` with the service-account JSON grant.
+async fn sa_grant(fx: &Fx, key: &Value, extra: Value) -> (u16, Value) {
+    let mut body = json!({"grantType": "exchange_api_key_access_token", "apiKey": key["api_key"]});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let r = http().post(fx.gw.url("/oauth/token")).json(&body).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn service_account_ceilings_bound_their_keys_and_tokens() {
+    let fx = setup().await;
+    let org = admin_get(&fx, "/admin/v1/orgs").await[0].clone();
+    let sa = admin_post(
+        &fx.gw,
+        "/admin/v1/service-accounts",
+        json!({"org": org["id"], "name": "partner", "tiles": alps(),
+               "allowed_origins": ["https://*.example.com"]}),
+    )
+    .await;
+    assert_eq!(sa["tiles"], alps());
+    let key_for = |body: Value| {
+        let mut b = json!({"service_account": sa["id"], "scope": "tiles:read"});
+        for (k, v) in body.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        http()
+            .post(fx.gw.admin_url("/admin/v1/api-keys"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&b)
+            .send()
+    };
+    // A key that asks nothing gets the service account's ceiling.
+    let key: Value = key_for(json!({})).await.unwrap().json().await.unwrap();
+    assert_eq!(key["tiles"], alps(), "{key}");
+    assert_eq!(key["allowed_origins"], json!(["https://*.example.com"]));
+    // The service-account grant: the ceiling, or narrower, never more.
+    let (s, v) = sa_grant(&fx, &key, json!({})).await;
+    assert_eq!(s, 200, "{v}");
+    let t = v["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(claims(&t)["tiles"], alps());
+    assert_eq!(claims(&t)["origins"], json!(["https://*.example.com"]));
+    assert_eq!(status(&fx, "/gf/basemap/4/8/5.pbf", &t).await, 200);
+    assert_eq!(status(&fx, "/gf/basemap/7/67/45.pbf", &t).await, 403);
+    assert_eq!(status(&fx, "/gf/basemap/4/5/5.pbf", &t).await, 403);
+    let (s, v) = sa_grant(&fx, &key, json!({"tiles": {"maxzoom": 3}})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(claims(v["accessToken"].as_str().unwrap())["tiles"]["maxzoom"], 3);
+    let (s, v) = sa_grant(&fx, &key, json!({"tiles": {"maxzoom": 9}})).await;
+    assert_eq!((s, v["error"].as_str()), (403, Some("tiles_exceeded")), "{v}");
+    let (s, v) = sa_grant(&fx, &key, json!({"allowed_origins": ["https://evil.example.net"]})).await;
+    assert_eq!((s, v["error"].as_str()), (403, Some("origins_exceeded")), "{v}");
+    // The API-key exchange takes the same narrowing.
+    let (s, v) = exchange_with(&fx, &key, json!({"tiles": {"layers": ["poi"]}})).await;
+    assert_eq!((s, v["error"].as_str()), (403, Some("tiles_exceeded")), "{v}");
+    // A key beyond its service account's ceiling is not made.
+    for (asked, code) in [
+        (json!({"tiles": {"maxzoom": 9}}), "tiles_exceeded"),
+        (
+            json!({"allowed_origins": ["https://*.example.org"]}),
+            "origins_exceeded",
+        ),
+    ] {
+        let r = key_for(asked.clone()).await.unwrap();
+        assert_eq!(r.status(), 403, "{asked}");
+        assert_eq!(r.json::<Value>().await.unwrap()["error"], code);
+    }
+    let narrow: Value = key_for(json!({"tiles": {"maxzoom": 4}}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(narrow["tiles"]["maxzoom"], 4, "{narrow}");
+    // A ceiling lowered later (admin API: this replica's key cache is
+    // refreshed at once) binds the keys made before: a key beyond it mints
+    // nothing, a key within it goes on.
+    let sa_path = format!("/admin/v1/service-accounts/{}", sa["id"].as_str().unwrap());
+    let (s, v) = admin_patch(
+        &fx,
+        &sa_path,
+        json!({"tiles": {"maxzoom": 4, "bounds": [[5, 44, 17, 48]], "layers": ["basemap"]}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = sa_grant(&fx, &key, json!({})).await;
+    assert_eq!((s, v["error"].as_str()), (403, Some("tiles_exceeded")), "{v}");
+    let (s, v) = sa_grant(&fx, &narrow, json!({})).await;
+    assert_eq!(s, 200, "{v}");
+    // The listings show the ceilings.
+    let listed = admin_get(&fx, "/admin/v1/service-accounts").await;
+    let p = listed.as_array().unwrap().iter().find(|s| s["id"] == sa["id"]).unwrap();
+    assert_eq!(p["tiles"]["maxzoom"], 4, "{listed}");
+    assert!(p.get("allowed_origins").is_none(), "{listed}");
+    let out = fx.gw.cli(&["--json", "service-account", "list"]);
+    let l: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(l.as_array().unwrap().iter().any(|s| s["tiles"]["maxzoom"] == 4), "{l}");
+    // The CLI sets it the same way.
+    let out = fx.gw.cli(&[
+        "--json",
+        "service-account",
+        "set-grant",
+        sa["id"].as_str().unwrap(),
+        "--maxzoom",
+        "3",
+        "--allowed-origin",
+        "https://maps.example.com",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let set: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(set["tiles"], json!({"maxzoom": 3}));
+    assert_eq!(set["allowed_origins"], json!(["https://maps.example.com"]));
+    let out = fx.gw.cli(&["service-account", "set-grant", "sa_none"]);
+    assert_eq!(out.status.code(), Some(64));
+    // A bad ceiling: 400 and nothing made.
+    let r = http()
+        .post(fx.gw.admin_url("/admin/v1/service-accounts"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"org": org["id"], "name": "bad", "tiles": {"minzoom": 9, "maxzoom": 3}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_tiles");
+    let (s, v) = admin_patch(
+        &fx,
+        &format!("/admin/v1/service-accounts/{}", sa["id"].as_str().unwrap()),
+        json!({"tiles": {"maxzoom": 31}}),
+    )
+    .await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_tiles")));
+    assert_eq!(
+        admin_get(&fx, "/admin/v1/service-accounts")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn exchange_narrows_origins_within_the_key() {
+    let fx = setup().await;
+    let key = admin_post(
+        &fx.gw,
+        "/admin/v1/api-keys",
+        json!({"service_account": fx.sa["id"], "scope": "tiles:read",
+               "allowed_origins": ["https://*.example.com", "http://localhost:8080"]}),
+    )
+    .await;
+    // Omitted: the key's.
+    let t = token_of(&fx, &key, json!({})).await;
+    assert_eq!(
+        claims(&t)["origins"],
+        json!(["https://*.example.com", "http://localhost:8080"])
+    );
+    // An exact origin under the key's wildcard, and the same wildcard.
+    let (s, v) = exchange_with(&fx, &key, json!({"allowed_origins": ["https://maps.example.com"]})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["allowed_origins"], json!(["https://maps.example.com"]));
+    let narrow = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims(&narrow)["origins"], json!(["https://maps.example.com"]));
+    let from = |token: &str, origin: &str| {
+        http()
+            .get(fx.gw.url("/bound/1/0/0.pbf"))
+            .bearer_auth(token)
+            .header("origin", origin)
+            .send()
+    };
+    assert_eq!(from(&narrow, "https://maps.example.com").await.unwrap().status(), 200);
+    // Allowed by the key, not by the narrowed token.
+    assert_eq!(from(&t, "https://other.example.com").await.unwrap().status(), 200);
+    assert_eq!(from(&narrow, "https://other.example.com").await.unwrap().status(), 403);
+    assert_eq!(from(&narrow, "http://localhost:8080").await.unwrap().status(), 403);
+    let (s, v) = exchange_with(&fx, &key, json!({"allowed_origins": ["https://*.example.com"]})).await;
+    assert_eq!(s, 200, "{v}");
+    // Beyond the key: 403 origins_exceeded.
+    for beyond in [
+        json!(["https://evil.example.net"]),
+        json!(["https://maps.example.com", "http://localhost:8081"]),
+        json!(["https://*.maps.example.com"]),
+        json!(["https://example.com"]),
+        json!(["http://maps.example.com"]),
+    ] {
+        let (s, v) = exchange_with(&fx, &key, json!({"allowed_origins": beyond})).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (403, Some("origins_exceeded")),
+            "{beyond}: {v}"
+        );
+    }
+    // Malformed: 400.
+    for bad in [
+        json!([]),
+        json!("https://maps.example.com"),
+        json!(["https://maps.example.com/"]),
+    ] {
+        let (s, v) = exchange_with(&fx, &key, json!({"allowed_origins": bad})).await;
+        assert_eq!((s, v["error"].as_str()), (400, Some("invalid_request")), "{bad}: {v}");
+    }
+    // A key without origins: any valid set may be asked, and is carried.
+    let free = key_with(&fx, Value::Null).await;
+    let (s, v) = exchange_with(&fx, &free, json!({"allowed_origins": ["https://app.example.com"]})).await;
+    assert_eq!(s, 200, "{v}");
+    let bound = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(from(&bound, "https://app.example.com").await.unwrap().status(), 200);
+    assert_eq!(from(&bound, "https://evil.example").await.unwrap().status(), 403);
 }

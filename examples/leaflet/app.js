@@ -11,6 +11,8 @@
 // URL switches (as the MapLibre page):
 //   ?noclient=1  load the map without the client: tile requests carry no token (401)
 //   ?ttl=N       ask /app/token?ttl=N for tokens living N seconds (exercise refreshes)
+//   ?region=1    ask for a token limited to a region and zoom range (REGION below):
+//                tiles outside it are answered 204 by the gateway and stay empty
 //
 // For tests, window.__tilegate holds the same counters as the MapLibre page
 // (see README.md), window.__tilegateMap the L.Map and window.__tilegateLayer
@@ -19,6 +21,13 @@
 const params = new URLSearchParams(location.search);
 const noClient = params.get('noclient') === '1';
 const ttl = /^\d{1,6}$/.test(params.get('ttl') ?? '') ? params.get('ttl') : null;
+// The Alps, zoom 2-6: a narrowed tile grant (docs/grants.md), the MapLibre
+// page's. The layer below is left unbounded on purpose, so Leaflet also asks
+// for tiles outside the grant and the page shows how they behave (204: drawn
+// empty, no error, no new token). A real page would set the layer's
+// minZoom/maxNativeZoom/bounds to the grant too.
+const REGION = Object.freeze({ minzoom: 2, maxzoom: 6, bounds: [[5.5, 45.5, 11, 48]] });
+const region = params.get('region') === '1' ? REGION : null;
 
 const gatewayMeta = document.querySelector('meta[name="tilegate-gateway"]')?.content.trim();
 const gateway = new URL(gatewayMeta || location.origin, location.href).origin;
@@ -36,6 +45,7 @@ const state = {
   tokenFetches: 0,
   tokenRefreshes: 0,
   tokenExpiresAt: null, // epoch ms
+  grant: region, // the tile grant asked for (?region=1), else null
   lastError: null,
 };
 window.__tilegate = state;
@@ -45,7 +55,9 @@ window.__tilegate = state;
 const $ = (id) => document.getElementById(id);
 
 function render() {
-  $('s-mode').textContent = noClient ? 'no client (expect 401s)' : `client${ttl ? `, ttl=${ttl}s` : ''}`;
+  $('s-mode').textContent = noClient
+    ? 'no client (expect 401s)'
+    : `client${ttl ? `, ttl=${ttl}s` : ''}${region ? `, region z${region.minzoom}-${region.maxzoom} ${region.bounds[0].join(',')}` : ''}`;
   $('s-token').textContent =
     state.tokenExpiresAt === null
       ? noClient
@@ -113,7 +125,7 @@ async function tokenProvider() {
   const { createTokenProvider, fetchFromBackend } = await import('../../clients/js/tilegate-client.js');
   const tokenUrl = ttl ? `/app/token?ttl=${ttl}` : '/app/token';
   const provider = createTokenProvider({
-    fetchToken: () => fetchFromBackend(tokenUrl),
+    fetchToken: () => fetchFromBackend(tokenUrl, region ? { tiles: region } : {}),
     // A demo page should recover on its own once the backend is back.
     retry: { maxAttempts: Infinity, maxDelayMs: 10_000 },
     onError: (err, { willRetry }) => fail(`token: ${err.message}${willRetry ? ' (retrying)' : ''}`),

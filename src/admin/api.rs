@@ -5,10 +5,11 @@
 //! POST|GET /admin/v1/orgs · PATCH|DELETE /admin/v1/orgs/{id or name}
 //! POST|GET /admin/v1/users · PATCH|DELETE /admin/v1/users/{uid or username}
 //! POST /admin/v1/users/{user}/disable|enable|password
-//! POST|GET /admin/v1/service-accounts · DELETE /admin/v1/service-accounts/{id}
-//! POST /admin/v1/api-keys {service_account | user, scope, expires_in?} · GET /admin/v1/api-keys[?org=]
+//! POST|GET /admin/v1/service-accounts {org, name, tiles?, allowed_origins?}
+//! PATCH|DELETE /admin/v1/service-accounts/{id} (PATCH: {tiles?, allowed_origins?}, the grant ceiling)
+//! POST /admin/v1/api-keys {service_account | user, scope, expires_in?, tiles?, allowed_origins?} · GET /admin/v1/api-keys[?org=]
 //! DELETE /admin/v1/api-keys/{id} · GET|POST /admin/v1/users/{uid}/generator-token
-//! GET /admin/v1/clients[?user=&org=] · DELETE /admin/v1/clients/{id}
+//! GET /admin/v1/clients[?user=&org=] · PATCH|DELETE /admin/v1/clients/{id} (PATCH: {tiles?, allowed_origins?})
 //! GET /admin/v1/named-tokens[?user=] · DELETE /admin/v1/named-tokens/{id}
 //! POST /admin/v1/keys/rotate · GET /admin/v1/audit
 
@@ -46,6 +47,19 @@ struct NewUser {
 struct NewSa {
     org: String,
     name: String,
+    /// The grant ceiling of its API keys (docs/grants.md).
+    tiles: Option<crate::grants::GrantClaim>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+}
+/// A grant ceiling, replaced whole: `{"tiles": {...} | null,
+/// "allowed_origins": [...]}` (both optional; left out: not limited).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetGrant {
+    tiles: Option<crate::grants::GrantClaim>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -187,8 +201,15 @@ async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> 
         }
         (&Method::POST, ["service-accounts"]) => {
             let n: NewSa = body(b).await?;
-            let sa = principals::create_service_account(&op, &n.org, &n.name).await?;
+            let sa =
+                principals::create_service_account(&op, &n.org, &n.name, n.tiles.as_ref(), &n.allowed_origins).await?;
             json(StatusCode::CREATED, &sa)
+        }
+        (&Method::PATCH, ["service-accounts", id]) => {
+            let n: SetGrant = body(b).await?;
+            let sa =
+                principals::set_service_account_grant(&op, &seg(id)?, n.tiles.as_ref(), &n.allowed_origins).await?;
+            ok(serde_json::to_value(&sa).unwrap_or_default())
         }
         (&Method::GET, ["service-accounts"]) => {
             let org = query_param(parts, "org");
@@ -246,6 +267,11 @@ async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> 
             )
             .await?,
         ),
+        (&Method::PATCH, ["clients", id]) => {
+            let n: SetGrant = body(b).await?;
+            let c = clients::set_client_grant(&op, &seg(id)?, n.tiles.as_ref(), &n.allowed_origins).await?;
+            ok(serde_json::to_value(&c).unwrap_or_default())
+        }
         (&Method::DELETE, ["clients", id]) => {
             json(StatusCode::OK, &clients::delete_client(&op, &seg(id)?, None).await?)
         }

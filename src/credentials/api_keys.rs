@@ -3,15 +3,18 @@
 
 use std::time::Duration;
 
+use super::ceilings::{check_ceiling, narrow_ceiling, Ceiling};
 use super::scopes::check_scopes;
 use super::{CredentialError, Op};
 use crate::clock::now_unix;
-use crate::grants::{Grant, GrantClaim};
+use crate::grants::GrantClaim;
 use crate::store::{ApiKey, Principal};
 
 /// A new API key of `principal` with the declared `scope`s, each within the
-/// principal's ceiling; limited to the tile grant `tiles` (`None`: any
-/// tile) and to the web `origins` (empty: any); expiring after `expires_in` (`None`: never). The key's text is
+/// principal's ceiling; limited to the tile grant `tiles` and to the web
+/// `origins` (a service account's key: within the service account's grant
+/// ceiling, each left out taken from it; a user's: `None`/empty is any);
+/// expiring after `expires_in` (`None`: never). The key's text is
 /// returned this once.
 pub async fn create_api_key(
     op: &Op<'_>,
@@ -21,19 +24,8 @@ pub async fn create_api_key(
     origins: &[String],
     expires_in: Option<Duration>,
 ) -> Result<(ApiKey, String), CredentialError> {
-    if let Some(bad) = origins.iter().find(|o| !crate::routing::valid_origin_pattern(o)) {
-        return Err(CredentialError::BadOrigin(bad.clone()));
-    }
+    let asked = check_ceiling(tiles, origins)?;
     let scopes = check_scopes(op.cfg, scope)?;
-    // Stored as the validated grant gives it back (degrees quantised,
-    // layers deduplicated); an unlimited grant is no grant.
-    let tiles = match tiles {
-        None => None,
-        Some(c) => {
-            let g = Grant::from_claim(c).map_err(CredentialError::BadTiles)?;
-            (!g.is_unlimited()).then(|| g.to_claim())
-        }
-    };
     let limits = op
         .store
         .principal_limits(principal)
@@ -42,11 +34,22 @@ pub async fn create_api_key(
     if limits.disabled {
         return Err(CredentialError::Disabled { name: limits.name });
     }
+    let holder = format!("{} {}", principal.kind(), limits.name);
+    // Within a service account's grant ceiling (users carry none); what
+    // the key leaves out is the service account's.
+    let limited = narrow_ceiling(
+        &Ceiling {
+            tiles: limits.tiles.clone(),
+            origins: limits.allowed_origins.clone(),
+        },
+        &asked,
+        &holder,
+    )?;
     let ceiling = op.cfg.ceiling(&limits);
     if let Some(bad) = scopes.iter().find(|s| !ceiling.contains(s)) {
         return Err(CredentialError::ScopeNotAllowed {
             scope: bad.clone(),
-            holder: format!("{} {}", principal.kind(), limits.name),
+            holder,
             ceiling: ceiling.join(" "),
         });
     }
@@ -57,8 +60,8 @@ pub async fn create_api_key(
         .create_api_key_limited(
             principal,
             &scopes,
-            tiles.as_ref(),
-            (!origins.is_empty()).then_some(origins),
+            limited.tiles.as_ref(),
+            limited.origins.as_deref(),
             expires_at,
             now,
         )

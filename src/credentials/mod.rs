@@ -7,12 +7,15 @@
 //!   create, revoke, regenerate.
 //! - [`signing`]: the one claims type, signing, key rotation.
 //! - [`scopes`]: the scope subset check.
+//! - [`ceilings`]: tile-grant ceilings and allowed origins of
+//!   credentials, and the one rule that narrows them.
 //! - [`secrets`]: the verified-secret caches the token endpoints read
 //!   through and every revocation here clears.
 //!
 //! Errors are [`CredentialError`]: facts, mapped to statuses by the caller.
 
 pub mod api_keys;
+pub mod ceilings;
 pub mod clients;
 pub mod named;
 pub mod principals;
@@ -67,6 +70,13 @@ pub enum CredentialError {
     /// optionally `*.` for one label).
     #[error("allowed origin \"{0}\" must be scheme://host[:port] in lower case, such as https://app.example.com or https://*.example.com")]
     BadOrigin(String),
+    /// A credential's tile grant beyond the ceiling of its holder (an API
+    /// key beyond its service account's).
+    #[error("the tiles are beyond the tile-grant ceiling of {holder}: {why}")]
+    TilesBeyondCeiling { holder: String, why: String },
+    /// An allowed origin not covered by the ceiling of its holder.
+    #[error("allowed origin \"{origin}\" is beyond the allowed origins of {holder}")]
+    OriginsBeyondCeiling { origin: String, holder: String },
     /// An expiry such as `90d` that does not parse.
     #[error("{0}")]
     BadExpiry(String),
@@ -96,6 +106,8 @@ impl CredentialError {
             | CredentialError::PasswordLength
             | CredentialError::BadTiles(_)
             | CredentialError::BadOrigin(_)
+            | CredentialError::TilesBeyondCeiling { .. }
+            | CredentialError::OriginsBeyondCeiling { .. }
             | CredentialError::BadExpiry(_) => true,
             CredentialError::KeyGeneration(_) | CredentialError::NoSigningKey | CredentialError::SigningFailed => false,
             CredentialError::Store(s) => matches!(

@@ -2,11 +2,13 @@
 //! ceilings, disabling and deleting them with everything they hold.
 
 use super::api_keys::revoke_api_key;
+use super::ceilings::{check_ceiling, Ceiling};
 use super::named::{regenerate, revoke_named};
 use super::scopes::declared;
 use super::{check_name, CredentialError, Op, Revoked};
 use crate::clock::now_unix;
 use crate::config::Config;
+use crate::grants::GrantClaim;
 use crate::store::{Org, Principal, ServiceAccount, Store, User};
 
 /// Shortest password an operator may set (`user reset-password`, and the
@@ -29,6 +31,8 @@ fn org_ceiling(cfg: &Config, org: &Org) -> Vec<String> {
         org_ceiling: org.scope_ceiling.clone(),
         user_ceiling: None,
         disabled: false,
+        tiles: None,
+        allowed_origins: None,
     })
 }
 
@@ -103,6 +107,8 @@ pub fn user_view(cfg: &Config, u: &User, org: Option<&Org>) -> serde_json::Value
             org_ceiling: o.scope_ceiling.clone(),
             user_ceiling: u.scope_ceiling.clone(),
             disabled: u.disabled_at.is_some(),
+            tiles: None,
+            allowed_origins: None,
         })
     });
     v["effective_scope_ceiling"] = ceiling.unwrap_or_default().join(" ").into();
@@ -349,15 +355,66 @@ async fn contain(op: &Op<'_>, u: &User, for_deletion: bool) -> Result<Revoked, C
 }
 
 /// A new service account of `org` (id or name).
-pub async fn create_service_account(op: &Op<'_>, org_ref: &str, name: &str) -> Result<ServiceAccount, CredentialError> {
+/// A new service account of an organization (id or name), optionally with
+/// a grant ceiling (a tile grant, allowed origins) for its API keys.
+pub async fn create_service_account(
+    op: &Op<'_>,
+    org_ref: &str,
+    name: &str,
+    tiles: Option<&GrantClaim>,
+    origins: &[String],
+) -> Result<ServiceAccount, CredentialError> {
     check_name("name", name)?;
+    let c = check_ceiling(tiles, origins)?;
     let org = org(op.store, org_ref).await?;
     let sa = op
         .store
-        .create_service_account(&org.id, name, crate::clock::now_unix())
+        .create_service_account_limited(
+            &org.id,
+            name,
+            c.tiles.as_ref(),
+            c.origins.as_deref(),
+            crate::clock::now_unix(),
+        )
         .await?;
     op.audit("service_account.created", &sa.id, "").await?;
     Ok(sa)
+}
+
+/// Replace the grant ceiling of a service account (no tiles and no
+/// origins: not limited). Tokens minted from its API keys afterwards are
+/// within it; those already minted keep their grant until they expire.
+pub async fn set_service_account_grant(
+    op: &Op<'_>,
+    id: &str,
+    tiles: Option<&GrantClaim>,
+    origins: &[String],
+) -> Result<ServiceAccount, CredentialError> {
+    let not_found = || CredentialError::NotFound(format!("no service account {id}"));
+    if !crate::store::valid_name(id) {
+        return Err(not_found());
+    }
+    let c = check_ceiling(tiles, origins)?;
+    let sa = op
+        .store
+        .set_service_account_limits(id, c.tiles.as_ref(), c.origins.as_deref())
+        .await?
+        .ok_or_else(not_found)?;
+    op.audit("service_account.grant_set", &sa.id, &ceiling_text(&c)).await?;
+    // Cached keys carry the service account's limits.
+    op.limits_changed().await?;
+    Ok(sa)
+}
+
+/// A ceiling for the audit log: the tile claim's JSON and the origins.
+pub fn ceiling_text(c: &Ceiling) -> String {
+    let tiles = c
+        .tiles
+        .as_ref()
+        .and_then(|t| serde_json::to_string(t).ok())
+        .unwrap_or_else(|| "-".into());
+    let origins = c.origins.as_ref().map(|o| o.join(" ")).unwrap_or_else(|| "-".into());
+    format!("tiles={tiles} origins={origins}")
 }
 
 /// Service accounts of one organization (id or name), or all.

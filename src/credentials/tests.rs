@@ -72,7 +72,9 @@ async fn revoking_an_api_key_records_its_expiry_here_as_in_the_store() {
     let r = Replica::new("").await;
     let op = r.op();
     principals::create_org(&op, "acme", None).await.unwrap();
-    let sa = principals::create_service_account(&op, "acme", "bot").await.unwrap();
+    let sa = principals::create_service_account(&op, "acme", "bot", None, &[])
+        .await
+        .unwrap();
     let (key, text) = api_keys::create_api_key(
         &op,
         &Principal::ServiceAccount(sa.id.clone()),
@@ -152,7 +154,9 @@ async fn the_cli_records_the_same_revocation_without_a_replica() {
     let r = Replica::new("").await;
     let cli = Op::cli(&r.store, &r.cfg, "cli");
     principals::create_org(&cli, "acme", None).await.unwrap();
-    let sa = principals::create_service_account(&cli, "acme", "bot").await.unwrap();
+    let sa = principals::create_service_account(&cli, "acme", "bot", None, &[])
+        .await
+        .unwrap();
     let (key, _) = api_keys::create_api_key(&cli, &Principal::ServiceAccount(sa.id), "tiles:read", None, &[], None)
         .await
         .unwrap();
@@ -168,7 +172,9 @@ async fn refusals_are_facts() {
     let r = Replica::new("").await;
     let op = r.op();
     principals::create_org(&op, "acme", None).await.unwrap();
-    let sa = principals::create_service_account(&op, "acme", "bot").await.unwrap();
+    let sa = principals::create_service_account(&op, "acme", "bot", None, &[])
+        .await
+        .unwrap();
     let p = Principal::ServiceAccount(sa.id);
     let e = api_keys::create_api_key(&op, &p, "tiles:nope", None, &[], None)
         .await

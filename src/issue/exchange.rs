@@ -1,6 +1,7 @@
 //! `POST /v1/auth/token`: a long-lived API key in `Authorization: Bearer`
-//! for a short-lived token, `{ttl, scope, tiles}` JSON (`tiles`: a tile
-//! grant within the key's, docs/grants.md).
+//! for a short-lived token, `{ttl, scope, tiles, allowed_origins}` JSON
+//! (`tiles`: a tile grant within the key's; `allowed_origins`: origins
+//! within the key's; docs/grants.md).
 
 use crate::body::ClientBody;
 use http::StatusCode;
@@ -8,8 +9,10 @@ use serde_json::Value;
 
 use super::{grant, json_object, optional_str, read_body, rfc3339, Beyond, Ctx, IssueError};
 use crate::clock::now_unix;
+use crate::credentials::ceilings::{narrow_ceiling, narrow_origins, narrow_tiles, Ceiling};
 use crate::credentials::signing::TokenClaims;
 use crate::credentials::CachedKey;
+use crate::credentials::CredentialError;
 use crate::grants::{Grant, GrantClaim, NarrowError};
 use crate::http::{json, Resp};
 use crate::store::{random_token, Principal};
@@ -26,7 +29,12 @@ pub async fn api_key_exchange(
         .ok_or(IssueError::Unauthorized("an API key is required as a bearer token"))?
         .to_owned();
     let body = read_body(body, ctx.cfg.limits.token_body_bytes).await?;
-    let ExchangeRequest { ttl, scope, tiles } = parse_request(
+    let ExchangeRequest {
+        ttl,
+        scope,
+        tiles,
+        origins,
+    } = parse_request(
         json_object(&parts, &body)?,
         ctx.cfg.tokens.default_ttl.as_secs(),
         ctx.cfg.tokens.max_ttl.as_secs(),
@@ -49,7 +57,8 @@ pub async fn api_key_exchange(
         })
     })?;
     let scope = granted.join(" ");
-    let tiles = narrow_tiles(&key.key, tiles.as_ref())?;
+    let parent = key_ceiling(&key)?;
+    let (tiles, origins) = narrow_grant(&parent, tiles.as_ref(), origins.as_deref(), "API key")?;
     let ttl = ttl.min(remaining(&key.key, now));
     let exp = now + ttl as i64;
     let id = random_token("", 16);
@@ -61,7 +70,7 @@ pub async fn api_key_exchange(
             .user(uid, key.username())
             .credential(&key.key.id)
             .tiles(tiles.as_ref())
-            .origins(key.key.allowed_origins.as_deref()),
+            .origins(origins),
     )?;
     ctx.touch(&key, now);
     crate::metrics::token_issued("api_key");
@@ -72,33 +81,70 @@ pub async fn api_key_exchange(
         "expires_at": rfc3339(exp),
         "scope": scope,
     });
-    if let Some(g) = tiles.as_ref().filter(|g| !g.is_unlimited()) {
-        out["tiles"] = serde_json::to_value(g.to_claim()).unwrap_or_default();
-    }
+    describe_grant(&mut out, tiles.as_ref(), origins);
     Ok(json(StatusCode::OK, &out))
 }
 
-/// The tile grant of a token derived from `key`: the key's ceiling
-/// narrowed by `requested` (each dimension left out taken from the key).
-/// `None`: the key has no ceiling and nothing was asked, so any tile.
-/// Asking for more than the key holds is `TilesExceeded` (403).
-pub fn narrow_tiles(key: &crate::store::ApiKey, requested: Option<&GrantClaim>) -> Result<Option<Grant>, IssueError> {
-    let parent = match &key.tiles {
-        None => Grant::unlimited(),
-        // Validated when the key was made.
-        Some(c) => Grant::from_claim(c).map_err(|_| IssueError::Server("a stored tile grant is invalid"))?,
-    };
-    if requested.is_none() && parent.is_unlimited() {
-        return Ok(None);
+/// A token response's `tiles` and `allowed_origins`, when limited.
+pub fn describe_grant(out: &mut Value, tiles: Option<&Grant>, origins: Option<&[String]>) {
+    if let Some(g) = tiles.filter(|g| !g.is_unlimited()) {
+        out["tiles"] = serde_json::to_value(g.to_claim()).unwrap_or_default();
     }
-    parent.narrow(requested).map(Some).map_err(|e| {
-        IssueError::TilesExceeded(match e {
-            NarrowError::Beyond(d) => format!("the requested tiles are beyond the API key's in {}", d.as_str()),
-            // Valid alone (checked when parsed), so it contradicts a
-            // dimension the key limits (minzoom above the key's maxzoom).
-            NarrowError::Invalid(why) => format!("the requested tiles do not fit the API key's: {why}"),
-        })
+    if let Some(o) = origins.filter(|o| !o.is_empty()) {
+        out["allowed_origins"] = serde_json::to_value(o).unwrap_or_default();
+    }
+}
+
+/// The grant ceiling of the tokens minted from `key`: the key's own,
+/// within its service account's current ceiling (what the key leaves out
+/// is the service account's). A key beyond a ceiling lowered after it was
+/// made mints nothing: 403 `tiles_exceeded` or `origins_exceeded`.
+pub fn key_ceiling(key: &CachedKey) -> Result<Ceiling, IssueError> {
+    let own = Ceiling {
+        tiles: key.key.tiles.clone(),
+        origins: key.key.allowed_origins.clone(),
+    };
+    let Some(l) = key
+        .limits
+        .as_ref()
+        .filter(|l| l.tiles.is_some() || l.allowed_origins.is_some())
+    else {
+        return Ok(own);
+    };
+    let holder = Ceiling {
+        tiles: l.tiles.clone(),
+        origins: l.allowed_origins.clone(),
+    };
+    narrow_ceiling(&holder, &own, &format!("service account {}", l.name)).map_err(|e| match e {
+        CredentialError::OriginsBeyondCeiling { .. } => IssueError::OriginsExceeded(format!("the API key's {e}")),
+        other => IssueError::TilesExceeded(format!("the API key's {other}")),
     })
+}
+
+/// The tile grant and allowed origins of a token derived from a credential
+/// holding `parent` (the `holder`: "API key", "client"), narrowed by what
+/// the request asks; each left out is the parent's. More than the parent
+/// holds is 403 `tiles_exceeded` or `origins_exceeded`.
+pub fn narrow_grant<'a>(
+    parent: &'a Ceiling,
+    tiles: Option<&GrantClaim>,
+    origins: Option<&'a [String]>,
+    holder: &str,
+) -> Result<(Option<Grant>, Option<&'a [String]>), IssueError> {
+    let tiles = narrow_tiles(parent.tiles.as_ref(), tiles).map_err(|e| {
+        IssueError::TilesExceeded(match e {
+            NarrowError::Beyond(d) => format!("the requested tiles are beyond the {holder}'s in {}", d.as_str()),
+            // Valid alone (checked when parsed), so it contradicts a
+            // dimension the credential limits (minzoom above its maxzoom).
+            NarrowError::Invalid(why) => format!("the requested tiles do not fit the {holder}'s: {why}"),
+        })
+    })?;
+    let origins = narrow_origins(parent.origins.as_deref(), origins).map_err(|bad| {
+        IssueError::OriginsExceeded(format!(
+            "allowed origin \"{bad}\" is beyond the {holder}'s allowed origins"
+        ))
+    })?;
+    Ok((tiles, origins))
 }
 
 pub fn principal_id(p: &Principal) -> &str {
@@ -137,6 +183,8 @@ pub struct ExchangeRequest {
     pub scope: Option<String>,
     /// A tile grant, valid on its own (not yet checked against the key's).
     pub tiles: Option<GrantClaim>,
+    /// Allowed-origin patterns, each valid (not yet checked against the key's).
+    pub origins: Option<Vec<String>>,
 }
 
 /// `{ttl, scope, tiles}`; all optional; no body means defaults.
@@ -150,6 +198,7 @@ pub fn parse_request(
             ttl: default_ttl,
             scope: None,
             tiles: None,
+            origins: None,
         });
     };
     let bad_ttl = || IssueError::InvalidTtl(format!("TTL must be an integer between 1 and {max_ttl} seconds"));
@@ -166,10 +215,12 @@ pub fn parse_request(
     };
     let scope = optional_str(&map, "scope", "scope must be a space-separated string")?;
     let tiles = parse_tiles(&map)?;
+    let origins = parse_origins(&map)?;
     Ok(ExchangeRequest {
         ttl,
         scope: scope.map(String::from),
         tiles,
+        origins,
     })
 }
 
@@ -186,6 +237,39 @@ pub fn parse_tiles(map: &serde_json::Map<String, Value>) -> Result<Option<GrantC
     };
     Grant::from_claim(&claim).map_err(|e| IssueError::InvalidTiles(format!("tiles: {e}")))?;
     Ok(Some(claim))
+}
+
+/// The `allowed_origins` field of a token request: an array of origin
+/// patterns as an API key takes them (400 `invalid_request` otherwise);
+/// absent or `null`: none asked.
+pub fn parse_origins(map: &serde_json::Map<String, Value>) -> Result<Option<Vec<String>>, IssueError> {
+    let list = match map.get("allowed_origins") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => serde_json::from_value::<Vec<String>>(v.clone())
+            .map_err(|_| IssueError::InvalidRequest("allowed_origins must be an array of origin strings".into()))?,
+    };
+    check_origins(&list)?;
+    Ok(Some(list))
+}
+
+/// Space-separated origin patterns (a form parameter), checked as
+/// [`parse_origins`] checks an array.
+pub fn parse_origins_text(text: Option<&str>) -> Result<Option<Vec<String>>, IssueError> {
+    let Some(t) = text else {
+        return Ok(None);
+    };
+    let list: Vec<String> = t.split_ascii_whitespace().map(String::from).collect();
+    check_origins(&list)?;
+    Ok(Some(list))
+}
+
+fn check_origins(list: &[String]) -> Result<(), IssueError> {
+    if list.is_empty() {
+        return Err(IssueError::InvalidRequest(
+            "allowed_origins must name at least one origin (leave it out for the credential's)".into(),
+        ));
+    }
+    crate::credentials::ceilings::check_origins(list).map_err(|e| IssueError::InvalidRequest(e.to_string()))
 }
 
 #[cfg(test)]
@@ -227,6 +311,39 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn origins_parsing() {
+        let r = full(br#"{"allowed_origins":["https://app.example.com","https://*.example.org"]}"#).unwrap();
+        assert_eq!(
+            r.origins.unwrap(),
+            vec!["https://app.example.com", "https://*.example.org"]
+        );
+        assert_eq!(full(br#"{"allowed_origins":null}"#).unwrap().origins, None);
+        for bad in [
+            &br#"{"allowed_origins":[]}"#[..],
+            br#"{"allowed_origins":"https://app.example.com"}"#,
+            br#"{"allowed_origins":["https://app.example.com/"]}"#,
+            br#"{"allowed_origins":["*.example.com"]}"#,
+            br#"{"allowed_origins":["https://APP.example.com"]}"#,
+            br#"{"allowed_origins":[5]}"#,
+        ] {
+            assert!(
+                matches!(full(bad), Err(IssueError::InvalidRequest(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            parse_origins_text(Some(" https://a.example.com  https://b.example.com ")).unwrap(),
+            Some(vec![
+                "https://a.example.com".to_string(),
+                "https://b.example.com".to_string()
+            ])
+        );
+        assert!(parse_origins_text(Some("https://a.example.com/x")).is_err());
+        assert_eq!(parse_origins_text(None).unwrap(), None);
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub enum IssueError {
     /// 403 `tiles_exceeded`: a tile grant beyond the credential's.
     #[error("{0}")]
     TilesExceeded(String),
+    /// 403 `origins_exceeded`: allowed origins beyond the credential's.
+    #[error("{0}")]
+    OriginsExceeded(String),
     /// 400 `invalid_tiles`: a `tiles` field that is not a tile grant.
     #[error("{0}")]
     InvalidTiles(String),

@@ -168,6 +168,7 @@ pub async fn create(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp,
         created_at: now,
         expires_at: exp,
         revoked_at: None,
+        tiles: tiles.as_ref().map(Grant::to_claim),
     };
     let token = ctx.sign(
         &TokenClaims::new(ctx.cfg, "named", &g.uid, &id, &scope, now, exp)
@@ -196,11 +197,7 @@ pub async fn create(ctx: &Ctx<'_>, parts: &http::request::Parts) -> Result<Resp,
         ));
     }
     crate::metrics::token_issued("named");
-    let mut out = describe(&record, Some(&token));
-    if let Some(g) = &tiles {
-        out["tiles"] = serde_json::to_value(g.to_claim()).unwrap_or_default();
-    }
-    Ok(json(StatusCode::OK, &out))
+    Ok(json(StatusCode::OK, &describe(&record, Some(&token))))
 }
 
 /// The operator's bounds on `validTime`: at most
@@ -232,6 +229,9 @@ pub fn describe(t: &NamedToken, token: Option<&str>) -> serde_json::Value {
         "expiresAt": t.expires_at.map(rfc3339),
         "revoked": t.revoked_at.is_some(),
     });
+    if let Some(g) = &t.tiles {
+        v["tiles"] = serde_json::to_value(g).unwrap_or_default();
+    }
     if let Some(tok) = token {
         v["token"] = tok.into();
     }

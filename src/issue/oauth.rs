@@ -12,9 +12,13 @@ use http::StatusCode;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use super::exchange::{ceiling_of, narrow_tiles, principal_id, remaining, usable};
+use super::exchange::{
+    ceiling_of, describe_grant, key_ceiling, narrow_grant, parse_origins, parse_origins_text, parse_tiles,
+    principal_id, remaining, usable,
+};
 use super::{grant, media_type, read_body, Beyond, Credential, CredentialKind, Ctx, IssueError, MANAGE_SCOPE};
 use crate::clock::now_unix;
+use crate::credentials::ceilings::Ceiling;
 use crate::credentials::signing::TokenClaims;
 use crate::http::{json, Resp};
 use crate::store::{random_token, Client};
@@ -82,6 +86,9 @@ async fn json_grant(ctx: &Ctx<'_>, body: &[u8]) -> Result<Resp, IssueError> {
     let Some(serde_json::Value::String(api_key)) = m.get("apiKey") else {
         return Err(IssueError::InvalidRequest("apiKey must be a string".into()));
     };
+    // Optional narrowing, as on the API-key exchange.
+    let asked_tiles = parse_tiles(&m)?;
+    let asked_origins = parse_origins(&m)?;
     let now = now_unix();
     let key = match ctx.api_key(api_key).await? {
         Some(k) if usable(ctx, &k, now) => k,
@@ -100,8 +107,9 @@ async fn json_grant(ctx: &Ctx<'_>, body: &[u8]) -> Result<Resp, IssueError> {
             ))
         })?
         .join(" ");
-    // The key's tile grant, whole.
-    let tiles = narrow_tiles(&key.key, None)?;
+    // The key's grant (within its service account's), or narrower.
+    let parent = key_ceiling(&key)?;
+    let (tiles, origins) = narrow_grant(&parent, asked_tiles.as_ref(), asked_origins.as_deref(), "API key")?;
     let ttl = ctx.cfg.tokens.default_ttl.as_secs().min(remaining(&key.key, now));
     let exp = now + ttl as i64;
     let id = random_token("", 16);
@@ -112,14 +120,13 @@ async fn json_grant(ctx: &Ctx<'_>, body: &[u8]) -> Result<Resp, IssueError> {
             .user(principal_id(&key.key.principal), key.username())
             .credential(&key.key.id)
             .tiles(tiles.as_ref())
-            .origins(key.key.allowed_origins.as_deref()),
+            .origins(origins),
     )?;
     ctx.touch(&key, now);
     crate::metrics::token_issued("service_account");
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "accessToken": token, "expiresAt": exp }),
-    ))
+    let mut out = serde_json::json!({ "accessToken": token, "expiresAt": exp });
+    describe_grant(&mut out, tiles.as_ref(), origins);
+    Ok(json(StatusCode::OK, &out))
 }
 
 /// Authenticate the client by exactly one method. A failure with a client
@@ -297,7 +304,26 @@ async fn assertion_client(
     Ok(client)
 }
 
+/// The `tiles` form parameter: a tile grant as JSON (400 `invalid_tiles`).
+fn form_tiles(form: &Form) -> Result<Option<crate::grants::GrantClaim>, IssueError> {
+    let Some(text) = form.get("tiles") else {
+        return Ok(None);
+    };
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        IssueError::InvalidTiles(format!(
+            "parameter tiles must be a JSON object of minzoom, maxzoom, bounds and layers: {e}"
+        ))
+    })?;
+    let mut m = serde_json::Map::new();
+    m.insert("tiles".into(), v);
+    parse_tiles(&m)
+}
+
 async fn client_credentials(ctx: &Ctx<'_>, parts: &http::request::Parts, form: &Form) -> Result<Resp, IssueError> {
+    // The optional narrowing, checked before the client is (a malformed
+    // request costs no authentication attempt).
+    let asked_tiles = form_tiles(form)?;
+    let asked_origins = parse_origins_text(form.get("allowed_origins"))?;
     let client = authenticate_client(ctx, parts, form).await?;
     // The owner's ceiling, read now: a ceiling lowered after the client was
     // made binds it too. A disabled owner's clients are revoked as well.
@@ -328,6 +354,11 @@ async fn client_credentials(ctx: &Ctx<'_>, parts: &http::request::Parts, form: &
             })
         })?
         .join(" ");
+    let parent = Ceiling {
+        tiles: client.tiles.clone(),
+        origins: client.allowed_origins.clone(),
+    };
+    let (tiles, origins) = narrow_grant(&parent, asked_tiles.as_ref(), asked_origins.as_deref(), "client")?;
     let now = now_unix();
     let ttl = ctx.cfg.tokens.default_ttl.as_secs();
     let jti = random_token("", 16);
@@ -343,13 +374,15 @@ async fn client_credentials(ctx: &Ctx<'_>, parts: &http::request::Parts, form: &
         )
         .org(Some(&client.org_id))
         .user(&client.owner_uid, Some(&owner.name))
-        .credential(&client.client_id),
+        .credential(&client.client_id)
+        .tiles(tiles.as_ref())
+        .origins(origins),
     )?;
     crate::metrics::token_issued("client_credentials");
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "access_token": token, "token_type": "Bearer", "expires_in": ttl, "scope": scope }),
-    ))
+    let mut out =
+        serde_json::json!({ "access_token": token, "token_type": "Bearer", "expires_in": ttl, "scope": scope });
+    describe_grant(&mut out, tiles.as_ref(), origins);
+    Ok(json(StatusCode::OK, &out))
 }
 
 async fn password(ctx: &Ctx<'_>, form: &Form) -> Result<Resp, IssueError> {

@@ -217,6 +217,8 @@ impl IntoResponse for CredentialError {
             | CredentialError::BadOrigin(_)
             | CredentialError::BadExpiry(_) => error(StatusCode::BAD_REQUEST, "invalid_request", &msg),
             CredentialError::BadTiles(_) => error(StatusCode::BAD_REQUEST, "invalid_tiles", &msg),
+            CredentialError::TilesBeyondCeiling { .. } => error(StatusCode::FORBIDDEN, "tiles_exceeded", &msg),
+            CredentialError::OriginsBeyondCeiling { .. } => error(StatusCode::FORBIDDEN, "origins_exceeded", &msg),
             e
             @ (CredentialError::KeyGeneration(_) | CredentialError::NoSigningKey | CredentialError::SigningFailed) => {
                 tracing::error!(error = %e, "credential action failed");
@@ -246,6 +248,7 @@ impl IntoResponse for IssueError {
             IssueError::ScopeExceeded(_) => error(StatusCode::FORBIDDEN, "invalid_scope", &msg),
             IssueError::InvalidScope(_) => error(StatusCode::BAD_REQUEST, "invalid_scope", &msg),
             IssueError::TilesExceeded(_) => error(StatusCode::FORBIDDEN, "tiles_exceeded", &msg),
+            IssueError::OriginsExceeded(_) => error(StatusCode::FORBIDDEN, "origins_exceeded", &msg),
             IssueError::InvalidTiles(_) => error(StatusCode::BAD_REQUEST, "invalid_tiles", &msg),
             IssueError::InvalidClient(_) => with(
                 error(StatusCode::UNAUTHORIZED, "invalid_client", &msg),

@@ -85,10 +85,7 @@ impl Store {
         expires_at: Option<i64>,
         now: i64,
     ) -> Result<(ApiKey, String), StoreError> {
-        let tiles_text = tiles
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| StoreError::Internal(format!("cannot encode a tile grant: {e}")))?;
+        let tiles_text = super::tiles_text(tiles)?;
         let scope_text = join_scopes(scopes)?;
         let org_id = self.principal_org(principal).await?;
         let plaintext = random_token(API_KEY_PREFIX, 32);

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::grants::GrantClaim;
+
 use super::error::db;
 use super::{check_name, join_scopes, random_token, split_scopes, Backend, Store, StoreError, MAX_SECRET_LEN};
 
@@ -11,7 +13,7 @@ pub const CLIENT_ID_PREFIX: &str = "tgc_";
 /// Prefix of OAuth client secrets.
 pub const CLIENT_SECRET_PREFIX: &str = "tgs_";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Client {
     pub client_id: String,
     pub org_id: String,
@@ -22,6 +24,15 @@ pub struct Client {
     pub created_at: i64,
     /// Set when an operator action (disabling the owner) revoked it.
     pub revoked_at: Option<i64>,
+    /// The client's tile-grant ceiling, set by the operator (`None`: not
+    /// limited to tiles).
+    #[sqlx(try_from = "super::TilesColumn")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tiles: Option<GrantClaim>,
+    /// Origins the client's tokens may be used from (`None`: any).
+    #[sqlx(try_from = "super::Ceiling")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// A client row with its encrypted secret, for [`Store::client_with_secret`].
@@ -34,7 +45,7 @@ struct ClientWithSecret {
 
 macro_rules! client_cols {
     () => {
-        "client_id, org_id, owner_uid, name, scopes, created_at, revoked_at"
+        "client_id, org_id, owner_uid, name, scopes, created_at, revoked_at, tiles, allowed_origins"
     };
 }
 
@@ -60,6 +71,8 @@ impl Store {
             scopes: split_scopes(&scope_text),
             created_at: now,
             revoked_at: None,
+            tiles: None,
+            allowed_origins: None,
         };
         let secret = random_token(CLIENT_SECRET_PREFIX, 32);
         let enc = self
@@ -175,6 +188,28 @@ impl Store {
             client_cols!()
         ))
         .bind(now)
+        .bind(client_id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db)
+    }
+
+    /// Sets the client's tile-grant ceiling and allowed origins (both
+    /// validated by the caller; `None`: not limited); `None` when no such
+    /// client.
+    pub async fn set_client_limits(
+        &self,
+        client_id: &str,
+        tiles: Option<&GrantClaim>,
+        origins: Option<&[String]>,
+    ) -> Result<Option<Client>, StoreError> {
+        let tiles_text = super::tiles_text(tiles)?;
+        sqlx::query_as::<_, Client>(concat!(
+            "UPDATE clients SET tiles = $1, allowed_origins = $2 WHERE client_id = $3 RETURNING ",
+            client_cols!()
+        ))
+        .bind(tiles_text)
+        .bind(origins.map(|o| o.join(" ")))
         .bind(client_id)
         .fetch_optional(self.pool())
         .await

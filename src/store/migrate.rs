@@ -14,6 +14,11 @@ pub(super) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("migrations/sqlite/0001_init.sql")),
     (2, "containment", include_str!("migrations/sqlite/0002_containment.sql")),
     (3, "tile grants", include_str!("migrations/sqlite/0003_tile_grants.sql")),
+    (
+        4,
+        "credential grants",
+        include_str!("migrations/sqlite/0004_credential_grants.sql"),
+    ),
 ];
 
 pub(super) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -27,6 +32,11 @@ pub(super) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "tile grants",
         include_str!("migrations/postgres/0003_tile_grants.sql"),
+    ),
+    (
+        4,
+        "credential grants",
+        include_str!("migrations/postgres/0004_credential_grants.sql"),
     ),
 ];
 

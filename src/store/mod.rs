@@ -433,6 +433,14 @@ impl TryFrom<TilesColumn> for Option<crate::grants::GrantClaim> {
     }
 }
 
+/// A tile grant as the JSON of a `tiles` column (`None`: `NULL`).
+fn tiles_text(tiles: Option<&crate::grants::GrantClaim>) -> Result<Option<String>, StoreError> {
+    tiles
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Internal(format!("cannot encode a tile grant: {e}")))
+}
+
 /// A nullable time read only as set or not (`disabled_at` as a flag).
 #[derive(sqlx::Type)]
 #[sqlx(transparent, no_pg_array)]

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::error::{db, map_db};
 use super::{check_name, join_scopes, Store, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct NamedToken {
     /// The JWT's `jti`.
     pub id: String,
@@ -21,6 +21,10 @@ pub struct NamedToken {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The tile grant the token carries (`None`: any tile).
+    #[sqlx(try_from = "super::TilesColumn")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tiles: Option<crate::grants::GrantClaim>,
 }
 
 impl NamedToken {
@@ -32,7 +36,7 @@ impl NamedToken {
 
 macro_rules! named_cols {
     () => {
-        "id, uid, org_id, generator_id, name, action, resource_type, scopes, created_at, expires_at, revoked_at"
+        "id, uid, org_id, generator_id, name, action, resource_type, scopes, created_at, expires_at, revoked_at, tiles"
     };
 }
 
@@ -45,7 +49,7 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO named_tokens (",
             named_cols!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(&t.id)
         .bind(&t.uid)
@@ -58,6 +62,7 @@ impl Store {
         .bind(t.created_at)
         .bind(t.expires_at)
         .bind(t.revoked_at)
+        .bind(super::tiles_text(t.tiles.as_ref())?)
         .execute(self.pool())
         .await
         .map_err(|e| map_db(e, "token id already exists"))?;

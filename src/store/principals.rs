@@ -52,7 +52,7 @@ impl TryFrom<PrincipalColumns> for Principal {
 }
 
 /// What bounds the credentials of a principal, read at every issuance.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Limits {
     /// The username or the service account's name.
     pub name: String,
@@ -64,6 +64,12 @@ pub struct Limits {
     pub user_ceiling: Option<Vec<String>>,
     #[sqlx(rename = "disabled_at", try_from = "super::IsSet")]
     pub disabled: bool,
+    /// Service accounts only: the tile-grant ceiling of its API keys.
+    #[sqlx(try_from = "super::TilesColumn")]
+    pub tiles: Option<crate::grants::GrantClaim>,
+    /// Service accounts only: the origins its keys' tokens may be used from.
+    #[sqlx(try_from = "super::Ceiling")]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 impl Store {
@@ -74,12 +80,14 @@ impl Store {
         let sql = match principal {
             Principal::User(_) => {
                 "SELECT u.username AS name, u.org_id, o.scope_ceiling AS org_ceiling, \
-                 u.scope_ceiling AS user_ceiling, u.disabled_at \
+                 u.scope_ceiling AS user_ceiling, u.disabled_at, \
+                 CAST(NULL AS TEXT) AS tiles, CAST(NULL AS TEXT) AS allowed_origins \
                  FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.uid = $1"
             }
             Principal::ServiceAccount(_) => {
                 "SELECT s.name, s.org_id, o.scope_ceiling AS org_ceiling, \
-                 CAST(NULL AS TEXT) AS user_ceiling, CAST(NULL AS BIGINT) AS disabled_at \
+                 CAST(NULL AS TEXT) AS user_ceiling, CAST(NULL AS BIGINT) AS disabled_at, \
+                 s.tiles, s.allowed_origins \
                  FROM service_accounts s JOIN orgs o ON o.id = s.org_id WHERE s.id = $1"
             }
         };

@@ -2,21 +2,32 @@
 
 use serde::Serialize;
 
+use crate::grants::GrantClaim;
+
 use super::crypto::random_id;
 use super::error::db;
 use super::{check_name, Store, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct ServiceAccount {
     pub id: String,
     pub org_id: String,
     pub name: String,
     pub created_at: i64,
+    /// The tile-grant ceiling of the service account's API keys (`None`:
+    /// not limited to tiles).
+    #[sqlx(try_from = "super::TilesColumn")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tiles: Option<GrantClaim>,
+    /// Origins its keys' tokens may be used from (`None`: any).
+    #[sqlx(try_from = "super::Ceiling")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 macro_rules! sa_cols {
     () => {
-        "id, org_id, name, created_at"
+        "id, org_id, name, created_at, tiles, allowed_origins"
     };
 }
 
@@ -28,12 +39,27 @@ impl Store {
         name: &str,
         now: i64,
     ) -> Result<ServiceAccount, StoreError> {
+        self.create_service_account_limited(org_id, name, None, None, now).await
+    }
+
+    /// [`Store::create_service_account`] with a tile-grant ceiling and
+    /// allowed origins (both validated by the caller).
+    pub async fn create_service_account_limited(
+        &self,
+        org_id: &str,
+        name: &str,
+        tiles: Option<&GrantClaim>,
+        origins: Option<&[String]>,
+        now: i64,
+    ) -> Result<ServiceAccount, StoreError> {
         check_name("service account name", name)?;
         let sa = ServiceAccount {
             id: random_id("sa_"),
             org_id: org_id.to_string(),
             name: name.to_string(),
             created_at: now,
+            tiles: tiles.cloned(),
+            allowed_origins: origins.map(<[String]>::to_vec),
         };
         let mut tx = self.begin_write().await?;
         let org: Option<String> = sqlx::query_scalar("SELECT id FROM orgs WHERE id = $1")
@@ -44,14 +70,19 @@ impl Store {
         if org.is_none() {
             return Err(StoreError::NotFound("organization".into()));
         }
-        sqlx::query("INSERT INTO service_accounts (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&sa.id)
-            .bind(&sa.org_id)
-            .bind(&sa.name)
-            .bind(sa.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO service_accounts (id, org_id, name, created_at, tiles, allowed_origins) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&sa.id)
+        .bind(&sa.org_id)
+        .bind(&sa.name)
+        .bind(sa.created_at)
+        .bind(super::tiles_text(tiles)?)
+        .bind(origins.map(|o| o.join(" ")))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(sa)
     }
@@ -62,6 +93,27 @@ impl Store {
             .fetch_optional(self.pool())
             .await
             .map_err(db)
+    }
+
+    /// Sets the service account's tile-grant ceiling and allowed origins
+    /// (both validated by the caller; `None`: not limited); `None` when no
+    /// such service account.
+    pub async fn set_service_account_limits(
+        &self,
+        id: &str,
+        tiles: Option<&GrantClaim>,
+        origins: Option<&[String]>,
+    ) -> Result<Option<ServiceAccount>, StoreError> {
+        sqlx::query_as::<_, ServiceAccount>(concat!(
+            "UPDATE service_accounts SET tiles = $1, allowed_origins = $2 WHERE id = $3 RETURNING ",
+            sa_cols!()
+        ))
+        .bind(super::tiles_text(tiles)?)
+        .bind(origins.map(|o| o.join(" ")))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db)
     }
 
     /// Service accounts of one organization, or all.

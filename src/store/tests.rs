@@ -179,6 +179,7 @@ both!(
     closed_store_is_unavailable,
     ceilings_and_containment,
     deletions,
+    credential_grants,
 );
 
 fn scopes(list: &[&str]) -> Vec<String> {
@@ -652,7 +653,72 @@ fn named(id: &str, uid: &str, org_id: &str, expires_at: Option<i64>) -> NamedTok
         created_at: 1_000,
         expires_at,
         revoked_at: None,
+        tiles: None,
     }
+}
+
+/// Tile-grant ceilings and allowed origins on service accounts (read with
+/// the principal's limits) and clients, and the grant of a named token,
+/// stored and read back; clearing them stores `NULL`.
+async fn credential_grants(s: Store, _ctx: Ctx) {
+    let (org, alice) = org_and_user(&s, "alice").await;
+    let tiles: crate::grants::GrantClaim =
+        serde_json::from_str(r#"{"minzoom":2,"maxzoom":6,"bounds":[[5,44,17,48]],"layers":["basemap"]}"#).unwrap();
+    let origins = scopes(&["https://app.example.com", "https://*.example.org"]);
+    let now = crate::clock::now_unix();
+    let sa = s
+        .create_service_account_limited(&org.id, "bot", Some(&tiles), Some(&origins), now)
+        .await
+        .unwrap();
+    assert_eq!(sa.tiles.as_ref(), Some(&tiles));
+    assert_eq!(s.find_service_account(&sa.id).await.unwrap(), Some(sa.clone()));
+    assert_eq!(s.list_service_accounts(Some(&org.id)).await.unwrap(), vec![sa.clone()]);
+    let l = s
+        .principal_limits(&Principal::ServiceAccount(sa.id.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (l.tiles.as_ref(), l.allowed_origins.as_ref()),
+        (Some(&tiles), Some(&origins))
+    );
+    let cleared = s.set_service_account_limits(&sa.id, None, None).await.unwrap().unwrap();
+    assert_eq!((cleared.tiles, cleared.allowed_origins), (None, None));
+    let l = s
+        .principal_limits(&Principal::ServiceAccount(sa.id.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((l.tiles, l.allowed_origins), (None, None));
+    let ul = s
+        .principal_limits(&Principal::User(alice.uid.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((ul.tiles, ul.allowed_origins), (None, None));
+    assert_eq!(s.set_service_account_limits("sa_none", None, None).await.unwrap(), None);
+
+    let (client, _) = s
+        .create_client(&alice.uid, None, &scopes(&["tiles:read"]), now)
+        .await
+        .unwrap();
+    assert_eq!((client.tiles.as_ref(), client.allowed_origins.as_ref()), (None, None));
+    let limited = s
+        .set_client_limits(&client.client_id, Some(&tiles), Some(&origins))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(limited.tiles.as_ref(), Some(&tiles));
+    assert_eq!(limited.allowed_origins.as_ref(), Some(&origins));
+    let (read, _) = s.client_with_secret(&client.client_id).await.unwrap().unwrap();
+    assert_eq!(read, limited);
+    assert_eq!(s.list_clients(Some(&alice.uid)).await.unwrap(), vec![limited.clone()]);
+    assert_eq!(s.set_client_limits("tgc_none", None, None).await.unwrap(), None);
+
+    let mut t = named("ntk_grant", &alice.uid, &org.id, None);
+    t.tiles = Some(tiles.clone());
+    s.insert_named_token(&t).await.unwrap();
+    assert_eq!(s.list_named_tokens(Some(&alice.uid)).await.unwrap(), vec![t]);
 }
 
 async fn named_tokens(s: Store, _ctx: Ctx) {
@@ -1127,6 +1193,8 @@ async fn ceilings_and_containment(s: Store, _ctx: Ctx) {
             org_ceiling: Some(scopes(&["tiles:read", "datasets:stream"])),
             user_ceiling: Some(scopes(&["tiles:read"])),
             disabled: false,
+            tiles: None,
+            allowed_origins: None,
         }
     );
     let sal = s

@@ -18,7 +18,7 @@
 //
 // Checks: tiles load with no tile error, every request to /tiles/ carries
 // `Authorization: Bearer …` and no token in the query, a pan loads more tiles, and
-// `?noclient=1` sees 401 answers on tiles sent without a token. On the MapLibre
+// `?noclient=1` sees 401 answers on tiles sent without a token. On each
 // page, `?region=1` (a token limited to a region and zoom range): the token's
 // `tiles` claim is the one asked for, tiles inside it load (200), tiles outside
 // it (by area and by zoom) are 204, with no tile error, no console error and no
@@ -199,7 +199,7 @@ async function clientRun(browser, kind, name, query, refreshTtl = 0, screenshot 
   return page;
 }
 
-/** The grant ?region=1 asks for (examples/maplibre/app.js REGION). */
+/** The grant ?region=1 asks for (REGION in examples/maplibre/app.js and examples/leaflet/app.js). */
 const REGION = { minzoom: 2, maxzoom: 6, bounds: [[5.5, 45.5, 11, 48]] };
 
 /** z/x/y of a /tiles/{z}/{x}/{y}.pbf URL. */
@@ -226,8 +226,7 @@ function claimsOf(authorization) {
   }
 }
 
-async function regionRun(browser, name) {
-  const kind = 'maplibre';
+async function regionRun(browser, kind, name) {
   console.log(`${name}: ${pageUrl(kind, '?region=1')}`);
   const page = await browser.newPage({ viewport: { width: 1024, height: 768 } });
   const consoleErrors = [];
@@ -268,7 +267,7 @@ async function regionRun(browser, name) {
   check(wrongEmpty.length === 0, `${name}: every 204 tile is outside the grant (${wrongEmpty.map((t) => t.url).join(' ')})`);
   const other = answered.filter((t) => t.status !== 200 && t.status !== 204);
   check(other.length === 0, `${name}: no answer but 200 and 204 (${other.map((t) => t.status).join(', ')})`);
-  check(c.tileErrors === 0, `${name}: MapLibre reported no tile error (${c.tileErrors}, ${JSON.stringify(c.tileErrorStatuses)})`);
+  check(c.tileErrors === 0, `${name}: the map reported no tile error (${c.tileErrors}, ${JSON.stringify(c.tileErrorStatuses)})`);
   check(consoleErrors.length === 0, `${name}: no console error (${consoleErrors.join(' | ')})`);
   check(
     c.tokenFetches === 1 && c.tokenRefreshes === 0 && tokens.size === 1,
@@ -324,7 +323,7 @@ try {
     await (await clientRun(browser, kind, `${prefix}client`, '', 0, shot)).close();
     if (ttl > 0) await (await clientRun(browser, kind, `${prefix}client-ttl${ttl}`, `?ttl=${ttl}`, ttl)).close();
     await noClientRun(browser, kind, `${prefix}noclient`);
-    if (kind === 'maplibre') await regionRun(browser, 'region');
+    await regionRun(browser, kind, `${prefix}region`);
   }
 } catch (err) {
   failures.push(`aborted: ${err.message}`);

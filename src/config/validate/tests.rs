@@ -192,6 +192,8 @@ fn ceilings_default_to_every_declared_scope_but_manage_and_narrow() {
         org_ceiling: org.map(|v| v.iter().map(|s| s.to_string()).collect()),
         user_ceiling: user.map(|v| v.iter().map(|s| s.to_string()).collect()),
         disabled: false,
+        tiles: None,
+        allowed_origins: None,
     };
     assert_eq!(c.ceiling(&l(None, None)), vec!["b:x", "tiles:read"]);
     assert_eq!(
