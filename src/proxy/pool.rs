@@ -17,6 +17,13 @@
 //! connection with it. A request that a reused connection refused before
 //! sending anything (it was closing) is retried on the next connection.
 //!
+//! With per-core workers (`server.workers`), each backend's idle
+//! connections are kept apart per worker: a connection's task runs on the
+//! runtime of the worker that opened it, and only that worker takes it from
+//! the pool again, so a request never wakes another worker's thread (and
+//! two workers never share a lock or a cache line on the hot path). Slot 0
+//! is for every other thread (the shared runtime).
+//!
 //! A response body that goes the upstream's `body_read_timeout` without a
 //! byte fails (the client's response is cut off, as when the upstream dies
 //! mid-response) and takes its connection with it. Its timer is armed only
@@ -45,7 +52,8 @@ struct Idle {
 }
 
 struct Inner {
-    idle: Mutex<Vec<Idle>>,
+    /// Idle connections per worker ([`crate::net::workers::index`]).
+    idle: Box<[Mutex<Vec<Idle>>]>,
     max_idle: usize,
     idle_timeout: Duration,
     /// The upstream's `body_read_timeout`, its name and this backend's
@@ -56,14 +64,21 @@ struct Inner {
 }
 
 impl Inner {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self, shard: usize) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        self.idle[shard].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The newest idle connection that is still open and fresh.
-    fn take(&self) -> Option<Sender> {
+    /// The current thread's slot of the pool; `None` on a worker the pool
+    /// has no slot for (its connections are then used once).
+    fn shard(&self) -> Option<usize> {
+        let i = crate::net::workers::index();
+        (i < self.idle.len()).then_some(i)
+    }
+
+    /// The newest idle connection of `shard` that is still open and fresh.
+    fn take(&self, shard: usize) -> Option<Sender> {
         let now = Instant::now();
-        let mut idle = self.lock();
+        let mut idle = self.lock(shard);
         while let Some(i) = idle.pop() {
             if !i.tx.is_closed() && now.duration_since(i.since) < self.idle_timeout {
                 return Some(i.tx);
@@ -72,11 +87,11 @@ impl Inner {
         None
     }
 
-    fn put(&self, tx: Sender) {
+    fn put(&self, shard: usize, tx: Sender) {
         if tx.is_closed() {
             return;
         }
-        let mut idle = self.lock();
+        let mut idle = self.lock(shard);
         if idle.len() < self.max_idle {
             idle.push(Idle {
                 tx,
@@ -88,8 +103,10 @@ impl Inner {
     /// Drop closed and expired connections (oldest are at the bottom).
     fn sweep(&self) {
         let now = Instant::now();
-        self.lock()
-            .retain(|i| !i.tx.is_closed() && now.duration_since(i.since) < self.idle_timeout);
+        for shard in 0..self.idle.len() {
+            self.lock(shard)
+                .retain(|i| !i.tx.is_closed() && now.duration_since(i.since) < self.idle_timeout);
+        }
     }
 }
 
@@ -130,10 +147,12 @@ impl std::fmt::Display for SendError {
 }
 
 impl Pool {
-    pub(super) fn new(cfg: &UpstreamConfig, backend: &str) -> Pool {
+    /// A backend's pool with a slot for each of `workers` per-core workers
+    /// (0 when shared) and one for every other thread.
+    pub(super) fn new(cfg: &UpstreamConfig, backend: &str, workers: usize) -> Pool {
         let idle_timeout = cfg.idle_timeout;
         let inner = Arc::new(Inner {
-            idle: Mutex::new(Vec::new()),
+            idle: (0..=workers).map(|_| Mutex::new(Vec::new())).collect(),
             max_idle: cfg.pool_max_idle,
             idle_timeout,
             body_timeout: cfg.body_read_timeout,
@@ -172,14 +191,15 @@ impl Pool {
         F: std::future::Future<Output = Result<Io, Box<dyn std::error::Error + Send + Sync>>>,
         Io: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
-        while let Some(mut tx) = self.0.take() {
+        let shard = self.0.shard();
+        while let Some(mut tx) = shard.and_then(|s| self.0.take(s)) {
             // Usually ready at once; a connection whose last response was
             // just read may need its task to run first.
             if tx.ready().await.is_err() {
                 continue;
             }
             match tx.try_send_request(req).await {
-                Ok(resp) => return Ok(self.wrap(resp, tx)),
+                Ok(resp) => return Ok(self.wrap(resp, tx, shard)),
                 Err(mut e) => match e.take_message() {
                     // Not sent (the connection was closing): next one.
                     Some(r) => req = r,
@@ -188,7 +208,8 @@ impl Pool {
             }
         }
         // A new connection: the cold path, boxed so that its (large) future
-        // is not part of every request's.
+        // is not part of every request's. Its task runs on this thread's
+        // runtime, the one whose slot it goes back to.
         let (tx, resp) = Box::pin(async move {
             let io = connect().await.map_err(SendError::Connect)?;
             let (mut tx, conn) = http1::Builder::new()
@@ -205,12 +226,14 @@ impl Pool {
         })
         .await?;
         let resp = resp.await.map_err(SendError::Failed)?;
-        Ok(self.wrap(resp, tx))
+        Ok(self.wrap(resp, tx, shard))
     }
 
-    fn wrap(&self, resp: Response<Incoming>, tx: Sender) -> Response<PooledBody> {
+    fn wrap(&self, resp: Response<Incoming>, tx: Sender, shard: Option<usize>) -> Response<PooledBody> {
         // A 101 hands the connection to the upgrade: it never comes back.
-        let tx = (resp.status() != http::StatusCode::SWITCHING_PROTOCOLS).then_some(tx);
+        let tx = (resp.status() != http::StatusCode::SWITCHING_PROTOCOLS)
+            .then_some(tx)
+            .zip(shard);
         resp.map(|inner| {
             let mut b = PooledBody {
                 inner,
@@ -252,8 +275,9 @@ pub enum UpstreamBodyError {
 /// read to the end, and fails when the upstream stalls in the middle.
 pub struct PooledBody {
     inner: Incoming,
-    /// The connection, until the body is read to its end.
-    tx: Option<Sender>,
+    /// The connection and the pool slot it goes back to, until the body
+    /// is read to its end.
+    tx: Option<(Sender, usize)>,
     pool: Arc<Inner>,
     timer: IdleTimer,
 }
@@ -261,8 +285,8 @@ pub struct PooledBody {
 impl PooledBody {
     fn release_if_done(&mut self) {
         if self.inner.is_end_stream() {
-            if let Some(tx) = self.tx.take() {
-                self.pool.put(tx);
+            if let Some((tx, shard)) = self.tx.take() {
+                self.pool.put(shard, tx);
             }
         }
     }
@@ -277,8 +301,8 @@ impl HttpBody for PooledBody {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(None) => {
                 this.timer.progress();
-                if let Some(tx) = this.tx.take() {
-                    this.pool.put(tx);
+                if let Some((tx, shard)) = this.tx.take() {
+                    this.pool.put(shard, tx);
                 }
                 Poll::Ready(None)
             }
