@@ -165,6 +165,42 @@ async fn each_worker_keeps_its_own_upstream_connections() {
 }
 
 #[tokio::test]
+async fn a_reload_keeps_the_running_worker_model() {
+    let (upstream, accepted) = counting_upstream().await;
+    let gw = start_gateway_with_sections(&upstream, WORKERS, "").await;
+    for _ in 0..16 {
+        assert_eq!(get_once(gw.addr, "/public/x", None).await, Some((200, "ok".into())));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    // Asking for the shared model by reload: refused with a warning, and
+    // the new upstream pools still keep one connection per running worker.
+    let text = std::fs::read_to_string(&gw.config_path).unwrap();
+    std::fs::write(&gw.config_path, text.replace(WORKERS, "workers = \"shared\"\n")).unwrap();
+    gw.signal("HUP");
+    wait_for(|| async { gw.logs().contains("config reloaded") }).await;
+    assert!(
+        gw.logs()
+            .contains("server.workers takes effect at the next restart only"),
+        "{}",
+        gw.logs()
+    );
+    let before = per_worker(&gw).await;
+    for _ in 0..32 {
+        assert_eq!(get_once(gw.addr, "/public/x", None).await, Some((200, "ok".into())));
+    }
+    let after = per_worker(&gw).await;
+    assert!(
+        after[0] > before[0] && after[1] > before[1],
+        "both workers still serve: {before:?} -> {after:?}"
+    );
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        4,
+        "the reload's new pools: again one upstream connection per worker"
+    );
+}
+
+#[tokio::test]
 async fn a_reload_reaches_every_worker() {
     let issuer = Issuer::new();
     let up = start_upstream().await;
