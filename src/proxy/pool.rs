@@ -18,11 +18,12 @@
 //! sending anything (it was closing) is retried on the next connection.
 //!
 //! With per-core workers (`server.workers`), each backend's idle
-//! connections are kept apart per worker: a connection's task runs on the
+//! connections are kept apart per worker, in a slot of its own (its own
+//! lock, reference count and cache lines): a connection's task runs on the
 //! runtime of the worker that opened it, and only that worker takes it from
-//! the pool again, so a request never wakes another worker's thread (and
-//! two workers never share a lock or a cache line on the hot path). Slot 0
-//! is for every other thread (the shared runtime).
+//! the pool again, so a request never wakes another worker's thread, and
+//! two workers' requests touch no common pool memory. Slot 0 is for every
+//! other thread (the shared runtime).
 //!
 //! A response body that goes the upstream's `body_read_timeout` without a
 //! byte fails (the client's response is cut off, as when the upstream dies
@@ -51,34 +52,29 @@ struct Idle {
     since: Instant,
 }
 
-struct Inner {
-    /// Idle connections per worker ([`crate::net::workers::index`]).
-    idle: Box<[Mutex<Vec<Idle>>]>,
+/// One worker's part of a backend's pool; aligned so that two workers'
+/// slots never share a cache line.
+#[repr(align(128))]
+struct Slot {
+    idle: Mutex<Vec<Idle>>,
     max_idle: usize,
     idle_timeout: Duration,
     /// The upstream's `body_read_timeout`, its name and this backend's
     /// address (for the log line and metric of a stalled body).
     body_timeout: Duration,
-    upstream: Box<str>,
-    backend: Box<str>,
+    upstream: Arc<str>,
+    backend: Arc<str>,
 }
 
-impl Inner {
-    fn lock(&self, shard: usize) -> std::sync::MutexGuard<'_, Vec<Idle>> {
-        self.idle[shard].lock().unwrap_or_else(PoisonError::into_inner)
+impl Slot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The current thread's slot of the pool; `None` on a worker the pool
-    /// has no slot for (its connections are then used once).
-    fn shard(&self) -> Option<usize> {
-        let i = crate::net::workers::index();
-        (i < self.idle.len()).then_some(i)
-    }
-
-    /// The newest idle connection of `shard` that is still open and fresh.
-    fn take(&self, shard: usize) -> Option<Sender> {
+    /// The newest idle connection that is still open and fresh.
+    fn take(&self) -> Option<Sender> {
         let now = Instant::now();
-        let mut idle = self.lock(shard);
+        let mut idle = self.lock();
         while let Some(i) = idle.pop() {
             if !i.tx.is_closed() && now.duration_since(i.since) < self.idle_timeout {
                 return Some(i.tx);
@@ -87,11 +83,11 @@ impl Inner {
         None
     }
 
-    fn put(&self, shard: usize, tx: Sender) {
+    fn put(&self, tx: Sender) {
         if tx.is_closed() {
             return;
         }
-        let mut idle = self.lock(shard);
+        let mut idle = self.lock();
         if idle.len() < self.max_idle {
             idle.push(Idle {
                 tx,
@@ -103,15 +99,14 @@ impl Inner {
     /// Drop closed and expired connections (oldest are at the bottom).
     fn sweep(&self) {
         let now = Instant::now();
-        for shard in 0..self.idle.len() {
-            self.lock(shard)
-                .retain(|i| !i.tx.is_closed() && now.duration_since(i.since) < self.idle_timeout);
-        }
+        self.lock()
+            .retain(|i| !i.tx.is_closed() && now.duration_since(i.since) < self.idle_timeout);
     }
 }
 
-/// One backend's idle connections.
-pub(super) struct Pool(Arc<Inner>);
+/// One backend's idle connections: a slot per per-core worker (at its
+/// [`crate::net::workers::index`]) and slot 0 for every other thread.
+pub(super) struct Pool(Box<[Arc<Slot>]>);
 
 /// How a send failed: `Connect` means no connection could be made (the
 /// backend is down: try another); `Failed` means the request went out and
@@ -151,32 +146,51 @@ impl Pool {
     /// (0 when shared) and one for every other thread.
     pub(super) fn new(cfg: &UpstreamConfig, backend: &str, workers: usize) -> Pool {
         let idle_timeout = cfg.idle_timeout;
-        let inner = Arc::new(Inner {
-            idle: (0..=workers).map(|_| Mutex::new(Vec::new())).collect(),
-            max_idle: cfg.pool_max_idle,
-            idle_timeout,
-            body_timeout: cfg.body_read_timeout,
-            upstream: cfg.name.as_str().into(),
-            backend: backend.into(),
-        });
-        // The sweep holds a weak reference: it ends with the pool (a reload
-        // replaces the upstreams).
+        let (upstream, backend): (Arc<str>, Arc<str>) = (cfg.name.as_str().into(), backend.into());
+        let slots: Box<[Arc<Slot>]> = (0..=workers)
+            .map(|_| {
+                Arc::new(Slot {
+                    idle: Mutex::new(Vec::new()),
+                    max_idle: cfg.pool_max_idle,
+                    idle_timeout,
+                    body_timeout: cfg.body_read_timeout,
+                    upstream: upstream.clone(),
+                    backend: backend.clone(),
+                })
+            })
+            .collect();
+        // The sweep holds weak references: it ends with the pool (a reload
+        // replaces the upstreams) and the last body that kept a slot.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let weak: Weak<Inner> = Arc::downgrade(&inner);
+            let weak: Vec<Weak<Slot>> = slots.iter().map(Arc::downgrade).collect();
             let every = (idle_timeout / 2).clamp(Duration::from_millis(500), Duration::from_secs(5));
             rt.spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 tick.tick().await;
                 loop {
                     tick.tick().await;
-                    match weak.upgrade() {
-                        Some(p) => p.sweep(),
-                        None => return,
+                    let mut alive = false;
+                    for slot in weak.iter().filter_map(Weak::upgrade) {
+                        slot.sweep();
+                        alive = true;
+                    }
+                    if !alive {
+                        return;
                     }
                 }
             });
         }
-        Pool(inner)
+        Pool(slots)
+    }
+
+    /// The current thread's slot, and whether it may pool: a thread the
+    /// pool has no slot for (not a worker it was made for) gets slot 0's
+    /// settings and uses its connections once.
+    fn slot(&self) -> (&Arc<Slot>, bool) {
+        match self.0.get(crate::net::workers::index()) {
+            Some(s) => (s, true),
+            None => (&self.0[0], false),
+        }
     }
 
     /// Send `req` (origin-form URI, `Host` set) over an idle connection, or a
@@ -191,15 +205,15 @@ impl Pool {
         F: std::future::Future<Output = Result<Io, Box<dyn std::error::Error + Send + Sync>>>,
         Io: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
-        let shard = self.0.shard();
-        while let Some(mut tx) = shard.and_then(|s| self.0.take(s)) {
+        let (slot, pooled) = self.slot();
+        while let Some(mut tx) = pooled.then(|| slot.take()).flatten() {
             // Usually ready at once; a connection whose last response was
             // just read may need its task to run first.
             if tx.ready().await.is_err() {
                 continue;
             }
             match tx.try_send_request(req).await {
-                Ok(resp) => return Ok(self.wrap(resp, tx, shard)),
+                Ok(resp) => return Ok(wrap(resp, tx, slot, pooled)),
                 Err(mut e) => match e.take_message() {
                     // Not sent (the connection was closing): next one.
                     Some(r) => req = r,
@@ -226,24 +240,7 @@ impl Pool {
         })
         .await?;
         let resp = resp.await.map_err(SendError::Failed)?;
-        Ok(self.wrap(resp, tx, shard))
-    }
-
-    fn wrap(&self, resp: Response<Incoming>, tx: Sender, shard: Option<usize>) -> Response<PooledBody> {
-        // A 101 hands the connection to the upgrade: it never comes back.
-        let tx = (resp.status() != http::StatusCode::SWITCHING_PROTOCOLS)
-            .then_some(tx)
-            .zip(shard);
-        resp.map(|inner| {
-            let mut b = PooledBody {
-                inner,
-                tx,
-                pool: self.0.clone(),
-                timer: IdleTimer::default(),
-            };
-            b.release_if_done();
-            b
-        })
+        Ok(wrap(resp, tx, slot, pooled))
     }
 
     /// A response body from a connection this pool does not own (HTTP/2),
@@ -252,10 +249,27 @@ impl Pool {
         PooledBody {
             inner,
             tx: None,
-            pool: self.0.clone(),
+            pool: self.slot().0.clone(),
             timer: IdleTimer::default(),
         }
     }
+}
+
+/// The response, its body returning `tx` to `slot` once read to its end
+/// (when `pooled`).
+fn wrap(resp: Response<Incoming>, tx: Sender, slot: &Arc<Slot>, pooled: bool) -> Response<PooledBody> {
+    // A 101 hands the connection to the upgrade: it never comes back.
+    let tx = (pooled && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS).then_some(tx);
+    resp.map(|inner| {
+        let mut b = PooledBody {
+            inner,
+            tx,
+            pool: slot.clone(),
+            timer: IdleTimer::default(),
+        };
+        b.release_if_done();
+        b
+    })
 }
 
 /// Why an upstream response body ended early.
@@ -275,18 +289,18 @@ pub enum UpstreamBodyError {
 /// read to the end, and fails when the upstream stalls in the middle.
 pub struct PooledBody {
     inner: Incoming,
-    /// The connection and the pool slot it goes back to, until the body
-    /// is read to its end.
-    tx: Option<(Sender, usize)>,
-    pool: Arc<Inner>,
+    /// The connection, until the body is read to its end.
+    tx: Option<Sender>,
+    /// The pool slot it goes back to (of the worker whose runtime drives it).
+    pool: Arc<Slot>,
     timer: IdleTimer,
 }
 
 impl PooledBody {
     fn release_if_done(&mut self) {
         if self.inner.is_end_stream() {
-            if let Some((tx, shard)) = self.tx.take() {
-                self.pool.put(shard, tx);
+            if let Some(tx) = self.tx.take() {
+                self.pool.put(tx);
             }
         }
     }
@@ -301,8 +315,8 @@ impl HttpBody for PooledBody {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(None) => {
                 this.timer.progress();
-                if let Some((tx, shard)) = this.tx.take() {
-                    this.pool.put(shard, tx);
+                if let Some(tx) = this.tx.take() {
+                    this.pool.put(tx);
                 }
                 Poll::Ready(None)
             }
