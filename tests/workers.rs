@@ -28,16 +28,18 @@ fn worker_series(w: usize) -> String {
     format!("tilegate_worker_connections_total{{worker=\"{w}\"}}")
 }
 
-/// Connections each worker accepted so far.
+/// Connections worker `w` accepted, as the `/metrics` `text` says.
+fn accepted_by(text: &str, w: usize) -> f64 {
+    let series = worker_series(w);
+    text.lines()
+        .find_map(|l| l.strip_prefix(series.as_str())?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Connections each of the two workers accepted so far.
 async fn per_worker(gw: &Gateway) -> [f64; 2] {
     let text = metrics_text(gw).await;
-    let read = |w: usize| {
-        let series = worker_series(w);
-        text.lines()
-            .find_map(|l| l.strip_prefix(series.as_str())?.strip_prefix(' ')?.trim().parse().ok())
-            .unwrap_or(0.0)
-    };
-    [read(1), read(2)]
+    [accepted_by(&text, 1), accepted_by(&text, 2)]
 }
 
 /// One `GET path` on a new connection (`Connection: close`): the status
@@ -415,4 +417,35 @@ async fn sigterm_drains_every_worker_and_exits() {
     };
     assert!(status.success(), "{status:?}");
     assert!(gw.logs().contains("all connections drained"), "{}", gw.logs());
+}
+
+#[tokio::test]
+async fn per_core_starts_one_worker_per_cpu_beside_a_current_thread_main_runtime() {
+    // The benchmark setting: the main runtime (background tasks, admin)
+    // on tokio's current-thread scheduler, the workers beside it.
+    let issuer = Issuer::new();
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, issuer.jwks()).unwrap();
+    let toml = config(&up.url(), &jwks, "").replacen("[server]\n", "[server]\nworkers = \"per-core\"\n", 1);
+    let gw = tokio::task::spawn_blocking(move || start_gateway_in(dir, &toml, &[("TOKIO_WORKER_THREADS", "1")]))
+        .await
+        .unwrap();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    wait_for(|| async { gw.logs().matches("tilegate worker listening").count() == cpus }).await;
+    let tok = issuer.token("tiles:read");
+    for _ in 0..16 {
+        assert_eq!(
+            get_once(gw.addr, "/tiles/1/2/3.pbf", Some(&tok)).await,
+            Some((200, "upstream:/tiles/1/2/3.pbf:0".into()))
+        );
+    }
+    let text = metrics_text(&gw).await;
+    assert!(
+        !text.contains(&worker_series(cpus + 1)),
+        "no worker beyond the CPUs: {text}"
+    );
+    let total: f64 = (1..=cpus).map(|w| accepted_by(&text, w)).sum();
+    assert_eq!(total, 16.0, "every connection accepted by one of the workers: {text}");
 }
