@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WORKERS: &str = "workers = 2\n";
 
@@ -115,8 +114,8 @@ async fn two_workers_authorize_and_proxy_and_refuse_bad_tokens() {
     assert!(a > 0.0 && b > 0.0, "both workers served: {a} and {b}");
 }
 
-/// An HTTP/1.1 upstream that answers `ok` with keep-alive and counts the
-/// connections it accepted.
+/// An upstream (HTTP/1.1 with keep-alive, and h2c with prior knowledge)
+/// that answers `ok` and counts the connections it accepted.
 async fn counting_upstream() -> (String, Arc<AtomicUsize>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -124,24 +123,17 @@ async fn counting_upstream() -> (String, Arc<AtomicUsize>) {
     let n = accepted.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
+            let Ok((s, _)) = l.accept().await else { return };
             n.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        buf.drain(..end + 4);
-                        let resp = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                        if s.write_all(resp.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
-                    match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
-                    }
-                }
+                let svc = hyper::service::service_fn(|_req: hyper::Request<hyper::body::Incoming>| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from_static(b"ok"),
+                    )))
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
             });
         }
     });
@@ -163,6 +155,34 @@ async fn each_worker_keeps_its_own_upstream_connections() {
         accepted.load(Ordering::SeqCst),
         2,
         "one upstream connection per worker, each reused by its own worker"
+    );
+}
+
+#[tokio::test]
+async fn each_worker_has_its_own_http2_upstream_connection() {
+    let (upstream, accepted) = counting_upstream().await;
+    let gw = start_gateway_with_sections(&upstream, WORKERS, "").await;
+    let text = std::fs::read_to_string(&gw.config_path).unwrap();
+    std::fs::write(
+        &gw.config_path,
+        text.replacen(
+            "request_timeout = \"1s\"\n",
+            "request_timeout = \"1s\"\nhttp2 = true\n",
+            1,
+        ),
+    )
+    .unwrap();
+    gw.signal("HUP");
+    wait_for(|| async { gw.logs().contains("config reloaded") }).await;
+    for _ in 0..32 {
+        assert_eq!(get_once(gw.addr, "/public/x", None).await, Some((200, "ok".into())));
+    }
+    let [a, b] = per_worker(&gw).await;
+    assert!(a > 0.0 && b > 0.0, "both workers served: {a} and {b}");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "one multiplexed upstream connection per worker, driven by its own runtime"
     );
 }
 
