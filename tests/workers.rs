@@ -2,10 +2,11 @@
 //! OS threads, each with its own runtime and its own `SO_REUSEPORT` socket
 //! on the one listen address, in front of real upstreams with real signed
 //! JWTs. Requests are authorized and proxied on both, the kernel spreads
-//! connections over them, each keeps its own upstream connections, a
-//! reload reaches both, the connection cap is one for the process, TLS,
-//! h2c, PROXY headers, WebSockets and streams ending with their token work,
-//! and SIGTERM drains both.
+//! connections over them, each keeps its own upstream connections (HTTP/1.1
+//! and HTTP/2), a reload reaches both and keeps the running model, the
+//! connection cap is one for the process, TLS, h2c, PROXY headers,
+//! WebSockets and streams ending with their token work, `"per-core"` starts
+//! one worker per CPU, and SIGTERM drains both.
 //!
 //! "Both workers" assertions rest on the kernel's spreading: it picks a
 //! socket by a hash of each connection's addresses and ports, so N new
