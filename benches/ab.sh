@@ -19,6 +19,10 @@
 # third row, on port 18088. PROF=1 records a perf
 # profile (user space, call graphs) of the first build instead, into
 # $RUN_DIR/perf.user.data. Needs perf for the syscall counts.
+# TG_WORKERS sets `[server] workers` for every build (benches/candidate.sh);
+# AB_WORKERS="shared 1" sets it per build, in the order of the builds, so
+# one binary given twice compares the two worker models:
+#   AB_WORKERS="shared 1" RUN_DIR=/tmp/tg-ab bash benches/ab.sh target/release/tilegate target/release/tilegate
 # For PROF=1 give a build with line tables: `cargo build --profile profiling`
 # and pass target/profiling/tilegate (the release binary has no DWARF).
 set -u
@@ -37,6 +41,7 @@ if [ -n "${HYPER_PLAIN_BIN:-}" ]; then
     TOKIO_WORKER_THREADS=1 setsid taskset -c 1 "$HYPER_PLAIN_BIN" 127.0.0.1:18088 http://127.0.0.1:18080 >"$R/logs/ab-hyper.log" 2>&1 &
     pids+=($!)
 fi
+read -ra ab_workers <<<"${AB_WORKERS:-}"
 i=0
 for BIN in "${BINS[@]}"; do
     mkdir -p "$R/ab-gw$i"
@@ -44,6 +49,7 @@ for BIN in "${BINS[@]}"; do
         . "$R/keys/claims.env"
         export BENCH_JWT_ISS=$JWT_ISS BENCH_JWT_AUD=$JWT_AUD BENCH_JWT_KID=$JWT_KID BENCH_JWT_SCOPE=$JWT_SCOPE
         export BENCH_BACKEND_URL=http://127.0.0.1:18080 BENCH_KEYS_DIR=$R/keys BENCH_RUN_DIR=$R/ab-gw$i
+        export TG_WORKERS=${ab_workers[$i]:-${TG_WORKERS:-shared}}
         exec setsid taskset -c 1 "$repo/benches/candidate.sh" $((18090 + i)) "$BIN" >"$R/ab-gw$i.log" 2>&1
     ) &
     pids+=($!)

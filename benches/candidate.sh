@@ -3,18 +3,28 @@
 # tilegate config that trusts the harness's ES256 key, issuer and audience,
 # proxies /small and /tiles/{z}/{x}/{y}.pbf to the backend with scope
 # tiles:read, and execs the gateway with BENCH_WORKERS worker threads.
+# TG_WORKERS (optional) sets `[server] workers`: a number or "per-core" runs
+# the proxy listener as that many per-core workers (own current-thread
+# runtime and SO_REUSEPORT socket each; BENCH_WORKERS then sizes only the
+# main runtime of the background tasks); unset or "shared" is the default.
 set -euo pipefail
 port=${1:?port}
 bin=${2:?binary}
 : "${BENCH_BACKEND_URL:?} ${BENCH_KEYS_DIR:?} ${BENCH_JWT_ISS:?} ${BENCH_JWT_AUD:?} ${BENCH_JWT_KID:?} ${BENCH_RUN_DIR:?}"
 dir=$BENCH_RUN_DIR/tilegate
 mkdir -p "$dir"
+case ${TG_WORKERS:-shared} in
+    shared | per-core) workers="\"${TG_WORKERS:-shared}\"" ;;
+    *[!0-9]* | "") echo "TG_WORKERS: \"shared\", \"per-core\" or a number" >&2; exit 2 ;;
+    *) workers=$TG_WORKERS ;;
+esac
 cat >"$dir/bench.toml" <<CFG
 [server]
 listen = "127.0.0.1:$port"
 access_log = false
 watch_config = false
 max_connections = 100000
+workers = $workers
 [admin]
 listen = "127.0.0.1:$((port + 100))"
 [store]

@@ -7,12 +7,18 @@
 # every request (its own key, cache hit). Proxy and backend share core 1
 # (one worker each), h2load runs on core 0.
 #   bash benches/h2.sh        # ROUNDS=3 N=200000 CLIENTS=64 STREAMS=10
+#   TG_WORKERS=1 bash benches/h2.sh   # tilegate as per-core workers ([server] workers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 N=${N:-200000}
 CLIENTS=${CLIENTS:-64}
 STREAMS=${STREAMS:-10}
+case ${TG_WORKERS:-shared} in
+    shared | per-core) workers="\"${TG_WORKERS:-shared}\"" ;;
+    *[!0-9]* | "") echo "TG_WORKERS: \"shared\", \"per-core\" or a number" >&2; exit 2 ;;
+    *) workers=$TG_WORKERS ;;
+esac
 cargo build --release --locked --bin tilegate >&2
 bin=$PWD/target/release/tilegate
 dir=$(mktemp -d)
@@ -61,6 +67,7 @@ tls_cert = "$dir/cert.pem"
 tls_key = "$dir/key.pem"
 access_log = false
 watch_config = false
+workers = $workers
 [admin]
 listen = "127.0.0.1:18814"
 [store]

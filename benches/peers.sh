@@ -8,6 +8,8 @@
 #
 #   bash benches/peers.sh                  # ~5 min; results in target/peerbench/
 #   TOKENS=1000 bash benches/peers.sh      # rotate 1,000 distinct tokens
+#   TG_WORKERS=1 bash benches/peers.sh     # tilegate as per-core workers ([server] workers = 1;
+#                                          # "per-core" or N; with SERVER_CPUS=… listing N cores)
 #
 # Any harness setting (DURATION, ROUNDS, CONNS, WORKLOADS, PEERS, …) passes
 # through. The peers (nginx, njs, HAProxy, Apache mod_oauth2, wrk from
@@ -25,7 +27,13 @@ export HYPER_PLAIN_BIN=${HYPER_PLAIN_BIN:-$repo/target/release/examples/plain_hy
 out=${OUT:-$repo/target/peerbench/$(date -u +%Y%m%dT%H%M%SZ)-tokens${TOKENS:-1}}
 mkdir -p "$out"
 export OUT=$out
-export CANDIDATE_NAME=${CANDIDATE_NAME:-tilegate}
+# Per-core workers are named in the results (tilegate-w1, tilegate-wper-core).
+export TG_WORKERS=${TG_WORKERS:-shared}
+if [ "$TG_WORKERS" = shared ]; then
+    export CANDIDATE_NAME=${CANDIDATE_NAME:-tilegate}
+else
+    export CANDIDATE_NAME=${CANDIDATE_NAME:-tilegate-w$TG_WORKERS}
+fi
 export CANDIDATE_URL=${CANDIDATE_URL:-http://127.0.0.1:18090}
 export CANDIDATE_CMD="$repo/benches/candidate.sh 18090 $repo/target/release/tilegate"
 bash "$harness"

@@ -27,6 +27,7 @@ pub const REQUEST_BODIES_LINGERED: &str = "tilegate_request_bodies_lingered_tota
 pub const UPSTREAM_BODY_TIMEOUTS: &str = "tilegate_upstream_body_timeouts_total";
 pub const STREAMS_ENDED: &str = "tilegate_streams_ended_total";
 pub const TILE_GRANTS: &str = "tilegate_tile_grant_checks_total";
+pub const WORKER_CONNECTIONS: &str = "tilegate_worker_connections_total";
 
 const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -354,6 +355,12 @@ pub fn connection_refused_per_ip() {
 /// took none of its responses (`phase="send"`).
 pub fn connection_timed_out(phase: &'static str) {
     counter!(CONNECTIONS_TIMED_OUT, "phase" => phase).increment(1);
+}
+
+/// The counter of connections per-core worker `worker` accepted (resolved
+/// once per worker; one add per connection).
+pub fn worker_connections(worker: usize) -> Counter {
+    counter!(WORKER_CONNECTIONS, "worker" => worker.to_string())
 }
 
 pub fn reload(ok: bool) {

@@ -38,7 +38,7 @@ impl Runtime {
         let mut errors = Vec::new();
         let mut upstreams = Vec::new();
         for u in &config.upstreams {
-            match Upstream::new(u.clone()) {
+            match Upstream::new(u.clone(), config.server.workers.count()) {
                 Ok(x) => upstreams.push(x),
                 Err(e) => errors.push(format!("upstreams \"{}\": {e}", u.name)),
             }
@@ -181,7 +181,7 @@ impl Gateway {
     /// Re-read the config file; swap it in only when it is valid.
     pub async fn reload(&self) -> bool {
         let Some(path) = &self.config_path else { return false };
-        let new = match config::load(path) {
+        let mut new = match config::load(path) {
             Ok(c) => c,
             Err(e) => {
                 crate::metrics::reload(false);
@@ -202,6 +202,12 @@ impl Gateway {
             || new.admin.listen != old.config.admin.listen
         {
             tracing::warn!("listen addresses and the store take effect at the next restart only");
+        }
+        // The worker threads are started once: the running model stays,
+        // and the upstream connections are kept apart for those workers.
+        if new.server.workers != old.config.server.workers {
+            tracing::warn!("server.workers takes effect at the next restart only");
+            new.server.workers = old.config.server.workers;
         }
         let new = Arc::new(new);
         match Runtime::build(new.clone()) {

@@ -1,6 +1,13 @@
 //! Process wiring: bind the proxy listener and the admin listener, start
 //! the background tasks (reload, signals, metrics upkeep, limiter upkeep,
 //! revocation sync, key and JWKS refresh), and `tilegate serve`.
+//!
+//! The proxy listener runs one of two ways (`server.workers`): shared, on
+//! the runtime `start` is called on; or per-core, as N OS threads, each
+//! with its own current-thread runtime and its own `SO_REUSEPORT` socket on
+//! the listen address, running that socket's accept loop and connections.
+//! The background tasks and the admin listener stay on the calling runtime
+//! either way; the state (config, caches, caps) is shared.
 
 mod reload;
 mod shutdown;
@@ -10,9 +17,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::config;
+use crate::config::{self, Workers};
+use crate::server::conn::ConnLimits;
 use crate::state::{limiter_upkeep, open_store, Gateway, StartError};
 
 /// Handles to a running gateway (`serve` and `demo` use them).
@@ -25,15 +33,74 @@ pub struct Running {
     pub done: tokio::task::JoinHandle<()>,
 }
 
+/// The proxy listener's sockets: one, or one per per-core worker.
+enum Listener {
+    Shared(TcpListener),
+    PerCore(Vec<std::net::TcpListener>),
+}
+
+/// Start a per-core worker (an OS thread with its own current-thread
+/// runtime) for each socket; each serves its socket until `shutdown` and the
+/// drain. The sockets are registered with their workers' runtimes here, so
+/// that a failure stops the start (and no bound socket is left without an
+/// accept loop). Resolves, per worker, once its runtime is gone.
+fn start_workers(
+    gw: &Arc<Gateway>,
+    sockets: Vec<std::net::TcpListener>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: watch::Receiver<bool>,
+    limits: Arc<ConnLimits>,
+) -> Result<Vec<oneshot::Receiver<()>>, StartError> {
+    let failed = |what: &str, e: std::io::Error| StartError::Other(format!("per-core worker: {what}: {e}"));
+    let mut workers = Vec::with_capacity(sockets.len());
+    for socket in sockets {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| failed("runtime", e))?;
+        let listener = {
+            let _in_worker = rt.enter();
+            TcpListener::from_std(socket).map_err(|e| failed("listener", e))?
+        };
+        workers.push((rt, listener));
+    }
+    let mut finished = Vec::with_capacity(workers.len());
+    for (i, (rt, listener)) in workers.into_iter().enumerate() {
+        let index = i + 1;
+        let (done, finished_rx) = oneshot::channel();
+        let (gw, tls, shutdown, limits) = (gw.clone(), tls.clone(), shutdown.clone(), limits.clone());
+        std::thread::Builder::new()
+            .name(format!("tilegate-worker-{index}"))
+            .spawn(move || {
+                crate::net::workers::enter(index);
+                rt.block_on(crate::server::serve(gw, listener, tls, shutdown, limits, Some(index)));
+                // Connections still open after the grace close here.
+                drop(rt);
+                let _ = done.send(());
+            })
+            .map_err(|e| failed("thread", e))?;
+        finished.push(finished_rx);
+    }
+    Ok(finished)
+}
+
 /// Bind the listeners and start serving; returns once ready.
 pub async fn start(gw: Arc<Gateway>) -> Result<Running, StartError> {
     let cfg = gw.runtime.load().config.clone();
     // Install the metrics recorder before the first request records anything.
     let _ = crate::metrics::handle();
-    let listener = TcpListener::bind(cfg.server.listen)
-        .await
-        .map_err(|e| StartError::Other(format!("server.listen {}: {e}", cfg.server.listen)))?;
-    let addr = listener.local_addr().map_err(|e| StartError::Other(e.to_string()))?;
+    let listen_failed = |e: std::io::Error| StartError::Other(format!("server.listen {}: {e}", cfg.server.listen));
+    let listener = match cfg.server.workers {
+        Workers::Shared => Listener::Shared(TcpListener::bind(cfg.server.listen).await.map_err(listen_failed)?),
+        Workers::PerCore(n) => {
+            Listener::PerCore(crate::net::workers::bind_reuseport(cfg.server.listen, n.get()).map_err(listen_failed)?)
+        }
+    };
+    let addr = match &listener {
+        Listener::Shared(l) => l.local_addr(),
+        Listener::PerCore(ls) => ls[0].local_addr(),
+    }
+    .map_err(|e| StartError::Other(e.to_string()))?;
     let tls = match &cfg.server.tls {
         Some(t) => Some(tokio_rustls::TlsAcceptor::from(
             crate::net::tls::server_config(&t.cert, &t.key, true).map_err(StartError::Other)?,
@@ -74,8 +141,27 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, StartError> {
         gw.verifier.clone(),
         shutdown_rx.clone(),
     ));
+    let limits = crate::server::limits(&gw);
+    let done = match listener {
+        Listener::Shared(l) => {
+            let gw = gw.clone();
+            tokio::spawn(async move {
+                // The config file watcher lives as long as the listener.
+                let _watcher = watcher;
+                crate::server::serve(gw, l, tls, shutdown_rx, limits, None).await;
+            })
+        }
+        Listener::PerCore(sockets) => {
+            let finished = start_workers(&gw, sockets, tls, shutdown_rx, limits)?;
+            tokio::spawn(async move {
+                let _watcher = watcher;
+                for f in finished {
+                    let _ = f.await;
+                }
+            })
+        }
+    };
     gw.set_ready();
-    let done = tokio::spawn(crate::server::serve(gw.clone(), listener, tls, shutdown_rx, watcher));
     Ok(Running {
         addr,
         admin_addr,

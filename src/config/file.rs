@@ -93,6 +93,46 @@ pub struct FileServer {
     /// Connections from trusted proxies must start with a PROXY protocol
     /// header (v2, or v1), whose address is the client's. Default false.
     pub proxy_protocol: bool,
+    /// How the proxy listener's connections are served: `"shared"` (one
+    /// runtime for everything) or per-core workers, `"per-core"` or a
+    /// number. Default `"shared"`.
+    pub workers: FileWorkers,
+}
+
+/// `server.workers` as written: a word or a number (checked in
+/// validation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileWorkers {
+    Word(String),
+    Count(i64),
+}
+
+impl Default for FileWorkers {
+    fn default() -> Self {
+        FileWorkers::Word("shared".into())
+    }
+}
+
+impl<'de> Deserialize<'de> for FileWorkers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = FileWorkers;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"shared\", \"per-core\" or a number of workers")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FileWorkers, E> {
+                Ok(FileWorkers::Word(v.to_owned()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<FileWorkers, E> {
+                Ok(FileWorkers::Count(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<FileWorkers, E> {
+                Ok(FileWorkers::Count(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl Default for FileServer {
@@ -120,6 +160,7 @@ impl Default for FileServer {
             max_connections_per_ip: 1024,
             trusted_proxies: Vec::new(),
             proxy_protocol: false,
+            workers: FileWorkers::default(),
         }
     }
 }

@@ -60,6 +60,34 @@ pub struct ServerConfig {
     /// Peers whose forwarding headers (or PROXY header) are read.
     pub trusted_proxies: Arc<crate::net::trusted::TrustedProxies>,
     pub proxy_protocol: bool,
+    /// How the proxy listener's connections are served.
+    pub workers: Workers,
+}
+
+/// How the proxy listener's connections are served (`server.workers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// One listening socket and one runtime (multi-thread, or current-thread
+    /// with `TOKIO_WORKER_THREADS=1`) for the connections and everything
+    /// else.
+    Shared,
+    /// This many OS threads, each with its own current-thread runtime, its
+    /// own `SO_REUSEPORT` socket on `listen`, and its own upstream
+    /// connections; the background tasks stay on the main runtime.
+    PerCore(std::num::NonZeroUsize),
+}
+
+impl Workers {
+    /// Most per-core workers a config may ask for.
+    pub const MAX: usize = 1024;
+
+    /// The number of per-core workers; 0 when shared.
+    pub fn count(self) -> usize {
+        match self {
+            Workers::Shared => 0,
+            Workers::PerCore(n) => n.get(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -242,8 +242,10 @@ struct Backend {
 enum Transport {
     /// HTTP/1.1: `pool` per backend, connections made by this connector.
     Http1(HttpsConnector<HttpConnector>),
-    /// HTTP/2 (multiplexed, one connection per backend): hyper-util's client.
-    Http2(Box<HttpsClient<ReqBody>>),
+    /// HTTP/2 (multiplexed, one connection per backend): hyper-util's
+    /// client, one per per-core worker (index 0: every other thread), so a
+    /// worker's requests go over connections its own runtime drives.
+    Http2(Box<[HttpsClient<ReqBody>]>),
 }
 
 /// One upstream: its backends and their connections.
@@ -270,17 +272,24 @@ fn connector(cfg: &UpstreamConfig) -> Result<HttpsConnector<HttpConnector>, Stri
 }
 
 impl Upstream {
-    pub fn new(cfg: Arc<UpstreamConfig>) -> Result<Upstream, String> {
+    /// An upstream whose connections are kept apart for each of `workers`
+    /// per-core workers (`server.workers`; 0 when shared).
+    pub fn new(cfg: Arc<UpstreamConfig>, workers: usize) -> Result<Upstream, String> {
         let transport = if cfg.http2 {
-            Transport::Http2(Box::new(
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(cfg.idle_timeout)
-                    .pool_max_idle_per_host(cfg.pool_max_idle)
-                    .pool_timer(TokioTimer::new())
-                    .timer(TokioTimer::new())
-                    .http2_only(true)
-                    .build(connector(&cfg)?),
-            ))
+            let connector = connector(&cfg)?;
+            Transport::Http2(
+                (0..=workers)
+                    .map(|_| {
+                        Client::builder(TokioExecutor::new())
+                            .pool_idle_timeout(cfg.idle_timeout)
+                            .pool_max_idle_per_host(cfg.pool_max_idle)
+                            .pool_timer(TokioTimer::new())
+                            .timer(TokioTimer::new())
+                            .http2_only(true)
+                            .build(connector.clone())
+                    })
+                    .collect(),
+            )
         } else {
             Transport::Http1(connector(&cfg)?)
         };
@@ -303,7 +312,7 @@ impl Upstream {
             };
             backends.push(Backend {
                 host: HeaderValue::try_from(host).map_err(|e| format!("upstream {}: {e}", cfg.name))?,
-                pool: pool::Pool::new(&cfg, authority.as_str()),
+                pool: pool::Pool::new(&cfg, authority.as_str(), workers),
                 scheme,
                 authority,
                 base,
@@ -362,7 +371,10 @@ impl Upstream {
             }
             // Boxed: hyper-util's request future is large and HTTP/2
             // upstreams are the rarer case.
-            Transport::Http2(client) => {
+            Transport::Http2(clients) => {
+                // The runtime's own client. Never out of range: `workers`
+                // is fixed for the process's life (a reload keeps it).
+                let client = clients.get(net::workers::index()).unwrap_or(&clients[0]);
                 *req.uri_mut() = Uri::builder()
                     .scheme(be.scheme.clone())
                     .authority(be.authority.clone())

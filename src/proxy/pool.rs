@@ -17,6 +17,14 @@
 //! connection with it. A request that a reused connection refused before
 //! sending anything (it was closing) is retried on the next connection.
 //!
+//! With per-core workers (`server.workers`), each backend's idle
+//! connections are kept apart per worker, in a slot of its own (its own
+//! lock, reference count and cache lines): a connection's task runs on the
+//! runtime of the worker that opened it, and only that worker takes it from
+//! the pool again, so a request never wakes another worker's thread, and
+//! two workers' requests touch no common pool memory. Slot 0 is for every
+//! other thread (the shared runtime).
+//!
 //! A response body that goes the upstream's `body_read_timeout` without a
 //! byte fails (the client's response is cut off, as when the upstream dies
 //! mid-response) and takes its connection with it. Its timer is armed only
@@ -44,18 +52,21 @@ struct Idle {
     since: Instant,
 }
 
-struct Inner {
+/// One worker's part of a backend's pool; aligned so that two workers'
+/// slots never share a cache line.
+#[repr(align(128))]
+struct Slot {
     idle: Mutex<Vec<Idle>>,
     max_idle: usize,
     idle_timeout: Duration,
     /// The upstream's `body_read_timeout`, its name and this backend's
     /// address (for the log line and metric of a stalled body).
     body_timeout: Duration,
-    upstream: Box<str>,
-    backend: Box<str>,
+    upstream: Arc<str>,
+    backend: Arc<str>,
 }
 
-impl Inner {
+impl Slot {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -93,8 +104,9 @@ impl Inner {
     }
 }
 
-/// One backend's idle connections.
-pub(super) struct Pool(Arc<Inner>);
+/// One backend's idle connections: a slot per per-core worker (at its
+/// [`crate::net::workers::index`]) and slot 0 for every other thread.
+pub(super) struct Pool(Box<[Arc<Slot>]>);
 
 /// How a send failed: `Connect` means no connection could be made (the
 /// backend is down: try another); `Failed` means the request went out and
@@ -130,34 +142,55 @@ impl std::fmt::Display for SendError {
 }
 
 impl Pool {
-    pub(super) fn new(cfg: &UpstreamConfig, backend: &str) -> Pool {
+    /// A backend's pool with a slot for each of `workers` per-core workers
+    /// (0 when shared) and one for every other thread.
+    pub(super) fn new(cfg: &UpstreamConfig, backend: &str, workers: usize) -> Pool {
         let idle_timeout = cfg.idle_timeout;
-        let inner = Arc::new(Inner {
-            idle: Mutex::new(Vec::new()),
-            max_idle: cfg.pool_max_idle,
-            idle_timeout,
-            body_timeout: cfg.body_read_timeout,
-            upstream: cfg.name.as_str().into(),
-            backend: backend.into(),
-        });
-        // The sweep holds a weak reference: it ends with the pool (a reload
-        // replaces the upstreams).
+        let (upstream, backend): (Arc<str>, Arc<str>) = (cfg.name.as_str().into(), backend.into());
+        let slots: Box<[Arc<Slot>]> = (0..=workers)
+            .map(|_| {
+                Arc::new(Slot {
+                    idle: Mutex::new(Vec::new()),
+                    max_idle: cfg.pool_max_idle,
+                    idle_timeout,
+                    body_timeout: cfg.body_read_timeout,
+                    upstream: upstream.clone(),
+                    backend: backend.clone(),
+                })
+            })
+            .collect();
+        // The sweep holds weak references: it ends with the pool (a reload
+        // replaces the upstreams) and the last body that kept a slot.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let weak: Weak<Inner> = Arc::downgrade(&inner);
+            let weak: Vec<Weak<Slot>> = slots.iter().map(Arc::downgrade).collect();
             let every = (idle_timeout / 2).clamp(Duration::from_millis(500), Duration::from_secs(5));
             rt.spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 tick.tick().await;
                 loop {
                     tick.tick().await;
-                    match weak.upgrade() {
-                        Some(p) => p.sweep(),
-                        None => return,
+                    let mut alive = false;
+                    for slot in weak.iter().filter_map(Weak::upgrade) {
+                        slot.sweep();
+                        alive = true;
+                    }
+                    if !alive {
+                        return;
                     }
                 }
             });
         }
-        Pool(inner)
+        Pool(slots)
+    }
+
+    /// The current thread's slot, and whether it may pool: a thread the
+    /// pool has no slot for (not a worker it was made for) gets slot 0's
+    /// settings and uses its connections once.
+    fn slot(&self) -> (&Arc<Slot>, bool) {
+        match self.0.get(crate::net::workers::index()) {
+            Some(s) => (s, true),
+            None => (&self.0[0], false),
+        }
     }
 
     /// Send `req` (origin-form URI, `Host` set) over an idle connection, or a
@@ -172,14 +205,15 @@ impl Pool {
         F: std::future::Future<Output = Result<Io, Box<dyn std::error::Error + Send + Sync>>>,
         Io: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
-        while let Some(mut tx) = self.0.take() {
+        let (slot, pooled) = self.slot();
+        while let Some(mut tx) = pooled.then(|| slot.take()).flatten() {
             // Usually ready at once; a connection whose last response was
             // just read may need its task to run first.
             if tx.ready().await.is_err() {
                 continue;
             }
             match tx.try_send_request(req).await {
-                Ok(resp) => return Ok(self.wrap(resp, tx)),
+                Ok(resp) => return Ok(wrap(resp, tx, slot, pooled)),
                 Err(mut e) => match e.take_message() {
                     // Not sent (the connection was closing): next one.
                     Some(r) => req = r,
@@ -188,7 +222,8 @@ impl Pool {
             }
         }
         // A new connection: the cold path, boxed so that its (large) future
-        // is not part of every request's.
+        // is not part of every request's. Its task runs on this thread's
+        // runtime, the one whose slot it goes back to.
         let (tx, resp) = Box::pin(async move {
             let io = connect().await.map_err(SendError::Connect)?;
             let (mut tx, conn) = http1::Builder::new()
@@ -205,22 +240,7 @@ impl Pool {
         })
         .await?;
         let resp = resp.await.map_err(SendError::Failed)?;
-        Ok(self.wrap(resp, tx))
-    }
-
-    fn wrap(&self, resp: Response<Incoming>, tx: Sender) -> Response<PooledBody> {
-        // A 101 hands the connection to the upgrade: it never comes back.
-        let tx = (resp.status() != http::StatusCode::SWITCHING_PROTOCOLS).then_some(tx);
-        resp.map(|inner| {
-            let mut b = PooledBody {
-                inner,
-                tx,
-                pool: self.0.clone(),
-                timer: IdleTimer::default(),
-            };
-            b.release_if_done();
-            b
-        })
+        Ok(wrap(resp, tx, slot, pooled))
     }
 
     /// A response body from a connection this pool does not own (HTTP/2),
@@ -229,10 +249,27 @@ impl Pool {
         PooledBody {
             inner,
             tx: None,
-            pool: self.0.clone(),
+            pool: self.slot().0.clone(),
             timer: IdleTimer::default(),
         }
     }
+}
+
+/// The response, its body returning `tx` to `slot` once read to its end
+/// (when `pooled`).
+fn wrap(resp: Response<Incoming>, tx: Sender, slot: &Arc<Slot>, pooled: bool) -> Response<PooledBody> {
+    // A 101 hands the connection to the upgrade: it never comes back.
+    let tx = (pooled && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS).then_some(tx);
+    resp.map(|inner| {
+        let mut b = PooledBody {
+            inner,
+            tx,
+            pool: slot.clone(),
+            timer: IdleTimer::default(),
+        };
+        b.release_if_done();
+        b
+    })
 }
 
 /// Why an upstream response body ended early.
@@ -254,7 +291,8 @@ pub struct PooledBody {
     inner: Incoming,
     /// The connection, until the body is read to its end.
     tx: Option<Sender>,
-    pool: Arc<Inner>,
+    /// The pool slot it goes back to (of the worker whose runtime drives it).
+    pool: Arc<Slot>,
     timer: IdleTimer,
 }
 

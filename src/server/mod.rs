@@ -57,18 +57,32 @@ impl ConnInfo {
     }
 }
 
+/// The proxy listener's connection caps (`server.max_connections` and
+/// `max_connections_per_ip`), one for the process: per-core workers share
+/// them.
+pub fn limits(gw: &Gateway) -> Arc<ConnLimits> {
+    let cfg = gw.runtime.load().config.clone();
+    Arc::new(ConnLimits::new(
+        cfg.server.max_connections,
+        cfg.server.max_connections_per_ip,
+    ))
+}
+
 /// Serve the proxy listener until `shutdown`, then drain the connections
-/// (up to `server.shutdown_grace`). `_watcher` is the config file watcher,
-/// kept alive for as long as the listener runs.
+/// (up to `server.shutdown_grace`). `limits` are the process's caps
+/// ([`limits`]); the drain waits for every connection they count, so a
+/// per-core worker (`worker`, its index) keeps its runtime running until
+/// the others have drained too. Connections run on the current runtime.
 pub async fn serve(
     gw: Arc<Gateway>,
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
-    _watcher: Option<notify::RecommendedWatcher>,
+    limits: Arc<ConnLimits>,
+    worker: Option<usize>,
 ) {
     let cfg = gw.runtime.load().config.clone();
-    let limits = ConnLimits::new(cfg.server.max_connections, cfg.server.max_connections_per_ip);
+    let accepted_here = worker.map(crate::metrics::worker_connections);
     let timeouts = conn::Timeouts::from_config(&cfg.server);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     conn::configure(&mut builder, &cfg.server);
@@ -77,7 +91,12 @@ pub async fn serve(
         builder = builder.http1_only();
     }
     let builder = Arc::new(builder);
-    tracing::info!(addr = %cfg.server.listen, tls = tls.is_some(), "tilegate listening");
+    match worker {
+        None => tracing::info!(addr = %cfg.server.listen, tls = tls.is_some(), "tilegate listening"),
+        Some(w) => {
+            tracing::info!(addr = %cfg.server.listen, tls = tls.is_some(), worker = w, "tilegate worker listening")
+        }
+    }
 
     loop {
         let (stream, remote) = tokio::select! {
@@ -93,6 +112,9 @@ pub async fn serve(
             _ = shutdown.changed() => break,
         };
         let accepted = tokio::time::Instant::now();
+        if let Some(c) = &accepted_here {
+            c.increment(1);
+        }
         // Trusted proxies and PROXY headers as configured now: a reload
         // applies to the connections accepted after it.
         let (trusted, proxy_protocol) = {

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::Problems;
-use crate::config::file::{FileAdmin, FileServer};
-use crate::config::types::{AdminConfig, ServerConfig, TlsFiles};
+use crate::config::file::{FileAdmin, FileServer, FileWorkers};
+use crate::config::types::{AdminConfig, ServerConfig, TlsFiles, Workers};
 
 pub(super) fn server(s: &FileServer, p: &mut Problems) -> ServerConfig {
     let tls = match (&s.tls_cert, &s.tls_key) {
@@ -65,6 +65,39 @@ pub(super) fn server(s: &FileServer, p: &mut Problems) -> ServerConfig {
         max_connections_per_ip: p.at_least_one("server.max_connections_per_ip", s.max_connections_per_ip),
         trusted_proxies: Arc::new(trusted_proxies),
         proxy_protocol: s.proxy_protocol,
+        workers: workers(&s.workers, p),
+    }
+}
+
+/// `server.workers`: `"shared"`, `"per-core"` (one worker per CPU this
+/// process may run on), or a number from 1 to [`Workers::MAX`].
+fn workers(w: &FileWorkers, p: &mut Problems) -> Workers {
+    let count = match w {
+        FileWorkers::Word(s) if s == "shared" => return Workers::Shared,
+        FileWorkers::Word(s) if s == "per-core" => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        FileWorkers::Word(s) => {
+            p.push(
+                "server.workers",
+                format!("{s:?} is not a worker model: use \"shared\", \"per-core\" or a number of workers"),
+            );
+            return Workers::Shared;
+        }
+        FileWorkers::Count(n) if *n < 1 => {
+            p.push(
+                "server.workers",
+                format!("{n} workers would serve nothing: use at least 1, or \"shared\""),
+            );
+            return Workers::Shared;
+        }
+        FileWorkers::Count(n) if *n as u64 > Workers::MAX as u64 => {
+            p.push("server.workers", format!("{n} workers is more than {}", Workers::MAX));
+            return Workers::Shared;
+        }
+        FileWorkers::Count(n) => *n as usize,
+    };
+    match std::num::NonZeroUsize::new(count) {
+        Some(n) => Workers::PerCore(n),
+        None => Workers::Shared,
     }
 }
 

@@ -367,3 +367,45 @@ fn origin_binding_keys() {
     assert!(bad("missing_origin = \"allow\"").contains("needs bind_origin"));
     assert!(bad("public = true\nbind_origin = true").contains("routes[0].bind_origin"));
 }
+
+#[test]
+fn workers_are_shared_by_default_and_per_core_on_request() {
+    assert_eq!(cfg("").unwrap().server.workers, Workers::Shared);
+    assert_eq!(
+        cfg("[server]\nworkers = \"shared\"\n").unwrap().server.workers,
+        Workers::Shared
+    );
+    let two = cfg("[server]\nworkers = 2\n").unwrap().server.workers;
+    assert_eq!(two, Workers::PerCore(std::num::NonZeroUsize::new(2).unwrap()));
+    assert_eq!(two.count(), 2);
+    let cores = std::thread::available_parallelism().unwrap();
+    assert_eq!(
+        cfg("[server]\nworkers = \"per-core\"\n").unwrap().server.workers,
+        Workers::PerCore(cores)
+    );
+}
+
+#[test]
+fn workers_refuse_zero_negative_too_many_and_unknown_words() {
+    let all = cfg("[server]\nworkers = 0\n").unwrap_err().join("\n");
+    assert!(
+        all.contains("server.workers: 0 workers would serve nothing: use at least 1, or \"shared\""),
+        "{all}"
+    );
+    let all = cfg("[server]\nworkers = -3\n").unwrap_err().join("\n");
+    assert!(all.contains("server.workers: -3 workers would serve nothing"), "{all}");
+    let all = cfg("[server]\nworkers = 5000\n").unwrap_err().join("\n");
+    assert!(all.contains("server.workers: 5000 workers is more than 1024"), "{all}");
+    let all = cfg("[server]\nworkers = \"percore\"\n").unwrap_err().join("\n");
+    assert!(
+        all.contains(
+            "server.workers: \"percore\" is not a worker model: use \"shared\", \"per-core\" or a number of workers"
+        ),
+        "{all}"
+    );
+    let all = cfg("[server]\nworkers = true\n").unwrap_err().join("\n");
+    assert!(
+        all.contains("expected \"shared\", \"per-core\" or a number of workers"),
+        "{all}"
+    );
+}
