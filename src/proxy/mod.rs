@@ -350,41 +350,48 @@ impl Upstream {
 
     /// Send to backend `b`: HTTP/1.1 through its pool (origin-form target,
     /// its `Host`), HTTP/2 through the client (absolute URI).
-    async fn send_to(
-        &self,
+    ///
+    /// A plain `fn` returning the future, not an `async fn`: an `async fn`
+    /// keeps its by-value arguments twice in its state (rust-lang/rust#62958),
+    /// and the request is 344 bytes copied on every await above it.
+    #[allow(clippy::manual_async_fn)] // not an async fn: rust-lang/rust#62958
+    fn send_to<'a>(
+        &'a self,
         b: usize,
         mut req: Request<ReqBody>,
-        pq: &PathAndQuery,
-    ) -> Result<Response<PooledBody>, pool::SendError> {
-        let be = &self.backends[b];
-        match &self.transport {
-            Transport::Http1(connector) => {
-                *req.uri_mut() = Uri::from(pq.clone());
-                req.headers_mut().insert(http::header::HOST, be.host.clone());
-                be.pool
-                    .send(req, || {
-                        let mut c = connector.clone();
-                        let base = be.base.clone();
-                        async move { tower::Service::call(&mut c, base).await }
-                    })
-                    .await
-            }
-            // Boxed: hyper-util's request future is large and HTTP/2
-            // upstreams are the rarer case.
-            Transport::Http2(clients) => {
-                // The runtime's own client. Never out of range: `workers`
-                // is fixed for the process's life (a reload keeps it).
-                let client = clients.get(net::workers::index()).unwrap_or(&clients[0]);
-                *req.uri_mut() = Uri::builder()
-                    .scheme(be.scheme.clone())
-                    .authority(be.authority.clone())
-                    .path_and_query(pq.clone())
-                    .build()
-                    .map_err(|e| pool::SendError::Connect(e.into()))?;
-                match Box::pin(client.request(req)).await {
-                    Ok(r) => Ok(r.map(|b| be.pool.unpooled(b))),
-                    Err(e) if e.is_connect() => Err(pool::SendError::Connect(e.into())),
-                    Err(e) => Err(pool::SendError::Other(e.into())),
+        pq: &'a PathAndQuery,
+    ) -> impl Future<Output = Result<Response<PooledBody>, pool::SendError>> + Send + 'a {
+        async move {
+            let be = &self.backends[b];
+            match &self.transport {
+                Transport::Http1(connector) => {
+                    *req.uri_mut() = Uri::from(pq.clone());
+                    req.headers_mut().insert(http::header::HOST, be.host.clone());
+                    be.pool
+                        .send(req, || {
+                            let mut c = connector.clone();
+                            let base = be.base.clone();
+                            async move { tower::Service::call(&mut c, base).await }
+                        })
+                        .await
+                }
+                // Boxed: hyper-util's request future is large and HTTP/2
+                // upstreams are the rarer case.
+                Transport::Http2(clients) => {
+                    // The runtime's own client. Never out of range: `workers`
+                    // is fixed for the process's life (a reload keeps it).
+                    let client = clients.get(net::workers::index()).unwrap_or(&clients[0]);
+                    *req.uri_mut() = Uri::builder()
+                        .scheme(be.scheme.clone())
+                        .authority(be.authority.clone())
+                        .path_and_query(pq.clone())
+                        .build()
+                        .map_err(|e| pool::SendError::Connect(e.into()))?;
+                    match Box::pin(client.request(req)).await {
+                        Ok(r) => Ok(r.map(|b| be.pool.unpooled(b))),
+                        Err(e) if e.is_connect() => Err(pool::SendError::Connect(e.into())),
+                        Err(e) => Err(pool::SendError::Other(e.into())),
+                    }
                 }
             }
         }
@@ -392,59 +399,69 @@ impl Upstream {
 
     /// Send the prepared request to a backend; retry once per other backend
     /// on connect failure when the request has no body to replay.
-    pub async fn send(&self, mut req: Request<ReqBody>, pq: PathAndQuery) -> Result<Response<PooledBody>, ProxyError> {
-        let replayable = matches!(req.body(), ReqBody::Empty) || req.body().is_end_stream();
-        let attempts = if replayable { self.backends.len() } else { 1 };
-        let upload = if replayable { None } else { req.body_mut().progress() };
-        let started = Instant::now();
-        for attempt in 0..attempts {
-            let b = self.pick();
-            let next = if replayable && attempt + 1 < attempts {
-                Some(clone_head(&req))
-            } else {
-                None
-            };
-            let sent = match &upload {
-                None => {
-                    let left = self.cfg.request_timeout.saturating_sub(started.elapsed());
-                    tokio::time::timeout(left, self.send_to(b, req, &pq))
-                        .await
-                        .map_err(|_| ())
-                }
-                Some(p) => upload_timeout(self.cfg.request_timeout, p, self.send_to(b, req, &pq)).await,
-            };
-            match sent {
-                Err(()) => return Err(ProxyError::UpstreamTimeout),
-                Ok(Ok(resp)) => {
-                    self.stats.latency(started.elapsed());
-                    return Ok(resp);
-                }
-                Ok(Err(pool::SendError::Connect(e))) => {
-                    self.backends[b]
-                        .down_until
-                        .store(crate::clock::now_millis() + BACKEND_PENALTY_MS, Ordering::Relaxed);
-                    tracing::warn!(upstream = %self.cfg.name, backend = %self.backends[b].authority, error = %pool::chain(&*e), "upstream connect failed");
-                    match next {
-                        Some(n) => {
-                            req = n;
-                            continue;
+    /// (A plain `fn` returning the future, as for `send_to`.)
+    #[allow(clippy::manual_async_fn)] // not an async fn: rust-lang/rust#62958
+    pub fn send(
+        &self,
+        mut req: Request<ReqBody>,
+        pq: PathAndQuery,
+    ) -> impl Future<Output = Result<Response<PooledBody>, ProxyError>> + Send + '_ {
+        async move {
+            let replayable = matches!(req.body(), ReqBody::Empty) || req.body().is_end_stream();
+            let attempts = if replayable { self.backends.len() } else { 1 };
+            let upload = if replayable { None } else { req.body_mut().progress() };
+            let started = Instant::now();
+            for attempt in 0..attempts {
+                let b = self.pick();
+                let next = if replayable && attempt + 1 < attempts {
+                    Some(clone_head(&req))
+                } else {
+                    None
+                };
+                let sent = match &upload {
+                    None => {
+                        let left = self.cfg.request_timeout.saturating_sub(started.elapsed());
+                        tokio::time::timeout(left, self.send_to(b, req, &pq))
+                            .await
+                            .map_err(|_| ())
+                    }
+                    // An upload: boxed, so its larger future is not part of
+                    // every bodiless request's.
+                    Some(p) => Box::pin(upload_timeout(self.cfg.request_timeout, p, self.send_to(b, req, &pq))).await,
+                };
+                match sent {
+                    Err(()) => return Err(ProxyError::UpstreamTimeout),
+                    Ok(Ok(resp)) => {
+                        self.stats.latency(started.elapsed());
+                        return Ok(resp);
+                    }
+                    Ok(Err(pool::SendError::Connect(e))) => {
+                        self.backends[b]
+                            .down_until
+                            .store(crate::clock::now_millis() + BACKEND_PENALTY_MS, Ordering::Relaxed);
+                        tracing::warn!(upstream = %self.cfg.name, backend = %self.backends[b].authority, error = %pool::chain(&*e), "upstream connect failed");
+                        match next {
+                            Some(n) => {
+                                req = n;
+                                continue;
+                            }
+                            None => return Err(ProxyError::UpstreamUnreachable),
                         }
-                        None => return Err(ProxyError::UpstreamUnreachable),
                     }
-                }
-                Ok(Err(e)) => {
-                    // The client's body, not the upstream, is why it failed:
-                    // the client's error (413, 408, 400), not a 502.
-                    if let Some(client) = upload.as_ref().and_then(|p| p.failure()) {
-                        tracing::debug!(upstream = %self.cfg.name, error = %e, "upstream request aborted: the client's body failed");
-                        return Err(client);
+                    Ok(Err(e)) => {
+                        // The client's body, not the upstream, is why it failed:
+                        // the client's error (413, 408, 400), not a 502.
+                        if let Some(client) = upload.as_ref().and_then(|p| p.failure()) {
+                            tracing::debug!(upstream = %self.cfg.name, error = %e, "upstream request aborted: the client's body failed");
+                            return Err(client);
+                        }
+                        tracing::warn!(upstream = %self.cfg.name, error = %e, "upstream request failed");
+                        return Err(ProxyError::UpstreamFailed);
                     }
-                    tracing::warn!(upstream = %self.cfg.name, error = %e, "upstream request failed");
-                    return Err(ProxyError::UpstreamFailed);
                 }
             }
+            Err(ProxyError::UpstreamUnreachable)
         }
-        Err(ProxyError::UpstreamUnreachable)
     }
 }
 

@@ -195,52 +195,57 @@ impl Pool {
 
     /// Send `req` (origin-form URI, `Host` set) over an idle connection, or a
     /// new one made by `connect`.
-    pub(super) async fn send<C, F, Io>(
-        &self,
+    /// (A plain `fn` returning the future: an `async fn` would keep the
+    /// request twice in its state, rust-lang/rust#62958.)
+    #[allow(clippy::manual_async_fn)] // not an async fn: rust-lang/rust#62958
+    pub(super) fn send<'a, C, F, Io>(
+        &'a self,
         mut req: Request<ReqBody>,
         connect: C,
-    ) -> Result<Response<PooledBody>, SendError>
+    ) -> impl std::future::Future<Output = Result<Response<PooledBody>, SendError>> + 'a
     where
-        C: FnOnce() -> F,
+        C: FnOnce() -> F + 'a,
         F: std::future::Future<Output = Result<Io, Box<dyn std::error::Error + Send + Sync>>>,
         Io: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
-        let (slot, pooled) = self.slot();
-        while let Some(mut tx) = pooled.then(|| slot.take()).flatten() {
-            // Usually ready at once; a connection whose last response was
-            // just read may need its task to run first.
-            if tx.ready().await.is_err() {
-                continue;
-            }
-            match tx.try_send_request(req).await {
-                Ok(resp) => return Ok(wrap(resp, tx, slot, pooled)),
-                Err(mut e) => match e.take_message() {
-                    // Not sent (the connection was closing): next one.
-                    Some(r) => req = r,
-                    None => return Err(SendError::Failed(e.into_error())),
-                },
-            }
-        }
-        // A new connection: the cold path, boxed so that its (large) future
-        // is not part of every request's. Its task runs on this thread's
-        // runtime, the one whose slot it goes back to.
-        let (tx, resp) = Box::pin(async move {
-            let io = connect().await.map_err(SendError::Connect)?;
-            let (mut tx, conn) = http1::Builder::new()
-                .handshake(io)
-                .await
-                .map_err(|e| SendError::Connect(e.into()))?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.with_upgrades().await {
-                    tracing::debug!(error = %e, "upstream connection ended");
+        async move {
+            let (slot, pooled) = self.slot();
+            while let Some(mut tx) = pooled.then(|| slot.take()).flatten() {
+                // Usually ready at once; a connection whose last response was
+                // just read may need its task to run first.
+                if tx.ready().await.is_err() {
+                    continue;
                 }
-            });
-            let resp = tx.send_request(req);
-            Ok::<_, SendError>((tx, resp))
-        })
-        .await?;
-        let resp = resp.await.map_err(SendError::Failed)?;
-        Ok(wrap(resp, tx, slot, pooled))
+                match tx.try_send_request(req).await {
+                    Ok(resp) => return Ok(wrap(resp, tx, slot, pooled)),
+                    Err(mut e) => match e.take_message() {
+                        // Not sent (the connection was closing): next one.
+                        Some(r) => req = r,
+                        None => return Err(SendError::Failed(e.into_error())),
+                    },
+                }
+            }
+            // A new connection: the cold path, boxed so that its (large) future
+            // is not part of every request's. Its task runs on this thread's
+            // runtime, the one whose slot it goes back to.
+            let (tx, resp) = Box::pin(async move {
+                let io = connect().await.map_err(SendError::Connect)?;
+                let (mut tx, conn) = http1::Builder::new()
+                    .handshake(io)
+                    .await
+                    .map_err(|e| SendError::Connect(e.into()))?;
+                tokio::spawn(async move {
+                    if let Err(e) = conn.with_upgrades().await {
+                        tracing::debug!(error = %e, "upstream connection ended");
+                    }
+                });
+                let resp = tx.send_request(req);
+                Ok::<_, SendError>((tx, resp))
+            })
+            .await?;
+            let resp = resp.await.map_err(SendError::Failed)?;
+            Ok(wrap(resp, tx, slot, pooled))
+        }
     }
 
     /// A response body from a connection this pool does not own (HTTP/2),
