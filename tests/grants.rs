@@ -114,6 +114,12 @@ scopes = ["tiles:read"]
 bind_origin = true
 missing_origin = "allow"
 [[routes]]
+name = "rest"
+path = "/rest/{z}/{x}/{y}/{*rest}"
+upstream = "tiles"
+scopes = ["tiles:read"]
+tiles = { z = "z", x = "x", y = "y" }
+[[routes]]
 name = "plain"
 path = "/plain/{z}/{x}/{y}.pbf"
 upstream = "tiles"
@@ -220,6 +226,32 @@ async fn each_dimension_is_allowed_and_refused_at_its_edges() {
     assert_eq!(metric(&fx.gw, &m("outside_area")).await, 2.0);
     assert_eq!(metric(&fx.gw, &m("outside_layer")).await, 1.0);
     assert_eq!(metric(&fx.gw, &m("no_tile")).await, 3.0);
+}
+
+/// A path a backend may read as another tile (a servlet container strips
+/// `;` parameters, then resolves `..`) is refused unless every reading
+/// names the tile that was checked, and never reaches the upstream.
+#[tokio::test]
+async fn a_path_that_some_backend_reads_as_another_tile_is_refused() {
+    let fx = setup().await;
+    // Europe at zooms 2-10, any layer (the route names none).
+    let key = key_with(&fx, json!({"minzoom": 2, "maxzoom": 10, "bounds": [[-10, 35, 30, 60]]})).await;
+    let t = token_of(&fx, &key, json!({})).await;
+    assert_eq!(status(&fx, "/rest/2/2/1/style.json", &t).await, 200);
+    // Readings that keep the tile: allowed.
+    assert_eq!(status(&fx, "/rest/2/2/1/style.json;v=1", &t).await, 200);
+    assert_eq!(status(&fx, "/rest/2/2/1/a%20b", &t).await, 200);
+    let before = fx.seen.load(Ordering::SeqCst);
+    for p in [
+        // Read by Tomcat as /rest/11/1080/694/x: zoom 11, outside the grant.
+        "/rest/2/2/1/..;/..;/..;/11/1080/694/x",
+        "/rest/2/2/1/..;a/..;/..;/11/1080/694/x",
+        // Decoded by the backend into the same climb.
+        "/rest/2/2/1/%2e%2e;/%2e%2e;/%2e%2e;/11/1080/694/x",
+    ] {
+        assert_eq!(status(&fx, p, &t).await, 404, "{p}");
+    }
+    assert_eq!(fx.seen.load(Ordering::SeqCst), before, "the upstream was asked");
 }
 
 #[tokio::test]

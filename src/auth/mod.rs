@@ -467,6 +467,15 @@ pub fn check_tiles(tiles: Option<&TileRoute>, v: &Verified, path: &str) -> Resul
     let (tile, layer) = route.tile_of(path).inspect_err(|_| {
         crate::metrics::tile_grant(GrantOutcome::NoTile);
     })?;
+    // A path some backend may read differently (escapes, `;` parameters,
+    // case, `..` behind a `;`) must name the same tile in every reading:
+    // the route table only made sure each reading takes the same route,
+    // and a catch-all after the coordinates could otherwise carry a
+    // servlet backend to another tile than the one checked here.
+    if crate::routing::ambiguous(path) && !same_tile_in_every_reading(route, path, tile, layer) {
+        crate::metrics::tile_grant(GrantOutcome::NoTile);
+        return Err(TileRefusal::NoSuchTile);
+    }
     match grant.check(tile, layer) {
         Ok(()) => {
             crate::metrics::tile_grant(GrantOutcome::Inside);
@@ -484,6 +493,28 @@ pub fn check_tiles(tiles: Option<&TileRoute>, v: &Verified, path: &str) -> Resul
             })
         }
     }
+}
+
+/// Whether every backend reading of `path` (`routing::readings`) names
+/// `tile` of `layer` (the layer compared without case for a backend that
+/// ignores case). Any reading that names no tile, or another, is a no.
+#[cold]
+fn same_tile_in_every_reading(route: &TileRoute, path: &str, tile: crate::grants::Tile, layer: Option<&str>) -> bool {
+    let Ok(readings) = crate::routing::readings(path) else {
+        return false;
+    };
+    readings.iter().all(|r| match route.tile_of(&r.path) {
+        Ok((t, l)) => {
+            t == tile
+                && match (l, layer) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) if r.folded => a.eq_ignore_ascii_case(b),
+                    (Some(a), Some(b)) => a == b,
+                    _ => false,
+                }
+        }
+        Err(_) => false,
+    })
 }
 
 /// Check a verified token's allowed origins on a route with
