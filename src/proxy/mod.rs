@@ -420,8 +420,14 @@ impl Upstream {
                 };
                 let sent = match &upload {
                     None => {
-                        let left = self.cfg.request_timeout.saturating_sub(started.elapsed());
-                        tokio::time::timeout(left, self.send_to(b, req, &pq))
+                        // One deadline for every attempt, from the clock
+                        // read once above (each read is a vDSO call).
+                        // (A timeout too long to add is as good as none.)
+                        let deadline = started
+                            .checked_add(self.cfg.request_timeout)
+                            .unwrap_or_else(|| started + Duration::from_secs(30 * 365 * 86_400));
+                        let deadline = tokio::time::Instant::from_std(deadline);
+                        tokio::time::timeout_at(deadline, self.send_to(b, req, &pq))
                             .await
                             .map_err(|_| ())
                     }
