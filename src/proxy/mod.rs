@@ -413,8 +413,10 @@ impl Upstream {
             let started = Instant::now();
             for attempt in 0..attempts {
                 let b = self.pick();
+                // Boxed: only set with several backends, and the future
+                // that holds it across the await is copied at every level.
                 let next = if replayable && attempt + 1 < attempts {
-                    Some(clone_head(&req))
+                    Some(Box::new(clone_head(&req)))
                 } else {
                     None
                 };
@@ -448,7 +450,7 @@ impl Upstream {
                         tracing::warn!(upstream = %self.cfg.name, backend = %self.backends[b].authority, error = %pool::chain(&*e), "upstream connect failed");
                         match next {
                             Some(n) => {
-                                req = n;
+                                req = *n;
                                 continue;
                             }
                             None => return Err(ProxyError::UpstreamUnreachable),
