@@ -682,7 +682,23 @@ async fn credential_grants(s: Store, _ctx: Ctx) {
         (l.tiles.as_ref(), l.allowed_origins.as_ref()),
         (Some(&tiles), Some(&origins))
     );
-    let cleared = s.set_service_account_limits(&sa.id, None, None).await.unwrap().unwrap();
+    // One dimension changed leaves the other as it was.
+    let kept = s
+        .set_service_account_limits(&sa.id, Some(None), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (kept.tiles.as_ref(), kept.allowed_origins.as_ref()),
+        (None, Some(&origins))
+    );
+    let unchanged = s.set_service_account_limits(&sa.id, None, None).await.unwrap().unwrap();
+    assert_eq!(unchanged, kept);
+    let cleared = s
+        .set_service_account_limits(&sa.id, None, Some(None))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((cleared.tiles, cleared.allowed_origins), (None, None));
     let l = s
         .principal_limits(&Principal::ServiceAccount(sa.id.clone()))
@@ -704,7 +720,7 @@ async fn credential_grants(s: Store, _ctx: Ctx) {
         .unwrap();
     assert_eq!((client.tiles.as_ref(), client.allowed_origins.as_ref()), (None, None));
     let limited = s
-        .set_client_limits(&client.client_id, Some(&tiles), Some(&origins))
+        .set_client_limits(&client.client_id, Some(Some(&tiles)), Some(Some(&origins[..])))
         .await
         .unwrap()
         .unwrap();
