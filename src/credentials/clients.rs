@@ -32,17 +32,18 @@ pub async fn set_client_grant(op: &Op<'_>, id: &str, patch: &CeilingPatch) -> Re
         return Err(not_found());
     }
     let p = check_patch(patch)?;
-    let client = op
-        .store
+    let detail = patch_text(&p);
+    // The change and its audit entry: one transaction. (A client is read
+    // from the store at each token: no cache to forget.)
+    op.store
         .set_client_limits(
             id,
             p.tiles.as_ref().map(Option::as_ref),
             p.origins.as_ref().map(Option::as_deref),
+            &op.audit_note("client.grant_set", &detail),
         )
         .await?
-        .ok_or_else(not_found)?;
-    op.audit("client.grant_set", &client.client_id, &patch_text(&p)).await?;
-    Ok(client)
+        .ok_or_else(not_found)
 }
 
 /// Clients of one user and/or organization (ids or names), or all.

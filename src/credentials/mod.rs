@@ -207,6 +207,16 @@ impl<'a> Op<'a> {
         self.store.audit(self.actor, action, target, detail, now_unix()).await
     }
 
+    /// An audit entry to write in the transaction of the change it records.
+    fn audit_note<'n>(&'n self, action: &'n str, detail: &'n str) -> crate::store::AuditNote<'n> {
+        crate::store::AuditNote {
+            actor: self.actor,
+            action,
+            detail,
+            now: now_unix(),
+        }
+    }
+
     /// Cached API keys carry their principal's limits: this replica
     /// re-reads them at once, other PostgreSQL replicas on the notification.
     async fn limits_changed(&self) -> Result<(), StoreError> {

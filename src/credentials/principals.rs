@@ -395,18 +395,23 @@ pub async fn set_service_account_grant(
         return Err(not_found());
     }
     let p = check_patch(patch)?;
-    let sa = op
+    let detail = patch_text(&p);
+    // The change and its audit entry: one transaction.
+    let written = op
         .store
         .set_service_account_limits(
             id,
             p.tiles.as_ref().map(Option::as_ref),
             p.origins.as_ref().map(Option::as_deref),
+            &op.audit_note("service_account.grant_set", &detail),
         )
-        .await?
-        .ok_or_else(not_found)?;
-    op.audit("service_account.grant_set", &sa.id, &patch_text(&p)).await?;
-    // Cached keys carry the service account's limits.
-    op.limits_changed().await?;
+        .await;
+    // Cached keys carry the service account's limits: re-read them
+    // whatever the outcome (a commit whose answer was lost is still a
+    // change; forgetting when nothing changed costs one store read).
+    let announced = op.limits_changed().await;
+    let sa = written?.ok_or_else(not_found)?;
+    announced?;
     Ok(sa)
 }
 

@@ -123,6 +123,49 @@ async fn revoking_an_api_key_records_its_expiry_here_as_in_the_store() {
 }
 
 #[tokio::test]
+async fn a_ceiling_change_whose_audit_fails_changes_nothing_and_still_forgets_cached_keys() {
+    let r = Replica::new("").await;
+    let op = r.op();
+    principals::create_org(&op, "acme", None).await.unwrap();
+    let sa = principals::create_service_account(&op, "acme", "bot", None, &[])
+        .await
+        .unwrap();
+    let (_, text) = api_keys::create_api_key(
+        &op,
+        &Principal::ServiceAccount(sa.id.clone()),
+        "tiles:read",
+        None,
+        &[],
+        None,
+    )
+    .await
+    .unwrap();
+    let cached = r.secrets.api_key(&r.store, &text).await.unwrap().unwrap();
+    // The audit log refuses every write.
+    r.store
+        .execute_for_tests(
+            "CREATE TRIGGER audit_refused BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
+        )
+        .await;
+    let lowered = ceilings::CeilingPatch {
+        tiles: Some(Some(crate::grants::GrantClaim {
+            maxzoom: Some(4),
+            ..Default::default()
+        })),
+        origins: None,
+    };
+    assert!(principals::set_service_account_grant(&op, &sa.id, &lowered)
+        .await
+        .is_err());
+    // The change and its audit entry go together: neither was written.
+    let stored = r.store.find_service_account(&sa.id).await.unwrap().unwrap();
+    assert_eq!(stored.tiles, None);
+    // And the cached key was forgotten all the same: read afresh.
+    let fresh = r.secrets.api_key(&r.store, &text).await.unwrap().unwrap();
+    assert!(!Arc::ptr_eq(&cached, &fresh));
+}
+
+#[tokio::test]
 async fn regenerating_a_generator_token_revokes_the_old_one_for_good_and_forgets_it() {
     let r = Replica::new("").await;
     let op = r.op();

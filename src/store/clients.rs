@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::grants::GrantClaim;
 
+use super::audit::AuditNote;
 use super::error::db;
 use super::{check_name, join_scopes, random_token, split_scopes, Backend, Store, StoreError, MAX_SECRET_LEN};
 
@@ -197,12 +198,13 @@ impl Store {
     /// Changes the client's tile-grant ceiling and allowed origins
     /// (validated by the caller): per dimension `None` leaves it,
     /// `Some(None)` removes the limit, `Some(Some(_))` sets it; one
-    /// transaction. `None` when no such client.
+    /// transaction with its audit entry. `None` when no such client.
     pub async fn set_client_limits(
         &self,
         client_id: &str,
         tiles: Option<Option<&GrantClaim>>,
         origins: Option<Option<&[String]>>,
+        audit: &AuditNote<'_>,
     ) -> Result<Option<Client>, StoreError> {
         let mut tx = self.begin_write().await?;
         if let Some(t) = tiles {
@@ -226,6 +228,9 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
+        if c.is_some() {
+            audit.write(&mut tx, client_id).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(c)
     }

@@ -60,6 +60,14 @@ mod users;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+impl Store {
+    /// Runs `sql` as it is: a test's way to break the store on purpose.
+    pub(crate) async fn execute_for_tests(&self, sql: &str) {
+        sqlx::query(sql).execute(self.pool()).await.map_err(error::db).unwrap();
+    }
+}
+
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,7 +86,7 @@ use migrate::run_migrations;
 pub use transport::{check_postgres_transport, is_loopback_host};
 
 pub use api_keys::{ApiKey, API_KEY_PREFIX};
-pub use audit::AuditEntry;
+pub use audit::{AuditEntry, AuditNote};
 pub use clients::{Client, CLIENT_ID_PREFIX, CLIENT_SECRET_PREFIX};
 pub use generators::{GeneratorToken, GENERATOR_TOKEN_PREFIX};
 pub use named_tokens::NamedToken;

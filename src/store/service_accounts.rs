@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::grants::GrantClaim;
 
+use super::audit::AuditNote;
 use super::crypto::random_id;
 use super::error::db;
 use super::{check_name, Store, StoreError};
@@ -98,12 +99,13 @@ impl Store {
     /// Changes the service account's tile-grant ceiling and allowed
     /// origins (validated by the caller): per dimension `None` leaves it,
     /// `Some(None)` removes the limit, `Some(Some(_))` sets it; one
-    /// transaction. `None` when no such service account.
+    /// transaction with its audit entry. `None` when no such service account.
     pub async fn set_service_account_limits(
         &self,
         id: &str,
         tiles: Option<Option<&GrantClaim>>,
         origins: Option<Option<&[String]>>,
+        audit: &AuditNote<'_>,
     ) -> Result<Option<ServiceAccount>, StoreError> {
         let mut tx = self.begin_write().await?;
         if let Some(t) = tiles {
@@ -128,6 +130,9 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
+        if sa.is_some() {
+            audit.write(&mut tx, id).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(sa)
     }
