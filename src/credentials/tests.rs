@@ -166,6 +166,46 @@ async fn a_ceiling_change_whose_audit_fails_changes_nothing_and_still_forgets_ca
 }
 
 #[tokio::test]
+async fn an_empty_origin_limit_allows_no_origin_from_store_to_request() {
+    let r = Replica::new("").await;
+    let op = r.op();
+    principals::create_org(&op, "acme", None).await.unwrap();
+    let sa = principals::create_service_account(&op, "acme", "bot", None, &[])
+        .await
+        .unwrap();
+    // An empty or blank stored limit (never written by the gateway) reads
+    // as a list of no origins, not as any origin.
+    for blank in ["", "  "] {
+        r.store
+            .execute_for_tests(&format!(
+                "UPDATE service_accounts SET allowed_origins = '{blank}' WHERE id = '{}'",
+                sa.id
+            ))
+            .await;
+        let read = r.store.find_service_account(&sa.id).await.unwrap().unwrap();
+        assert_eq!(read.allowed_origins, Some(vec![]), "{blank:?}");
+    }
+    // A token signed with it allows no origin on a route that binds them.
+    let none: Vec<String> = Vec::new();
+    let token = signing::TokenClaims::new(
+        &r.cfg,
+        "access",
+        "sub",
+        "jti-none",
+        "tiles:read",
+        now_unix(),
+        Some(now_unix() + 60),
+    )
+    .origins(Some(&none))
+    .sign(&r.verifier.keys())
+    .unwrap();
+    let v = r.verifier.verify(&token).await.unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::ORIGIN, "https://app.example.com".parse().unwrap());
+    assert!(crate::auth::check_origin(true, false, &v, &headers).is_err());
+}
+
+#[tokio::test]
 async fn regenerating_a_generator_token_revokes_the_old_one_for_good_and_forgets_it() {
     let r = Replica::new("").await;
     let op = r.op();

@@ -429,6 +429,20 @@ impl From<Ceiling> for Option<Vec<String>> {
     }
 }
 
+/// An `allowed_origins` column: the origin patterns, space-separated;
+/// `NULL` for any origin (`None`). Any other text is a limit: an empty or
+/// all-whitespace one (which the gateway never writes) reads as a list of
+/// no origins, which allows none, never as any origin (docs/security.md).
+#[derive(sqlx::Type)]
+#[sqlx(transparent, no_pg_array)]
+struct OriginsColumn(Option<String>);
+
+impl From<OriginsColumn> for Option<Vec<String>> {
+    fn from(column: OriginsColumn) -> Option<Vec<String>> {
+        column.0.map(|text| split_scopes(&text))
+    }
+}
+
 /// A `tiles` column: a tile grant as JSON; `NULL` for none.
 #[derive(sqlx::Type)]
 #[sqlx(transparent, no_pg_array)]
