@@ -476,7 +476,7 @@ pub struct GrantFlags {
     /// A web origin the tokens may be used from on routes with
     /// bind_origin (https://app.example.com or https://*.example.com);
     /// repeat for more; none: any (a service account's key: its service
-    /// account's).
+    /// account's; set-grant: unchanged).
     #[arg(long = "allowed-origin")]
     allowed_origins: Vec<String>,
 }
