@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::clock::now_unix;
 use crate::config::{self, Config};
+use crate::credentials::ceilings::CeilingPatch;
 use crate::credentials::signing::TokenClaims;
 use crate::credentials::{api_keys, clients, named, principals, scopes, signing, CredentialError, Op, Revoked};
 use crate::grants::{Grant, GrantClaim};
@@ -372,13 +373,16 @@ pub enum SaCmd {
         #[command(flatten)]
         grant: GrantFlags,
     },
-    /// Replace the grant ceiling (tiles, allowed origins) of a service
-    /// account's API keys; no flag: not limited.
+    /// Change the grant ceiling (tiles, allowed origins) of a service
+    /// account's API keys: the tile flags replace the tile limit, the
+    /// origin flags the origins; what no flag names stays as it is.
     SetGrant {
         /// Service account id.
         id: String,
         #[command(flatten)]
         grant: GrantFlags,
+        #[command(flatten)]
+        clear: ClearFlags,
     },
     /// List service accounts (of one organization).
     List {
@@ -409,13 +413,16 @@ pub enum ClientCmd {
         /// Client id (tgc_…).
         client_id: String,
     },
-    /// Replace the grant ceiling (tiles, allowed origins) of an OAuth
-    /// client's tokens; no flag: not limited.
+    /// Change the grant ceiling (tiles, allowed origins) of an OAuth
+    /// client's tokens: the tile flags replace the tile limit, the origin
+    /// flags the origins; what no flag names stays as it is.
     SetGrant {
         /// Client id (tgc_…).
         client_id: String,
         #[command(flatten)]
         grant: GrantFlags,
+        #[command(flatten)]
+        clear: ClearFlags,
     },
 }
 
@@ -469,9 +476,37 @@ pub struct GrantFlags {
     /// A web origin the tokens may be used from on routes with
     /// bind_origin (https://app.example.com or https://*.example.com);
     /// repeat for more; none: any (a service account's key: its service
-    /// account's).
+    /// account's; set-grant: unchanged).
     #[arg(long = "allowed-origin")]
     allowed_origins: Vec<String>,
+}
+
+/// Limits `set-grant` removes.
+#[derive(Args, Debug, Default)]
+pub struct ClearFlags {
+    /// Remove the tile limit (any tile).
+    #[arg(long, conflicts_with_all = ["minzoom", "maxzoom", "bounds", "layers"])]
+    clear_tiles: bool,
+    /// Remove the origin limit (any origin).
+    #[arg(long, conflicts_with = "allowed_origins")]
+    clear_origins: bool,
+}
+
+impl GrantFlags {
+    /// The change `set-grant` asks for: a dimension with flags set, one
+    /// cleared removed, the others unchanged.
+    fn patch(&self, clear: &ClearFlags) -> Result<CeilingPatch, CliError> {
+        let tiles = match self.tiles.claim()? {
+            Some(t) => Some(Some(t)),
+            None => clear.clear_tiles.then_some(None),
+        };
+        let origins = if self.allowed_origins.is_empty() {
+            clear.clear_origins.then_some(None)
+        } else {
+            Some(Some(self.allowed_origins.clone()))
+        };
+        Ok(CeilingPatch { tiles, origins })
+    }
 }
 
 /// A tile-grant ceiling (docs/grants.md); no flag: any tile.
@@ -890,9 +925,8 @@ async fn operator(cmd: OperatorCmd, cfg: &Config, store: &Store, json: bool) -> 
                 principals::create_service_account(&op, &org, &name, tiles.as_ref(), &grant.allowed_origins).await?;
             out(json, &sa, || format!("created service account {} ({})", sa.id, sa.name));
         }
-        OperatorCmd::ServiceAccount(SaCmd::SetGrant { id, grant }) => {
-            let tiles = grant.tiles.claim()?;
-            let sa = principals::set_service_account_grant(&op, &id, tiles.as_ref(), &grant.allowed_origins).await?;
+        OperatorCmd::ServiceAccount(SaCmd::SetGrant { id, grant, clear }) => {
+            let sa = principals::set_service_account_grant(&op, &id, &grant.patch(&clear)?).await?;
             out(json, &sa, || {
                 format!("set the grant ceiling of service account {}", sa.id)
             });
@@ -931,9 +965,12 @@ async fn operator(cmd: OperatorCmd, cfg: &Config, store: &Store, json: bool) -> 
                     .join("\n")
             });
         }
-        OperatorCmd::Client(ClientCmd::SetGrant { client_id, grant }) => {
-            let tiles = grant.tiles.claim()?;
-            let c = clients::set_client_grant(&op, &client_id, tiles.as_ref(), &grant.allowed_origins).await?;
+        OperatorCmd::Client(ClientCmd::SetGrant {
+            client_id,
+            grant,
+            clear,
+        }) => {
+            let c = clients::set_client_grant(&op, &client_id, &grant.patch(&clear)?).await?;
             out(json, &c, || format!("set the grant ceiling of client {}", c.client_id));
         }
         OperatorCmd::Client(ClientCmd::Delete { client_id }) => {

@@ -949,12 +949,46 @@ async fn client_ceilings_bound_client_credentials_tokens() {
     let out = fx.gw.cli(&["--json", "client", "list"]);
     let cl: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cl[0]["allowed_origins"], json!(["https://*.example.com"]));
-    // Cleared: tokens carry no grant again.
-    let (s, v) = admin_patch(&fx, &format!("/admin/v1/clients/{id}"), json!({})).await;
+    // A merge patch: what it leaves out stays. Origins only: the tokens
+    // still carry the tile ceiling.
+    let path = format!("/admin/v1/clients/{id}");
+    let (s, v) = admin_patch(&fx, &path, json!({"allowed_origins": ["https://maps.example.com"]})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["tiles"], alps(), "{v}");
+    let (_, v) = client_token(&fx, id, secret, &[]).await;
+    let c = claims(v["access_token"].as_str().unwrap());
+    assert_eq!(c["tiles"], alps(), "{c}");
+    assert_eq!(c["origins"], json!(["https://maps.example.com"]));
+    // Nothing named: nothing changes.
+    let (s, v) = admin_patch(&fx, &path, json!({})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (&v["tiles"], &v["allowed_origins"]),
+        (&alps(), &json!(["https://maps.example.com"]))
+    );
+    // An empty origin list is refused (null removes the limit), a bad
+    // member of a patch changes no other member.
+    let (s, v) = admin_patch(&fx, &path, json!({"allowed_origins": []})).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_request")), "{v}");
+    let (s, v) = admin_patch(&fx, &path, json!({"tiles": null, "allowed_origins": ["bad"]})).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_request")), "{v}");
+    assert_eq!(admin_get(&fx, "/admin/v1/clients").await[0]["tiles"], alps());
+    // `tiles: null` removes the tile limit and keeps the origins.
+    let (s, v) = admin_patch(&fx, &path, json!({"tiles": null})).await;
     assert_eq!(s, 200, "{v}");
     assert!(v.get("tiles").is_none(), "{v}");
     let (_, v) = client_token(&fx, id, secret, &[]).await;
-    assert!(claims(v["access_token"].as_str().unwrap()).get("tiles").is_none());
+    let c = claims(v["access_token"].as_str().unwrap());
+    assert!(c.get("tiles").is_none(), "{c}");
+    assert_eq!(c["origins"], json!(["https://maps.example.com"]));
+    // Cleared: tokens carry no grant again.
+    let (s, v) = admin_patch(&fx, &path, json!({"tiles": null, "allowed_origins": null})).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v.get("tiles").is_none(), "{v}");
+    assert!(v.get("allowed_origins").is_none(), "{v}");
+    let (_, v) = client_token(&fx, id, secret, &[]).await;
+    let c = claims(v["access_token"].as_str().unwrap());
+    assert!(c.get("tiles").is_none() && c.get("origins").is_none(), "{c}");
     let (s, _) = admin_patch(&fx, "/admin/v1/clients/tgc_none", json!({})).await;
     assert_eq!(s, 404);
 }
@@ -1053,7 +1087,8 @@ async fn service_account_ceilings_bound_their_keys_and_tokens() {
     let listed = admin_get(&fx, "/admin/v1/service-accounts").await;
     let p = listed.as_array().unwrap().iter().find(|s| s["id"] == sa["id"]).unwrap();
     assert_eq!(p["tiles"]["maxzoom"], 4, "{listed}");
-    assert!(p.get("allowed_origins").is_none(), "{listed}");
+    // The patch named only the tiles: the origins stay.
+    assert_eq!(p["allowed_origins"], json!(["https://*.example.com"]), "{listed}");
     let out = fx.gw.cli(&["--json", "service-account", "list"]);
     let l: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(l.as_array().unwrap().iter().any(|s| s["tiles"]["maxzoom"] == 4), "{l}");
@@ -1072,6 +1107,32 @@ async fn service_account_ceilings_bound_their_keys_and_tokens() {
     let set: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(set["tiles"], json!({"maxzoom": 3}));
     assert_eq!(set["allowed_origins"], json!(["https://maps.example.com"]));
+    // A flag not given leaves its limit; --clear-tiles / --clear-origins
+    // remove one.
+    let sa_id = sa["id"].as_str().unwrap();
+    let out = fx
+        .gw
+        .cli(&["--json", "service-account", "set-grant", sa_id, "--clear-tiles"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let set: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(set.get("tiles").is_none(), "{set}");
+    assert_eq!(set["allowed_origins"], json!(["https://maps.example.com"]));
+    let out = fx
+        .gw
+        .cli(&["--json", "service-account", "set-grant", sa_id, "--maxzoom", "5"]);
+    let set: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(set["tiles"], json!({"maxzoom": 5}));
+    assert_eq!(set["allowed_origins"], json!(["https://maps.example.com"]));
+    let out = fx
+        .gw
+        .cli(&["--json", "service-account", "set-grant", sa_id, "--clear-origins"]);
+    let set: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(set["tiles"], json!({"maxzoom": 5}));
+    assert!(set.get("allowed_origins").is_none(), "{set}");
+    let out = fx
+        .gw
+        .cli(&["service-account", "set-grant", sa_id, "--clear-tiles", "--maxzoom", "5"]);
+    assert!(!out.status.success());
     let out = fx.gw.cli(&["service-account", "set-grant", "sa_none"]);
     assert_eq!(out.status.code(), Some(64));
     // A bad ceiling: 400 and nothing made.

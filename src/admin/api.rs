@@ -6,10 +6,10 @@
 //! POST|GET /admin/v1/users · PATCH|DELETE /admin/v1/users/{uid or username}
 //! POST /admin/v1/users/{user}/disable|enable|password
 //! POST|GET /admin/v1/service-accounts {org, name, tiles?, allowed_origins?}
-//! PATCH|DELETE /admin/v1/service-accounts/{id} (PATCH: {tiles?, allowed_origins?}, the grant ceiling)
+//! PATCH|DELETE /admin/v1/service-accounts/{id} (PATCH: {tiles?, allowed_origins?}, the grant ceiling as a merge patch)
 //! POST /admin/v1/api-keys {service_account | user, scope, expires_in?, tiles?, allowed_origins?} · GET /admin/v1/api-keys[?org=]
 //! DELETE /admin/v1/api-keys/{id} · GET|POST /admin/v1/users/{uid}/generator-token
-//! GET /admin/v1/clients[?user=&org=] · PATCH|DELETE /admin/v1/clients/{id} (PATCH: {tiles?, allowed_origins?})
+//! GET /admin/v1/clients[?user=&org=] · PATCH|DELETE /admin/v1/clients/{id} (PATCH: {tiles?, allowed_origins?}, a merge patch)
 //! GET /admin/v1/named-tokens[?user=] · DELETE /admin/v1/named-tokens/{id}
 //! POST /admin/v1/keys/rotate · GET /admin/v1/audit
 
@@ -21,6 +21,7 @@ use hyper::body::Incoming;
 use serde::{Deserialize, Deserializer};
 
 use super::error::AdminError;
+use crate::credentials::ceilings::CeilingPatch;
 use crate::credentials::{api_keys, clients, named, principals, signing, CredentialError, Local, Op};
 use crate::http::{json, Resp};
 use crate::state::Gateway;
@@ -52,14 +53,25 @@ struct NewSa {
     #[serde(default)]
     allowed_origins: Vec<String>,
 }
-/// A grant ceiling, replaced whole: `{"tiles": {...} | null,
-/// "allowed_origins": [...]}` (both optional; left out: not limited).
+/// A change to a grant ceiling, a JSON merge patch (RFC 7396):
+/// `{"tiles": {...} | null, "allowed_origins": [...] | null}`, each member
+/// left out unchanged, `null` removing that limit, a value setting it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SetGrant {
-    tiles: Option<crate::grants::GrantClaim>,
-    #[serde(default)]
-    allowed_origins: Vec<String>,
+    #[serde(default, deserialize_with = "present")]
+    tiles: Option<Option<crate::grants::GrantClaim>>,
+    #[serde(default, deserialize_with = "present")]
+    allowed_origins: Option<Option<Vec<String>>>,
+}
+
+impl SetGrant {
+    fn patch(self) -> CeilingPatch {
+        CeilingPatch {
+            tiles: self.tiles,
+            origins: self.allowed_origins,
+        }
+    }
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +98,12 @@ struct SetCeiling {
 #[serde(deny_unknown_fields)]
 struct NewPassword {
     password: String,
+}
+
+/// An optional member that may be null: left out `None` (by
+/// `#[serde(default)]`), `null` `Some(None)`, a value `Some(Some(_))`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A required member that may be null.
@@ -207,8 +225,7 @@ async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> 
         }
         (&Method::PATCH, ["service-accounts", id]) => {
             let n: SetGrant = body(b).await?;
-            let sa =
-                principals::set_service_account_grant(&op, &seg(id)?, n.tiles.as_ref(), &n.allowed_origins).await?;
+            let sa = principals::set_service_account_grant(&op, &seg(id)?, &n.patch()).await?;
             ok(serde_json::to_value(&sa).unwrap_or_default())
         }
         (&Method::GET, ["service-accounts"]) => {
@@ -269,7 +286,7 @@ async fn route(gw: &Arc<Gateway>, parts: &http::request::Parts, b: Incoming) -> 
         ),
         (&Method::PATCH, ["clients", id]) => {
             let n: SetGrant = body(b).await?;
-            let c = clients::set_client_grant(&op, &seg(id)?, n.tiles.as_ref(), &n.allowed_origins).await?;
+            let c = clients::set_client_grant(&op, &seg(id)?, &n.patch()).await?;
             ok(serde_json::to_value(&c).unwrap_or_default())
         }
         (&Method::DELETE, ["clients", id]) => {

@@ -152,7 +152,16 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, StartError> {
             })
         }
         Listener::PerCore(sockets) => {
-            let finished = start_workers(&gw, sockets, tls, shutdown_rx, limits)?;
+            // A worker that fails to start (a thread that cannot be
+            // spawned) fails the start: the workers and tasks already
+            // started are told to shut down, not left serving.
+            let finished = match start_workers(&gw, sockets, tls, shutdown_rx, limits) {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = shutdown_tx.send(true);
+                    return Err(e);
+                }
+            };
             tokio::spawn(async move {
                 let _watcher = watcher;
                 for f in finished {

@@ -38,6 +38,52 @@ pub fn check_ceiling(tiles: Option<&GrantClaim>, origins: &[String]) -> Result<C
     })
 }
 
+/// A change to a ceiling, as a JSON merge patch (RFC 7396) gives it: per
+/// dimension, `None` leaves it as it is, `Some(None)` removes the limit,
+/// `Some(Some(_))` sets it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CeilingPatch {
+    pub tiles: Option<Option<GrantClaim>>,
+    pub origins: Option<Option<Vec<String>>>,
+}
+
+/// Validate a ceiling change as an operator gives it, each dimension set
+/// like [`check_ceiling`] (an unlimited grant removes the tile limit). An
+/// empty list of origins is refused: it would allow no origin, and `null`
+/// is what removes the limit.
+pub fn check_patch(patch: &CeilingPatch) -> Result<CeilingPatch, CredentialError> {
+    let tiles = match &patch.tiles {
+        Some(Some(t)) => Some(check_ceiling(Some(t), &[])?.tiles),
+        other => other.clone(),
+    };
+    let origins = match &patch.origins {
+        Some(Some(o)) if o.is_empty() => return Err(CredentialError::NoOrigins),
+        Some(Some(o)) => {
+            check_origins(o)?;
+            Some(Some(o.clone()))
+        }
+        other => other.clone(),
+    };
+    Ok(CeilingPatch { tiles, origins })
+}
+
+/// A ceiling change for the audit log: each dimension set (the tile
+/// claim's JSON, the origins), removed (`-`) or left alone (`unchanged`).
+pub fn patch_text(p: &CeilingPatch) -> String {
+    let tiles = match &p.tiles {
+        None => "unchanged".into(),
+        Some(t) => t
+            .as_ref()
+            .and_then(|t| serde_json::to_string(t).ok())
+            .unwrap_or_else(|| "-".into()),
+    };
+    let origins = match &p.origins {
+        None => "unchanged".into(),
+        Some(o) => o.as_ref().map(|o| o.join(" ")).unwrap_or_else(|| "-".into()),
+    };
+    format!("tiles={tiles} origins={origins}")
+}
+
 /// Each of `origins` an allowed-origin pattern, and not too many.
 pub fn check_origins(origins: &[String]) -> Result<(), CredentialError> {
     if let Some(bad) = origins.iter().find(|o| !crate::routing::valid_origin_pattern(o)) {

@@ -1,10 +1,9 @@
 //! OAuth clients: made by their user on the clients endpoint, listed and
 //! deleted by the operator or their user.
 
-use super::ceilings::check_ceiling;
-use super::principals::{ceiling_text, org, user};
+use super::ceilings::{check_patch, patch_text, CeilingPatch};
+use super::principals::{org, user};
 use super::{CredentialError, Op};
-use crate::grants::GrantClaim;
 use crate::store::{Client, Store};
 
 /// A new client of `uid` with `scopes` (already checked by the caller
@@ -23,28 +22,28 @@ pub async fn create_client(
     Ok((client, secret))
 }
 
-/// Replace the grant ceiling of an OAuth client (set by the operator; no
-/// tiles and no origins: not limited). Its tokens minted afterwards are
-/// within it; those already minted keep their grant until they expire.
-pub async fn set_client_grant(
-    op: &Op<'_>,
-    id: &str,
-    tiles: Option<&GrantClaim>,
-    origins: &[String],
-) -> Result<Client, CredentialError> {
+/// Change the grant ceiling of an OAuth client (set by the operator), a
+/// JSON merge patch: each dimension left out unchanged, removed or set
+/// (validated before anything is written). Its tokens minted afterwards
+/// are within it; those already minted keep their grant until they expire.
+pub async fn set_client_grant(op: &Op<'_>, id: &str, patch: &CeilingPatch) -> Result<Client, CredentialError> {
     let not_found = || CredentialError::NotFound(format!("no client {id}"));
     if id.len() > 256 || !crate::store::valid_name(id) {
         return Err(not_found());
     }
-    let c = check_ceiling(tiles, origins)?;
-    let client = op
-        .store
-        .set_client_limits(id, c.tiles.as_ref(), c.origins.as_deref())
+    let p = check_patch(patch)?;
+    let detail = patch_text(&p);
+    // The change and its audit entry: one transaction. (A client is read
+    // from the store at each token: no cache to forget.)
+    op.store
+        .set_client_limits(
+            id,
+            p.tiles.as_ref().map(Option::as_ref),
+            p.origins.as_ref().map(Option::as_deref),
+            &op.audit_note("client.grant_set", &detail),
+        )
         .await?
-        .ok_or_else(not_found)?;
-    op.audit("client.grant_set", &client.client_id, &ceiling_text(&c))
-        .await?;
-    Ok(client)
+        .ok_or_else(not_found)
 }
 
 /// Clients of one user and/or organization (ids or names), or all.

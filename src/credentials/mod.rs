@@ -70,6 +70,12 @@ pub enum CredentialError {
     /// optionally `*.` for one label).
     #[error("allowed origin \"{0}\" must be scheme://host[:port] in lower case, such as https://app.example.com or https://*.example.com")]
     BadOrigin(String),
+    /// An empty list of allowed origins where a limit is set: it would
+    /// allow no origin (`null` removes the limit).
+    #[error(
+        "allowed_origins is an empty list, which would allow no origin: give origins, or null to remove the limit"
+    )]
+    NoOrigins,
     /// A credential's tile grant beyond the ceiling of its holder (an API
     /// key beyond its service account's).
     #[error("the tiles are beyond the tile-grant ceiling of {holder}: {why}")]
@@ -106,6 +112,7 @@ impl CredentialError {
             | CredentialError::PasswordLength
             | CredentialError::BadTiles(_)
             | CredentialError::BadOrigin(_)
+            | CredentialError::NoOrigins
             | CredentialError::TilesBeyondCeiling { .. }
             | CredentialError::OriginsBeyondCeiling { .. }
             | CredentialError::BadExpiry(_) => true,
@@ -198,6 +205,16 @@ impl<'a> Op<'a> {
 
     async fn audit(&self, action: &str, target: &str, detail: &str) -> Result<(), StoreError> {
         self.store.audit(self.actor, action, target, detail, now_unix()).await
+    }
+
+    /// An audit entry to write in the transaction of the change it records.
+    fn audit_note<'n>(&'n self, action: &'n str, detail: &'n str) -> crate::store::AuditNote<'n> {
+        crate::store::AuditNote {
+            actor: self.actor,
+            action,
+            detail,
+            now: now_unix(),
+        }
     }
 
     /// Cached API keys carry their principal's limits: this replica

@@ -2,7 +2,7 @@
 //! ceilings, disabling and deleting them with everything they hold.
 
 use super::api_keys::revoke_api_key;
-use super::ceilings::{check_ceiling, Ceiling};
+use super::ceilings::{check_ceiling, check_patch, patch_text, CeilingPatch};
 use super::named::{regenerate, revoke_named};
 use super::scopes::declared;
 use super::{check_name, CredentialError, Op, Revoked};
@@ -381,40 +381,38 @@ pub async fn create_service_account(
     Ok(sa)
 }
 
-/// Replace the grant ceiling of a service account (no tiles and no
-/// origins: not limited). Tokens minted from its API keys afterwards are
+/// Change the grant ceiling of a service account, a JSON merge patch:
+/// each dimension left out unchanged, removed or set (validated before
+/// anything is written). Tokens minted from its API keys afterwards are
 /// within it; those already minted keep their grant until they expire.
 pub async fn set_service_account_grant(
     op: &Op<'_>,
     id: &str,
-    tiles: Option<&GrantClaim>,
-    origins: &[String],
+    patch: &CeilingPatch,
 ) -> Result<ServiceAccount, CredentialError> {
     let not_found = || CredentialError::NotFound(format!("no service account {id}"));
     if !crate::store::valid_name(id) {
         return Err(not_found());
     }
-    let c = check_ceiling(tiles, origins)?;
-    let sa = op
+    let p = check_patch(patch)?;
+    let detail = patch_text(&p);
+    // The change and its audit entry: one transaction.
+    let written = op
         .store
-        .set_service_account_limits(id, c.tiles.as_ref(), c.origins.as_deref())
-        .await?
-        .ok_or_else(not_found)?;
-    op.audit("service_account.grant_set", &sa.id, &ceiling_text(&c)).await?;
-    // Cached keys carry the service account's limits.
-    op.limits_changed().await?;
+        .set_service_account_limits(
+            id,
+            p.tiles.as_ref().map(Option::as_ref),
+            p.origins.as_ref().map(Option::as_deref),
+            &op.audit_note("service_account.grant_set", &detail),
+        )
+        .await;
+    // Cached keys carry the service account's limits: re-read them
+    // whatever the outcome (a commit whose answer was lost is still a
+    // change; forgetting when nothing changed costs one store read).
+    let announced = op.limits_changed().await;
+    let sa = written?.ok_or_else(not_found)?;
+    announced?;
     Ok(sa)
-}
-
-/// A ceiling for the audit log: the tile claim's JSON and the origins.
-pub fn ceiling_text(c: &Ceiling) -> String {
-    let tiles = c
-        .tiles
-        .as_ref()
-        .and_then(|t| serde_json::to_string(t).ok())
-        .unwrap_or_else(|| "-".into());
-    let origins = c.origins.as_ref().map(|o| o.join(" ")).unwrap_or_else(|| "-".into());
-    format!("tiles={tiles} origins={origins}")
 }
 
 /// Service accounts of one organization (id or name), or all.

@@ -101,9 +101,11 @@ impl<'a> TokenClaims<'a> {
         self
     }
 
-    /// The web origins the token may be used from (`None` or empty: any).
+    /// The web origins the token may be used from (`None`: any). An empty
+    /// list is signed as it is, `"origins": []`, which allows no origin on
+    /// routes that bind origins: a limit never widens to none.
     pub fn origins(mut self, origins: Option<&'a [String]>) -> Self {
-        self.origins = origins.filter(|o| !o.is_empty());
+        self.origins = origins;
         self
     }
 
@@ -134,4 +136,30 @@ pub async fn rotate_keys(op: &Op<'_>) -> Result<String, CredentialError> {
         l.verifier.reload_keys().await?;
     }
     Ok(k.kid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        crate::config::from_str("[scopes]\n\"tiles:read\" = \"r\"\n").unwrap()
+    }
+
+    fn signed_origins(cfg: &Config, origins: Option<&[String]>) -> Option<serde_json::Value> {
+        let c = TokenClaims::new(cfg, "access", "sub", "jti", "tiles:read", 0, Some(60)).origins(origins);
+        serde_json::to_value(&c).unwrap().get("origins").cloned()
+    }
+
+    #[test]
+    fn an_empty_origin_list_is_signed_as_no_origin_not_any() {
+        let cfg = cfg();
+        assert_eq!(signed_origins(&cfg, None), None);
+        assert_eq!(signed_origins(&cfg, Some(&[])), Some(serde_json::json!([])));
+        let one = vec!["https://app.example.com".to_owned()];
+        assert_eq!(
+            signed_origins(&cfg, Some(&one)),
+            Some(serde_json::json!(["https://app.example.com"]))
+        );
+    }
 }

@@ -123,6 +123,89 @@ async fn revoking_an_api_key_records_its_expiry_here_as_in_the_store() {
 }
 
 #[tokio::test]
+async fn a_ceiling_change_whose_audit_fails_changes_nothing_and_still_forgets_cached_keys() {
+    let r = Replica::new("").await;
+    let op = r.op();
+    principals::create_org(&op, "acme", None).await.unwrap();
+    let sa = principals::create_service_account(&op, "acme", "bot", None, &[])
+        .await
+        .unwrap();
+    let (_, text) = api_keys::create_api_key(
+        &op,
+        &Principal::ServiceAccount(sa.id.clone()),
+        "tiles:read",
+        None,
+        &[],
+        None,
+    )
+    .await
+    .unwrap();
+    let cached = r.secrets.api_key(&r.store, &text).await.unwrap().unwrap();
+    // The audit log refuses every write.
+    r.store
+        .execute_for_tests(
+            "CREATE TRIGGER audit_refused BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
+        )
+        .await;
+    let lowered = ceilings::CeilingPatch {
+        tiles: Some(Some(crate::grants::GrantClaim {
+            maxzoom: Some(4),
+            ..Default::default()
+        })),
+        origins: None,
+    };
+    assert!(principals::set_service_account_grant(&op, &sa.id, &lowered)
+        .await
+        .is_err());
+    // The change and its audit entry go together: neither was written.
+    let stored = r.store.find_service_account(&sa.id).await.unwrap().unwrap();
+    assert_eq!(stored.tiles, None);
+    // And the cached key was forgotten all the same: read afresh.
+    let fresh = r.secrets.api_key(&r.store, &text).await.unwrap().unwrap();
+    assert!(!Arc::ptr_eq(&cached, &fresh));
+}
+
+#[tokio::test]
+async fn an_empty_origin_limit_allows_no_origin_from_store_to_request() {
+    let r = Replica::new("").await;
+    let op = r.op();
+    principals::create_org(&op, "acme", None).await.unwrap();
+    let sa = principals::create_service_account(&op, "acme", "bot", None, &[])
+        .await
+        .unwrap();
+    // An empty or blank stored limit (never written by the gateway) reads
+    // as a list of no origins, not as any origin.
+    for blank in ["", "  "] {
+        r.store
+            .execute_for_tests(&format!(
+                "UPDATE service_accounts SET allowed_origins = '{blank}' WHERE id = '{}'",
+                sa.id
+            ))
+            .await;
+        let read = r.store.find_service_account(&sa.id).await.unwrap().unwrap();
+        assert_eq!(read.allowed_origins, Some(vec![]), "{blank:?}");
+    }
+    // A token signed with it allows no origin on a route that binds them.
+    let none: Vec<String> = Vec::new();
+    let token = signing::TokenClaims::new(
+        &r.cfg,
+        "access",
+        "sub",
+        "jti-none",
+        "tiles:read",
+        now_unix(),
+        Some(now_unix() + 60),
+    )
+    .origins(Some(&none))
+    .sign(&r.verifier.keys())
+    .unwrap();
+    let v = r.verifier.verify(&token).await.unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::ORIGIN, "https://app.example.com".parse().unwrap());
+    assert!(crate::auth::check_origin(true, false, &v, &headers).is_err());
+}
+
+#[tokio::test]
 async fn regenerating_a_generator_token_revokes_the_old_one_for_good_and_forgets_it() {
     let r = Replica::new("").await;
     let op = r.op();

@@ -85,12 +85,13 @@ pub async fn api_key_exchange(
     Ok(json(StatusCode::OK, &out))
 }
 
-/// A token response's `tiles` and `allowed_origins`, when limited.
+/// A token response's `tiles` and `allowed_origins`, when limited (an
+/// empty list of origins, as the token carries it: no origin allowed).
 pub fn describe_grant(out: &mut Value, tiles: Option<&Grant>, origins: Option<&[String]>) {
     if let Some(g) = tiles.filter(|g| !g.is_unlimited()) {
         out["tiles"] = serde_json::to_value(g.to_claim()).unwrap_or_default();
     }
-    if let Some(o) = origins.filter(|o| !o.is_empty()) {
+    if let Some(o) = origins {
         out["allowed_origins"] = serde_json::to_value(o).unwrap_or_default();
     }
 }

@@ -215,6 +215,7 @@ impl IntoResponse for CredentialError {
             | CredentialError::Disabled { .. }
             | CredentialError::PasswordLength
             | CredentialError::BadOrigin(_)
+            | CredentialError::NoOrigins
             | CredentialError::BadExpiry(_) => error(StatusCode::BAD_REQUEST, "invalid_request", &msg),
             CredentialError::BadTiles(_) => error(StatusCode::BAD_REQUEST, "invalid_tiles", &msg),
             CredentialError::TilesBeyondCeiling { .. } => error(StatusCode::FORBIDDEN, "tiles_exceeded", &msg),

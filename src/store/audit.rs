@@ -3,7 +3,36 @@
 use serde::Serialize;
 
 use super::error::db;
-use super::{Store, StoreError};
+use super::{Store, StoreError, Tx};
+
+/// An audit entry written in the transaction of the change it records:
+/// both or neither (its target is the changed record).
+#[derive(Debug, Clone, Copy)]
+pub struct AuditNote<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub detail: &'a str,
+    pub now: i64,
+}
+
+impl AuditNote<'_> {
+    /// Appends the entry for `target` inside `tx`. Never pass a secret.
+    pub(super) async fn write(&self, tx: &mut Tx, target: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_log (created_at, actor, action, target, detail) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(self.now)
+        .bind(self.actor)
+        .bind(self.action)
+        .bind(target)
+        .bind(self.detail)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct AuditEntry {

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::grants::GrantClaim;
 
+use super::audit::AuditNote;
 use super::error::db;
 use super::{check_name, join_scopes, random_token, split_scopes, Backend, Store, StoreError, MAX_SECRET_LEN};
 
@@ -30,7 +31,7 @@ pub struct Client {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tiles: Option<GrantClaim>,
     /// Origins the client's tokens may be used from (`None`: any).
-    #[sqlx(try_from = "super::Ceiling")]
+    #[sqlx(try_from = "super::OriginsColumn")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_origins: Option<Vec<String>>,
 }
@@ -194,26 +195,44 @@ impl Store {
         .map_err(db)
     }
 
-    /// Sets the client's tile-grant ceiling and allowed origins (both
-    /// validated by the caller; `None`: not limited); `None` when no such
-    /// client.
+    /// Changes the client's tile-grant ceiling and allowed origins
+    /// (validated by the caller): per dimension `None` leaves it,
+    /// `Some(None)` removes the limit, `Some(Some(_))` sets it; one
+    /// transaction with its audit entry. `None` when no such client.
     pub async fn set_client_limits(
         &self,
         client_id: &str,
-        tiles: Option<&GrantClaim>,
-        origins: Option<&[String]>,
+        tiles: Option<Option<&GrantClaim>>,
+        origins: Option<Option<&[String]>>,
+        audit: &AuditNote<'_>,
     ) -> Result<Option<Client>, StoreError> {
-        let tiles_text = super::tiles_text(tiles)?;
-        sqlx::query_as::<_, Client>(concat!(
-            "UPDATE clients SET tiles = $1, allowed_origins = $2 WHERE client_id = $3 RETURNING ",
-            client_cols!()
-        ))
-        .bind(tiles_text)
-        .bind(origins.map(|o| o.join(" ")))
-        .bind(client_id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db)
+        let mut tx = self.begin_write().await?;
+        if let Some(t) = tiles {
+            sqlx::query("UPDATE clients SET tiles = $1 WHERE client_id = $2")
+                .bind(super::tiles_text(t)?)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        if let Some(o) = origins {
+            sqlx::query("UPDATE clients SET allowed_origins = $1 WHERE client_id = $2")
+                .bind(o.map(|o| o.join(" ")))
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        let c = sqlx::query_as::<_, Client>(concat!("SELECT ", client_cols!(), " FROM clients WHERE client_id = $1"))
+            .bind(client_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if c.is_some() {
+            audit.write(&mut tx, client_id).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(c)
     }
 
     /// Deletes the client (only the owner's when `owner_uid` is given) and

@@ -60,6 +60,14 @@ mod users;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+impl Store {
+    /// Runs `sql` as it is: a test's way to break the store on purpose.
+    pub(crate) async fn execute_for_tests(&self, sql: &str) {
+        sqlx::query(sql).execute(self.pool()).await.map_err(error::db).unwrap();
+    }
+}
+
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,7 +86,7 @@ use migrate::run_migrations;
 pub use transport::{check_postgres_transport, is_loopback_host};
 
 pub use api_keys::{ApiKey, API_KEY_PREFIX};
-pub use audit::AuditEntry;
+pub use audit::{AuditEntry, AuditNote};
 pub use clients::{Client, CLIENT_ID_PREFIX, CLIENT_SECRET_PREFIX};
 pub use generators::{GeneratorToken, GENERATOR_TOKEN_PREFIX};
 pub use named_tokens::NamedToken;
@@ -418,6 +426,20 @@ struct Ceiling(Option<String>);
 impl From<Ceiling> for Option<Vec<String>> {
     fn from(ceiling: Ceiling) -> Option<Vec<String>> {
         ceiling.0.map(|text| split_scopes(&text))
+    }
+}
+
+/// An `allowed_origins` column: the origin patterns, space-separated;
+/// `NULL` for any origin (`None`). Any other text is a limit: an empty or
+/// all-whitespace one (which the gateway never writes) reads as a list of
+/// no origins, which allows none, never as any origin (docs/security.md).
+#[derive(sqlx::Type)]
+#[sqlx(transparent, no_pg_array)]
+struct OriginsColumn(Option<String>);
+
+impl From<OriginsColumn> for Option<Vec<String>> {
+    fn from(column: OriginsColumn) -> Option<Vec<String>> {
+        column.0.map(|text| split_scopes(&text))
     }
 }
 

@@ -68,7 +68,7 @@ pub struct Limits {
     #[sqlx(try_from = "super::TilesColumn")]
     pub tiles: Option<crate::grants::GrantClaim>,
     /// Service accounts only: the origins its keys' tokens may be used from.
-    #[sqlx(try_from = "super::Ceiling")]
+    #[sqlx(try_from = "super::OriginsColumn")]
     pub allowed_origins: Option<Vec<String>>,
 }
 

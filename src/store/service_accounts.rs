@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::grants::GrantClaim;
 
+use super::audit::AuditNote;
 use super::crypto::random_id;
 use super::error::db;
 use super::{check_name, Store, StoreError};
@@ -20,7 +21,7 @@ pub struct ServiceAccount {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tiles: Option<GrantClaim>,
     /// Origins its keys' tokens may be used from (`None`: any).
-    #[sqlx(try_from = "super::Ceiling")]
+    #[sqlx(try_from = "super::OriginsColumn")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_origins: Option<Vec<String>>,
 }
@@ -95,25 +96,45 @@ impl Store {
             .map_err(db)
     }
 
-    /// Sets the service account's tile-grant ceiling and allowed origins
-    /// (both validated by the caller; `None`: not limited); `None` when no
-    /// such service account.
+    /// Changes the service account's tile-grant ceiling and allowed
+    /// origins (validated by the caller): per dimension `None` leaves it,
+    /// `Some(None)` removes the limit, `Some(Some(_))` sets it; one
+    /// transaction with its audit entry. `None` when no such service account.
     pub async fn set_service_account_limits(
         &self,
         id: &str,
-        tiles: Option<&GrantClaim>,
-        origins: Option<&[String]>,
+        tiles: Option<Option<&GrantClaim>>,
+        origins: Option<Option<&[String]>>,
+        audit: &AuditNote<'_>,
     ) -> Result<Option<ServiceAccount>, StoreError> {
-        sqlx::query_as::<_, ServiceAccount>(concat!(
-            "UPDATE service_accounts SET tiles = $1, allowed_origins = $2 WHERE id = $3 RETURNING ",
-            sa_cols!()
-        ))
-        .bind(super::tiles_text(tiles)?)
-        .bind(origins.map(|o| o.join(" ")))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db)
+        let mut tx = self.begin_write().await?;
+        if let Some(t) = tiles {
+            sqlx::query("UPDATE service_accounts SET tiles = $1 WHERE id = $2")
+                .bind(super::tiles_text(t)?)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        if let Some(o) = origins {
+            sqlx::query("UPDATE service_accounts SET allowed_origins = $1 WHERE id = $2")
+                .bind(o.map(|o| o.join(" ")))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        let sa =
+            sqlx::query_as::<_, ServiceAccount>(concat!("SELECT ", sa_cols!(), " FROM service_accounts WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        if sa.is_some() {
+            audit.write(&mut tx, id).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(sa)
     }
 
     /// Service accounts of one organization, or all.

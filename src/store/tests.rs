@@ -682,7 +682,34 @@ async fn credential_grants(s: Store, _ctx: Ctx) {
         (l.tiles.as_ref(), l.allowed_origins.as_ref()),
         (Some(&tiles), Some(&origins))
     );
-    let cleared = s.set_service_account_limits(&sa.id, None, None).await.unwrap().unwrap();
+    // Each change is written with its audit entry (none for no record).
+    let note = AuditNote {
+        actor: "test",
+        action: "grant_set",
+        detail: "tiles=- origins=unchanged",
+        now,
+    };
+    // One dimension changed leaves the other as it was.
+    let kept = s
+        .set_service_account_limits(&sa.id, Some(None), None, &note)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (kept.tiles.as_ref(), kept.allowed_origins.as_ref()),
+        (None, Some(&origins))
+    );
+    let unchanged = s
+        .set_service_account_limits(&sa.id, None, None, &note)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unchanged, kept);
+    let cleared = s
+        .set_service_account_limits(&sa.id, None, Some(None), &note)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((cleared.tiles, cleared.allowed_origins), (None, None));
     let l = s
         .principal_limits(&Principal::ServiceAccount(sa.id.clone()))
@@ -696,7 +723,21 @@ async fn credential_grants(s: Store, _ctx: Ctx) {
         .unwrap()
         .unwrap();
     assert_eq!((ul.tiles, ul.allowed_origins), (None, None));
-    assert_eq!(s.set_service_account_limits("sa_none", None, None).await.unwrap(), None);
+    async fn audited(s: &Store) -> Vec<String> {
+        let all = s.list_audit(100).await.unwrap();
+        all.into_iter()
+            .filter(|a| a.action == "grant_set")
+            .map(|a| a.target)
+            .collect()
+    }
+    assert_eq!(audited(&s).await, vec![sa.id.clone(); 3]);
+    assert_eq!(
+        s.set_service_account_limits("sa_none", None, None, &note)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(audited(&s).await.len(), 3);
 
     let (client, _) = s
         .create_client(&alice.uid, None, &scopes(&["tiles:read"]), now)
@@ -704,7 +745,7 @@ async fn credential_grants(s: Store, _ctx: Ctx) {
         .unwrap();
     assert_eq!((client.tiles.as_ref(), client.allowed_origins.as_ref()), (None, None));
     let limited = s
-        .set_client_limits(&client.client_id, Some(&tiles), Some(&origins))
+        .set_client_limits(&client.client_id, Some(Some(&tiles)), Some(Some(&origins[..])), &note)
         .await
         .unwrap()
         .unwrap();
@@ -713,7 +754,7 @@ async fn credential_grants(s: Store, _ctx: Ctx) {
     let (read, _) = s.client_with_secret(&client.client_id).await.unwrap().unwrap();
     assert_eq!(read, limited);
     assert_eq!(s.list_clients(Some(&alice.uid)).await.unwrap(), vec![limited.clone()]);
-    assert_eq!(s.set_client_limits("tgc_none", None, None).await.unwrap(), None);
+    assert_eq!(s.set_client_limits("tgc_none", None, None, &note).await.unwrap(), None);
 
     let mut t = named("ntk_grant", &alice.uid, &org.id, None);
     t.tiles = Some(tiles.clone());
