@@ -206,23 +206,12 @@ impl Store {
         origins: Option<Option<&[String]>>,
         audit: &AuditNote<'_>,
     ) -> Result<Option<Client>, StoreError> {
+        const LIMITS: super::LimitsSql = super::LimitsSql {
+            tiles: "UPDATE clients SET tiles = $1 WHERE client_id = $2",
+            origins: "UPDATE clients SET allowed_origins = $1 WHERE client_id = $2",
+        };
         let mut tx = self.begin_write().await?;
-        if let Some(t) = tiles {
-            sqlx::query("UPDATE clients SET tiles = $1 WHERE client_id = $2")
-                .bind(super::tiles_text(t)?)
-                .bind(client_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        if let Some(o) = origins {
-            sqlx::query("UPDATE clients SET allowed_origins = $1 WHERE client_id = $2")
-                .bind(o.map(|o| o.join(" ")))
-                .bind(client_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
+        super::write_limits(&mut tx, &LIMITS, client_id, tiles, origins).await?;
         let c = sqlx::query_as::<_, Client>(concat!("SELECT ", client_cols!(), " FROM clients WHERE client_id = $1"))
             .bind(client_id)
             .fetch_optional(&mut *tx)

@@ -455,6 +455,42 @@ impl TryFrom<TilesColumn> for Option<crate::grants::GrantClaim> {
     }
 }
 
+/// The two statements that change a principal's grant ceiling: its
+/// table's `tiles` and `allowed_origins`, by id (`$1` the value, `$2` the id).
+struct LimitsSql {
+    tiles: &'static str,
+    origins: &'static str,
+}
+
+/// Change a principal's grant ceiling inside `tx`: per dimension `None`
+/// leaves it, `Some(None)` removes the limit, `Some(Some(_))` sets it.
+/// The one implementation behind clients' and service accounts' limits.
+async fn write_limits(
+    tx: &mut Tx,
+    sql: &LimitsSql,
+    id: &str,
+    tiles: Option<Option<&crate::grants::GrantClaim>>,
+    origins: Option<Option<&[String]>>,
+) -> Result<(), StoreError> {
+    if let Some(t) = tiles {
+        sqlx::query(sql.tiles)
+            .bind(tiles_text(t)?)
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(error::db)?;
+    }
+    if let Some(o) = origins {
+        sqlx::query(sql.origins)
+            .bind(o.map(|o| o.join(" ")))
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(error::db)?;
+    }
+    Ok(())
+}
+
 /// A tile grant as the JSON of a `tiles` column (`None`: `NULL`).
 fn tiles_text(tiles: Option<&crate::grants::GrantClaim>) -> Result<Option<String>, StoreError> {
     tiles

@@ -107,23 +107,12 @@ impl Store {
         origins: Option<Option<&[String]>>,
         audit: &AuditNote<'_>,
     ) -> Result<Option<ServiceAccount>, StoreError> {
+        const LIMITS: super::LimitsSql = super::LimitsSql {
+            tiles: "UPDATE service_accounts SET tiles = $1 WHERE id = $2",
+            origins: "UPDATE service_accounts SET allowed_origins = $1 WHERE id = $2",
+        };
         let mut tx = self.begin_write().await?;
-        if let Some(t) = tiles {
-            sqlx::query("UPDATE service_accounts SET tiles = $1 WHERE id = $2")
-                .bind(super::tiles_text(t)?)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        if let Some(o) = origins {
-            sqlx::query("UPDATE service_accounts SET allowed_origins = $1 WHERE id = $2")
-                .bind(o.map(|o| o.join(" ")))
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
+        super::write_limits(&mut tx, &LIMITS, id, tiles, origins).await?;
         let sa =
             sqlx::query_as::<_, ServiceAccount>(concat!("SELECT ", sa_cols!(), " FROM service_accounts WHERE id = $1"))
                 .bind(id)
