@@ -209,19 +209,9 @@ impl Store {
         const LIMITS: super::LimitsSql = super::LimitsSql {
             tiles: "UPDATE clients SET tiles = $1 WHERE client_id = $2",
             origins: "UPDATE clients SET allowed_origins = $1 WHERE client_id = $2",
+            select: concat!("SELECT ", client_cols!(), " FROM clients WHERE client_id = $1"),
         };
-        let mut tx = self.begin_write().await?;
-        super::write_limits(&mut tx, &LIMITS, client_id, tiles, origins).await?;
-        let c = sqlx::query_as::<_, Client>(concat!("SELECT ", client_cols!(), " FROM clients WHERE client_id = $1"))
-            .bind(client_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-        if c.is_some() {
-            audit.write(&mut tx, client_id).await?;
-        }
-        tx.commit().await.map_err(db)?;
-        Ok(c)
+        self.write_limits(&LIMITS, client_id, tiles, origins, audit).await
     }
 
     /// Deletes the client (only the owner's when `owner_uid` is given) and

@@ -455,40 +455,59 @@ impl TryFrom<TilesColumn> for Option<crate::grants::GrantClaim> {
     }
 }
 
-/// The two statements that change a principal's grant ceiling: its
-/// table's `tiles` and `allowed_origins`, by id (`$1` the value, `$2` the id).
+/// The statements that change a principal's grant ceiling: its table's
+/// `tiles` and `allowed_origins` by id (`$1` the value, `$2` the id), and
+/// the row read back (`$1` the id).
 struct LimitsSql {
     tiles: &'static str,
     origins: &'static str,
+    select: &'static str,
 }
 
-/// Change a principal's grant ceiling inside `tx`: per dimension `None`
-/// leaves it, `Some(None)` removes the limit, `Some(Some(_))` sets it.
-/// The one implementation behind clients' and service accounts' limits.
-async fn write_limits(
-    tx: &mut Tx,
-    sql: &LimitsSql,
-    id: &str,
-    tiles: Option<Option<&crate::grants::GrantClaim>>,
-    origins: Option<Option<&[String]>>,
-) -> Result<(), StoreError> {
-    if let Some(t) = tiles {
-        sqlx::query(sql.tiles)
-            .bind(tiles_text(t)?)
+impl Store {
+    /// Change a principal's grant ceiling: per dimension `None` leaves it,
+    /// `Some(None)` removes the limit, `Some(Some(_))` sets it; one
+    /// transaction with its audit entry. `None` when no such row. The one
+    /// implementation behind clients' and service accounts' limits.
+    async fn write_limits<T>(
+        &self,
+        sql: &LimitsSql,
+        id: &str,
+        tiles: Option<Option<&crate::grants::GrantClaim>>,
+        origins: Option<Option<&[String]>>,
+        audit: &audit::AuditNote<'_>,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        let mut tx = self.begin_write().await?;
+        if let Some(t) = tiles {
+            sqlx::query(sql.tiles)
+                .bind(tiles_text(t)?)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(error::db)?;
+        }
+        if let Some(o) = origins {
+            sqlx::query(sql.origins)
+                .bind(o.map(|o| o.join(" ")))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(error::db)?;
+        }
+        let row = sqlx::query_as::<_, T>(sql.select)
             .bind(id)
-            .execute(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(error::db)?;
+        if row.is_some() {
+            audit.write(&mut tx, id).await?;
+        }
+        tx.commit().await.map_err(error::db)?;
+        Ok(row)
     }
-    if let Some(o) = origins {
-        sqlx::query(sql.origins)
-            .bind(o.map(|o| o.join(" ")))
-            .bind(id)
-            .execute(&mut **tx)
-            .await
-            .map_err(error::db)?;
-    }
-    Ok(())
 }
 
 /// A tile grant as the JSON of a `tiles` column (`None`: `NULL`).

@@ -110,20 +110,9 @@ impl Store {
         const LIMITS: super::LimitsSql = super::LimitsSql {
             tiles: "UPDATE service_accounts SET tiles = $1 WHERE id = $2",
             origins: "UPDATE service_accounts SET allowed_origins = $1 WHERE id = $2",
+            select: concat!("SELECT ", sa_cols!(), " FROM service_accounts WHERE id = $1"),
         };
-        let mut tx = self.begin_write().await?;
-        super::write_limits(&mut tx, &LIMITS, id, tiles, origins).await?;
-        let sa =
-            sqlx::query_as::<_, ServiceAccount>(concat!("SELECT ", sa_cols!(), " FROM service_accounts WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-        if sa.is_some() {
-            audit.write(&mut tx, id).await?;
-        }
-        tx.commit().await.map_err(db)?;
-        Ok(sa)
+        self.write_limits(&LIMITS, id, tiles, origins, audit).await
     }
 
     /// Service accounts of one organization, or all.
