@@ -146,6 +146,16 @@ async fn setup() -> Fx {
 }
 
 /// An API key of the fixture's service account with `tiles` (admin API).
+/// An API key of the fixture's service account allowing only `origins`.
+async fn key_for_origins(fx: &Fx, origins: Value) -> Value {
+    admin_post(
+        &fx.gw,
+        "/admin/v1/api-keys",
+        json!({"service_account": fx.sa["id"], "scope": "tiles:read", "allowed_origins": origins}),
+    )
+    .await
+}
+
 async fn key_with(fx: &Fx, tiles: Value) -> Value {
     let mut body = json!({"service_account": fx.sa["id"], "scope": "tiles:read"});
     if !tiles.is_null() {
@@ -495,13 +505,7 @@ async fn authenticated_responses_are_private_unless_the_route_shares_them() {
 #[tokio::test]
 async fn origin_binding_with_and_without_headers() {
     let fx = setup().await;
-    let key = admin_post(
-        &fx.gw,
-        "/admin/v1/api-keys",
-        json!({"service_account": fx.sa["id"], "scope": "tiles:read",
-               "allowed_origins": ["https://app.example.com", "https://*.maps.example"]}),
-    )
-    .await;
+    let key = key_for_origins(&fx, json!(["https://app.example.com", "https://*.maps.example"])).await;
     let t = token_of(&fx, &key, json!({})).await;
     assert_eq!(
         claims(&t)["origins"],
@@ -1165,13 +1169,7 @@ async fn service_account_ceilings_bound_their_keys_and_tokens() {
 #[tokio::test]
 async fn exchange_narrows_origins_within_the_key() {
     let fx = setup().await;
-    let key = admin_post(
-        &fx.gw,
-        "/admin/v1/api-keys",
-        json!({"service_account": fx.sa["id"], "scope": "tiles:read",
-               "allowed_origins": ["https://*.example.com", "http://localhost:8080"]}),
-    )
-    .await;
+    let key = key_for_origins(&fx, json!(["https://*.example.com", "http://localhost:8080"])).await;
     // Omitted: the key's.
     let t = token_of(&fx, &key, json!({})).await;
     assert_eq!(
