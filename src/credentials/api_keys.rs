@@ -37,14 +37,7 @@ pub async fn create_api_key(
     let holder = format!("{} {}", principal.kind(), limits.name);
     // Within a service account's grant ceiling (users carry none); what
     // the key leaves out is the service account's.
-    let limited = narrow_ceiling(
-        &Ceiling {
-            tiles: limits.tiles.clone(),
-            origins: limits.allowed_origins.clone(),
-        },
-        &asked,
-        &holder,
-    )?;
+    let limited = narrow_ceiling(&Ceiling::of(&limits.tiles, &limits.allowed_origins), &asked, &holder)?;
     let ceiling = op.cfg.ceiling(&limits);
     if let Some(bad) = scopes.iter().find(|s| !ceiling.contains(s)) {
         return Err(CredentialError::ScopeNotAllowed {

@@ -18,6 +18,17 @@ pub struct Ceiling {
     pub origins: Option<Vec<String>>,
 }
 
+impl Ceiling {
+    /// A stored credential's ceiling, from its `tiles` and
+    /// `allowed_origins` columns.
+    pub fn of(tiles: &Option<GrantClaim>, origins: &Option<Vec<String>>) -> Ceiling {
+        Ceiling {
+            tiles: tiles.clone(),
+            origins: origins.clone(),
+        }
+    }
+}
+
 /// Validate a ceiling as an operator gives it: `tiles` a grant (400
 /// `invalid_tiles`), each origin a pattern (`BadOrigin`); empty origins
 /// are none.

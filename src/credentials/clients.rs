@@ -22,15 +22,25 @@ pub async fn create_client(
     Ok((client, secret))
 }
 
+fn client_not_found(id: &str) -> CredentialError {
+    CredentialError::NotFound(format!("no client {id}"))
+}
+
+/// An id no client can have is "no such client", before any lookup.
+fn check_client_id(id: &str) -> Result<(), CredentialError> {
+    if id.len() > 256 || !crate::store::valid_name(id) {
+        return Err(client_not_found(id));
+    }
+    Ok(())
+}
+
 /// Change the grant ceiling of an OAuth client (set by the operator), a
 /// JSON merge patch: each dimension left out unchanged, removed or set
 /// (validated before anything is written). Its tokens minted afterwards
 /// are within it; those already minted keep their grant until they expire.
 pub async fn set_client_grant(op: &Op<'_>, id: &str, patch: &CeilingPatch) -> Result<Client, CredentialError> {
-    let not_found = || CredentialError::NotFound(format!("no client {id}"));
-    if id.len() > 256 || !crate::store::valid_name(id) {
-        return Err(not_found());
-    }
+    check_client_id(id)?;
+    let not_found = || client_not_found(id);
     let p = check_patch(patch)?;
     let detail = patch_text(&p);
     // The change and its audit entry: one transaction. (A client is read
@@ -68,10 +78,8 @@ pub async fn list_clients(
 /// should the deletion fail, the tokens are already dead and a retry
 /// finds the client to delete.
 pub async fn delete_client(op: &Op<'_>, id: &str, owner: Option<&str>) -> Result<Client, CredentialError> {
-    let not_found = || CredentialError::NotFound(format!("no client {id}"));
-    if id.len() > 256 || !crate::store::valid_name(id) {
-        return Err(not_found());
-    }
+    check_client_id(id)?;
+    let not_found = || client_not_found(id);
     let c = op.store.find_client(id, owner).await?.ok_or_else(not_found)?;
     op.revoke(id, op.credential_until(), "client.deleted").await?;
     if !op.store.delete_client(id, owner).await? {

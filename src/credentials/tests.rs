@@ -163,6 +163,14 @@ async fn a_ceiling_change_whose_audit_fails_changes_nothing_and_still_forgets_ca
     // And the cached key was forgotten all the same: read afresh.
     let fresh = r.secrets.api_key(&r.store, &text).await.unwrap().unwrap();
     assert!(!Arc::ptr_eq(&cached, &fresh));
+    // The refusal was the audit log's: the same patch goes through, change
+    // and entry, once the log takes writes again.
+    r.store.execute_for_tests("DROP TRIGGER audit_refused").await;
+    principals::set_service_account_grant(&op, &sa.id, &lowered)
+        .await
+        .unwrap();
+    let stored = r.store.find_service_account(&sa.id).await.unwrap().unwrap();
+    assert_eq!(stored.tiles.and_then(|t| t.maxzoom), Some(4));
 }
 
 #[tokio::test]

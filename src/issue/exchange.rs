@@ -101,10 +101,7 @@ pub fn describe_grant(out: &mut Value, tiles: Option<&Grant>, origins: Option<&[
 /// is the service account's). A key beyond a ceiling lowered after it was
 /// made mints nothing: 403 `tiles_exceeded` or `origins_exceeded`.
 pub fn key_ceiling(key: &CachedKey) -> Result<Ceiling, IssueError> {
-    let own = Ceiling {
-        tiles: key.key.tiles.clone(),
-        origins: key.key.allowed_origins.clone(),
-    };
+    let own = Ceiling::of(&key.key.tiles, &key.key.allowed_origins);
     let Some(l) = key
         .limits
         .as_ref()
@@ -112,10 +109,7 @@ pub fn key_ceiling(key: &CachedKey) -> Result<Ceiling, IssueError> {
     else {
         return Ok(own);
     };
-    let holder = Ceiling {
-        tiles: l.tiles.clone(),
-        origins: l.allowed_origins.clone(),
-    };
+    let holder = Ceiling::of(&l.tiles, &l.allowed_origins);
     narrow_ceiling(&holder, &own, &format!("service account {}", l.name)).map_err(|e| match e {
         CredentialError::OriginsBeyondCeiling { .. } => IssueError::OriginsExceeded(format!("the API key's {e}")),
         other => IssueError::TilesExceeded(format!("the API key's {other}")),

@@ -354,10 +354,7 @@ async fn client_credentials(ctx: &Ctx<'_>, parts: &http::request::Parts, form: &
             })
         })?
         .join(" ");
-    let parent = Ceiling {
-        tiles: client.tiles.clone(),
-        origins: client.allowed_origins.clone(),
-    };
+    let parent = Ceiling::of(&client.tiles, &client.allowed_origins);
     let (tiles, origins) = narrow_grant(&parent, asked_tiles.as_ref(), asked_origins.as_deref(), "client")?;
     let now = now_unix();
     let ttl = ctx.cfg.tokens.default_ttl.as_secs();
