@@ -391,13 +391,8 @@ pub fn upstream_body_timeout(upstream: &str) {
 }
 
 /// A stream (WebSocket or streaming body) was closed because its token
-/// ended (`reason`: "token expired" or "token revoked").
+/// ended (`reason`: "expired" or "revoked").
 pub fn stream_ended(reason: &'static str) {
-    let reason = if reason.ends_with("revoked") {
-        "revoked"
-    } else {
-        "expired"
-    };
     counter!(STREAMS_ENDED, "reason" => reason).increment(1);
 }
 

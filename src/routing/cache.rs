@@ -34,8 +34,9 @@ pub fn make_private(h: &mut HeaderMap, vary_authorization: bool) {
 /// `Cache-Control` with `private` first and the shared-cache directives
 /// gone (see [`make_private`]).
 fn rewrite_cache_control(h: &mut HeaderMap) {
-    // Directives are borrowed from the header values; one string is built.
-    let mut kept: Vec<&str> = vec!["private"];
+    // Directives are borrowed from the header values, straight into the
+    // one string the new value is made of.
+    let mut value = String::from("private");
     let mut readable = true;
     for v in h.get_all(CACHE_CONTROL) {
         let Ok(text) = v.to_str() else {
@@ -48,38 +49,57 @@ fn rewrite_cache_control(h: &mut HeaderMap) {
                 .iter()
                 .any(|n| name.eq_ignore_ascii_case(n));
             if !shared && !name.is_empty() {
-                kept.push(d);
+                value.push_str(", ");
+                value.push_str(d);
             }
         }
     }
     // An unreadable header: nothing of it is trusted, the response may not
     // be stored at all.
     if !readable {
-        kept.push("no-store");
+        value.push_str(", no-store");
     }
-    let value = HeaderValue::from_str(&kept.join(", ")).unwrap_or(HeaderValue::from_static("private, no-store"));
+    let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
+        .unwrap_or(HeaderValue::from_static("private, no-store"));
     h.insert(CACHE_CONTROL, value);
 }
 
 /// The directives of a `Cache-Control` value: split at commas outside
-/// quoted strings (`no-cache="a, b"` is one directive), trimmed.
+/// quoted strings (`no-cache="a, b"` is one directive), trimmed, empty
+/// ones left out; read lazily, without collecting them.
 fn directives(text: &str) -> impl Iterator<Item = &str> {
-    let mut out = Vec::new();
-    let (mut start, mut quoted, mut escaped) = (0, false, false);
-    for (i, b) in text.bytes().enumerate() {
-        match b {
-            _ if escaped => escaped = false,
-            b'\\' if quoted => escaped = true,
-            b'"' => quoted = !quoted,
-            b',' if !quoted => {
-                out.push(&text[start..i]);
-                start = i + 1;
+    let mut rest = Some(text);
+    std::iter::from_fn(move || loop {
+        let t = rest?;
+        // Each piece starts outside quotes: a split is only made there.
+        let (mut quoted, mut escaped, mut end) = (false, false, None);
+        for (i, b) in t.bytes().enumerate() {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                b',' if !quoted => {
+                    end = Some(i);
+                    break;
+                }
+                _ => {}
             }
-            _ => {}
         }
-    }
-    out.push(&text[start..]);
-    out.into_iter().map(str::trim).filter(|d| !d.is_empty())
+        let piece = match end {
+            Some(i) => {
+                rest = Some(&t[i + 1..]);
+                &t[..i]
+            }
+            None => {
+                rest = None;
+                t
+            }
+        };
+        let piece = piece.trim();
+        if !piece.is_empty() {
+            return Some(piece);
+        }
+    })
 }
 
 #[cfg(test)]

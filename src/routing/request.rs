@@ -85,12 +85,12 @@ pub fn rewrite_target(
 ) -> Result<PathAndQuery, TargetError> {
     let mut target_path: Cow<'_, str> = Cow::Borrowed(path);
     if let Some(strip) = &route.strip_prefix {
-        if let Some(rest) = target_path.strip_prefix(strip.as_ref()) {
-            target_path = Cow::Owned(if rest.starts_with('/') {
-                rest.to_owned()
+        if let Some(rest) = path.strip_prefix(strip.as_ref()) {
+            target_path = if rest.starts_with('/') {
+                Cow::Borrowed(rest)
             } else {
-                format!("/{rest}")
-            });
+                Cow::Owned(format!("/{rest}"))
+            };
         }
     }
     if let Some(add) = &route.add_prefix {

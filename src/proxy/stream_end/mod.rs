@@ -66,6 +66,14 @@ impl TokenEnd {
         }
     }
 
+    /// The metric label (`tilegate_streams_ended_total{reason}`).
+    pub fn label(self) -> &'static str {
+        match self {
+            TokenEnd::Expired => "expired",
+            TokenEnd::Revoked => "revoked",
+        }
+    }
+
     /// The final server-sent event.
     pub fn sse_event(self) -> Bytes {
         Bytes::from_static(match self {
@@ -229,7 +237,7 @@ impl HttpBody for EndingBody {
                             Poll::Ready(Ok(end)) => {
                                 this.end = None;
                                 tracing::info!(reason = end.reason(), "stream ended with its token");
-                                crate::metrics::stream_ended(end.reason());
+                                crate::metrics::stream_ended(end.label());
                                 if this.sse.is_some_and(SseTracker::at_boundary) || this.sse.is_none() {
                                     return this.finish(end);
                                 }
@@ -330,7 +338,7 @@ where
                 end = &mut ended, if !fired => {
                     fired = true;
                     tracing::info!(reason = end.reason(), "WebSocket closed with its token");
-                    crate::metrics::stream_ended(end.reason());
+                    crate::metrics::stream_ended(end.label());
                     let _ = stop_tx.send(Some(end));
                 }
             }
