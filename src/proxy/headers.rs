@@ -38,17 +38,53 @@ pub struct ForwardCtx<'a> {
     pub authority: Option<&'a HeaderValue>,
 }
 
-fn remove_hop_by_hop(h: &mut HeaderMap) {
-    if let Some(conn) = h.get(CONNECTION) {
-        // Names listed in Connection are hop-by-hop too (RFC 9110 §7.6.1).
-        // The usual tokens (`keep-alive`, `close`, `upgrade`) name nothing
-        // beyond the fixed list below: no allocation for them.
-        let listed: Vec<HeaderName> = conn
-            .to_str()
-            .unwrap_or("")
-            .split(',')
+/// The fixed hop-by-hop names (RFC 9110 §7.6.1), each with its bit in the
+/// mask [`scan`] and [`hop_mask`] build.
+static HOP_BY_HOP: [&HeaderName; 7] = [
+    &CONNECTION,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &TE,
+    &TRAILER,
+    &TRANSFER_ENCODING,
+    &UPGRADE,
+];
+const CONNECTION_BIT: u8 = 1;
+
+/// The bit of a fixed hop-by-hop name, 0 for any other name. Standard
+/// names compare as an enum; only `keep-alive` and `proxy-connection` are
+/// compared as bytes, and only with a name of their length.
+#[inline]
+fn hop_bit(k: &HeaderName) -> u8 {
+    let mut bit = 1;
+    for n in HOP_BY_HOP {
+        if k == n {
+            return bit;
+        }
+        bit <<= 1;
+    }
+    0
+}
+
+/// Which fixed hop-by-hop names a header map holds, one bit each.
+fn hop_mask(h: &HeaderMap) -> u8 {
+    h.keys().fold(0, |m, k| m | hop_bit(k))
+}
+
+/// Remove the hop-by-hop headers: the names `Connection` lists, then the
+/// fixed ones, of which `mask` says which are present (one pass over the
+/// names found them; a removal is a hash and a probe, so absent names are
+/// not looked up).
+fn remove_hop_by_hop(h: &mut HeaderMap, mask: u8) {
+    if mask & CONNECTION_BIT != 0 {
+        let listed: Vec<HeaderName> = h
+            .get_all(CONNECTION)
+            .iter()
+            .flat_map(|conn| conn.to_str().unwrap_or("").split(','))
             .map(str::trim)
             .filter(|n| {
+                // The usual tokens name nothing beyond the fixed list: no
+                // allocation for them.
                 !["keep-alive", "close", "upgrade", "te", ""]
                     .iter()
                     .any(|k| n.eq_ignore_ascii_case(k))
@@ -59,27 +95,13 @@ fn remove_hop_by_hop(h: &mut HeaderMap) {
             h.remove(n);
         }
     }
-    for n in [
-        &CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &TE,
-        &TRAILER,
-        &TRANSFER_ENCODING,
-        &UPGRADE,
-    ] {
-        h.remove(n);
+    let mut bit = 1;
+    for n in HOP_BY_HOP {
+        if mask & bit != 0 {
+            h.remove(n);
+        }
+        bit <<= 1;
     }
-}
-
-fn is_hop_by_hop(k: &HeaderName) -> bool {
-    k == CONNECTION
-        || k == KEEP_ALIVE
-        || k == PROXY_CONNECTION
-        || k == TE
-        || k == TRAILER
-        || k == TRANSFER_ENCODING
-        || k == UPGRADE
 }
 
 /// Whether a client header is an identity header in another spelling:
@@ -99,17 +121,29 @@ fn is_identity(k: &HeaderName, names: &IdentityHeaders) -> bool {
     names.all().iter().any(|n| same_identity_name(k, n))
 }
 
-/// One pass over the request's header names (a handful, usually): is there
-/// a hop-by-hop header, and did the client send an identity header (in any
-/// spelling)? Most requests have neither, and then the removals (a hash and
-/// a probe each) are skipped.
-fn scan(h: &HeaderMap, names: &IdentityHeaders) -> (bool, bool) {
-    let (mut hop, mut spoofed) = (false, false);
+/// What one pass over the request's header names (a handful, usually)
+/// found: which fixed hop-by-hop headers are there, whether the client
+/// sent an identity header (in any spelling), and whether it sent
+/// `Forwarded`. Most requests have none of them, and then no removal (a
+/// hash and a probe each) is made.
+struct Scan {
+    hop: u8,
+    spoofed: bool,
+    forwarded: bool,
+}
+
+fn scan(h: &HeaderMap, names: &IdentityHeaders) -> Scan {
+    let mut s = Scan {
+        hop: 0,
+        spoofed: false,
+        forwarded: false,
+    };
     for k in h.keys() {
-        hop |= is_hop_by_hop(k);
-        spoofed |= is_identity(k, names);
+        s.hop |= hop_bit(k);
+        s.spoofed |= is_identity(k, names);
+        s.forwarded |= k == FORWARDED;
     }
-    (hop, spoofed)
+    s
 }
 
 /// Rewrite the client's headers for the upstream. Every header the
@@ -119,14 +153,14 @@ fn scan(h: &HeaderMap, names: &IdentityHeaders) -> (bool, bool) {
 /// `Connection` can name `Host`); `Forwarded` is removed
 /// (`docs/config.md` lists them).
 pub fn prepare_request_headers(h: &mut HeaderMap, ctx: &ForwardCtx<'_>) {
-    let (hop, spoofed) = scan(h, ctx.names);
+    let found = scan(h, ctx.names);
     let host = match h.remove(HOST) {
         Some(v) => Some(v),
         None => ctx.authority.cloned(),
     };
-    if hop {
+    if found.hop != 0 {
         let upgrade = if ctx.upgrade { h.get(UPGRADE).cloned() } else { None };
-        remove_hop_by_hop(h);
+        remove_hop_by_hop(h, found.hop);
         if let Some(u) = upgrade {
             h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
             h.insert(UPGRADE, u);
@@ -134,12 +168,20 @@ pub fn prepare_request_headers(h: &mut HeaderMap, ctx: &ForwardCtx<'_>) {
     }
     // Identity headers come from the gateway only: whatever a client sent
     // under those names is dropped first.
-    if spoofed {
+    if found.spoofed {
         let gone: Vec<HeaderName> = h.keys().filter(|k| is_identity(k, ctx.names)).cloned().collect();
         for n in gone {
             h.remove(n);
         }
     }
+    // Room for what is inserted below, made once (a parsed request's map
+    // is sized to its own headers and would otherwise grow twice).
+    let inserts = 3
+        + usize::from(host.is_some())
+        + ctx.identity.map_or(0, |id| {
+            3 + usize::from(id.org.is_some()) + usize::from(id.uid.is_some())
+        });
+    h.reserve(inserts);
     if let Some(id) = ctx.identity {
         h.insert(ctx.names.subject.clone(), id.subject.clone());
         h.insert(ctx.names.scopes.clone(), id.scopes.clone());
@@ -162,7 +204,7 @@ pub fn prepare_request_headers(h: &mut HeaderMap, ctx: &ForwardCtx<'_>) {
         ctx.forwarded_for.unwrap_or(ctx.client_ip).clone(),
     );
     h.insert(X_REAL_IP.clone(), ctx.client_ip.clone());
-    if h.contains_key(&FORWARDED) {
+    if found.forwarded {
         h.remove(&FORWARDED);
     }
     h.insert(X_FORWARDED_PROTO.clone(), ctx.proto.clone());
@@ -182,8 +224,9 @@ pub fn strip_response_hop_headers(h: &mut HeaderMap, status: StatusCode) {
     if status == StatusCode::SWITCHING_PROTOCOLS {
         return;
     }
-    if h.keys().any(is_hop_by_hop) {
-        remove_hop_by_hop(h);
+    let mask = hop_mask(h);
+    if mask != 0 {
+        remove_hop_by_hop(h, mask);
     }
 }
 
@@ -290,6 +333,79 @@ mod tests {
         assert_eq!(h["x-subx"], "kept", "only identity names in another spelling go");
         assert_eq!(h["accept"], "*/*");
         assert_eq!(h[&X_FORWARDED_FOR], "127.0.0.1");
+    }
+
+    /// The removal as the RFC states it, with no shortcut: every fixed
+    /// hop-by-hop name and every name any `Connection` header lists (but
+    /// `close`, an option that names no field: RFC 9110 reserves the
+    /// field name `Close`).
+    fn remove_hop_by_hop_plainly(h: &mut HeaderMap) {
+        let listed: Vec<HeaderName> = h
+            .get_all(CONNECTION)
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("").split(','))
+            .map(str::trim)
+            .filter(|n| !n.eq_ignore_ascii_case("close"))
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        for n in listed.iter().chain(HOP_BY_HOP) {
+            h.remove(n);
+        }
+    }
+
+    fn sorted(h: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = h.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect();
+        v.sort();
+        v
+    }
+
+    proptest::proptest! {
+        /// The mask only skips lookups: whatever a request or response
+        /// holds (hop-by-hop names in any number, repeated `Connection`
+        /// headers listing any names, the usual tokens), what is left is
+        /// what the plain removal leaves.
+        #[test]
+        fn the_masked_removal_leaves_what_the_plain_one_leaves(
+            headers in proptest::collection::vec((0usize..14, 0usize..9), 0..12),
+        ) {
+            let names = [
+                "connection", "keep-alive", "proxy-connection", "te", "trailer",
+                "transfer-encoding", "upgrade", "x-secret", "accept", "host",
+                "x-forwarded-for", "forwarded", "cookie", "close",
+            ];
+            let values = [
+                "close", "keep-alive, x-secret", "Upgrade", "x-secret, accept", "te, trailer",
+                " cookie ,, host", "1", "Keep-Alive", "x-forwarded-for,Forwarded",
+            ];
+            let mut h = HeaderMap::new();
+            for (n, v) in headers {
+                h.append(HeaderName::from_static(names[n]), HeaderValue::from_static(values[v]));
+            }
+            let mut fast = h.clone();
+            let mask = hop_mask(&fast);
+            if mask != 0 {
+                remove_hop_by_hop(&mut fast, mask);
+            }
+            let mut plain = h.clone();
+            remove_hop_by_hop_plainly(&mut plain);
+            proptest::prop_assert_eq!(sorted(&fast), sorted(&plain));
+            let mut resp = h;
+            strip_response_hop_headers(&mut resp, StatusCode::OK);
+            proptest::prop_assert_eq!(sorted(&resp), sorted(&plain));
+        }
+    }
+
+    #[test]
+    fn names_listed_in_any_connection_header_go() {
+        let mut h = HeaderMap::new();
+        h.append(CONNECTION, "keep-alive".parse().unwrap());
+        h.append(CONNECTION, "x-secret".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("accept", "*/*".parse().unwrap());
+        strip_response_hop_headers(&mut h, StatusCode::OK);
+        assert!(h.get("x-secret").is_none(), "listed in the second Connection header");
+        assert!(h.get(CONNECTION).is_none());
+        assert_eq!(h["accept"], "*/*");
     }
 
     #[test]
