@@ -69,6 +69,44 @@ async fn slow_headers_are_dropped_after_the_header_read_timeout() {
     assert_eq!(http().get(gw.url("/public/x")).send().await.unwrap().status(), 200);
 }
 
+/// The header-read deadline is looked at by the connection's periodic
+/// check (no timer per request): a keep-alive connection whose next head
+/// trickles in is still closed, after the timeout and within a quarter of
+/// it more, and a head that keeps coming in time is served.
+#[tokio::test]
+async fn a_slow_second_head_on_a_keep_alive_connection_is_dropped_too() {
+    let up = start_upstream().await;
+    let gw = gateway_with("header_read_timeout = \"1s\"\n", &up.url()).await;
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /public/x HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    // A second head in time (under the timeout since the first response).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    s.write_all(b"GET /public/y HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "a head sent in time is served");
+    // The third never ends.
+    let started = Instant::now();
+    s.write_all(b"GET /public/z HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+        .await
+        .expect("connection closed by the gateway");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed before its timeout: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(3), "closed too late: {waited:?}");
+    assert_eq!(up.seen.count(), 2, "the unfinished head never reached the upstream");
+}
+
 #[tokio::test]
 async fn connections_over_the_maximum_are_refused_and_existing_ones_served() {
     let up = start_upstream().await;

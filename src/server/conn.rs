@@ -16,7 +16,9 @@
 //!   with one atomic add at each end (and the `Arc` clone the guard holds),
 //!   and marks each poll of a response body with a plain store.
 //!
-//! One timer per connection, never one per request.
+//! One timer per connection, never one per request: hyper's HTTP/1
+//! header-read timeout is a deadline the connection's periodic check
+//! makes it look at ([`CheckedTimer`]), not a timer of its own.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -53,7 +55,7 @@ const CHECKS: u32 = 4;
 pub fn configure(builder: &mut auto::Builder<TokioExecutor>, s: &ServerConfig) {
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(CheckedTimer)
         .header_read_timeout(s.header_read_timeout)
         .max_buf_size(s.max_header_bytes)
         .keep_alive(true);
@@ -65,12 +67,70 @@ pub fn configure(builder: &mut auto::Builder<TokioExecutor>, s: &ServerConfig) {
         .keep_alive_timeout(s.h2_keep_alive_timeout);
 }
 
+/// hyper's HTTP/1 timer (it times only the header read): its sleeps are
+/// deadlines that are looked at when the connection is polled, and never
+/// registered with tokio's timer wheel.
+///
+/// hyper arms the header-read timeout for every request head it waits
+/// for, and drops its sleep once the head is in, so with tokio's timer
+/// each request cost a boxed `Sleep`, its registration in the wheel and its
+/// removal (about 900 instructions, docs/performance.md). A
+/// [`CheckedSleep`] registers no waker: [`drive`] wakes the connection at
+/// least four times per `header_read_timeout` (its check period counts
+/// that timeout too), and its `select!` polls the connection at each
+/// wake, so an expired head read is seen within a quarter of the
+/// timeout, as the idle and send timeouts are. Only [`drive`]'s
+/// connections may use it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CheckedTimer;
+
+/// A deadline hyper polls; see [`CheckedTimer`].
+pub struct CheckedSleep {
+    deadline: std::time::Instant,
+}
+
+impl Future for CheckedSleep {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        // No waker to register: the connection's periodic check polls again.
+        if std::time::Instant::now() >= self.deadline {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl hyper::rt::Sleep for CheckedSleep {}
+
+impl hyper::rt::Timer for CheckedTimer {
+    fn sleep(&self, d: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        let now = std::time::Instant::now();
+        self.sleep_until(
+            now.checked_add(d)
+                .unwrap_or(now + Duration::from_secs(30 * 365 * 86_400)),
+        )
+    }
+    fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(CheckedSleep { deadline })
+    }
+    fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: std::time::Instant) {
+        match sleep.as_mut().downcast_mut_pin::<CheckedSleep>() {
+            Some(s) => s.get_mut().deadline = new_deadline,
+            None => *sleep = self.sleep_until(new_deadline),
+        }
+    }
+}
+
 /// What bounds one connection's life besides its requests.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
     pub handshake: Duration,
     pub idle: Duration,
     pub send: Duration,
+    /// hyper's HTTP/1 header-read timeout ([`CheckedTimer`]): only the
+    /// period of the checks counts it here.
+    pub header_read: Duration,
 }
 
 impl Timeouts {
@@ -79,6 +139,7 @@ impl Timeouts {
             handshake: s.handshake_timeout,
             idle: s.idle_timeout,
             send: s.send_timeout,
+            header_read: s.header_read_timeout,
         }
     }
 }
@@ -411,7 +472,9 @@ where
 {
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
-    let check = (t.idle.min(t.send) / CHECKS).max(Duration::from_millis(1));
+    // Four checks per shortest timeout, the header read's included: its
+    // deadline is seen only when the connection is polled (CheckedTimer).
+    let check = (t.idle.min(t.send).min(t.header_read) / CHECKS).max(Duration::from_millis(1));
     let handshake = tokio::time::sleep_until(deadline);
     tokio::pin!(handshake);
     let mut awaiting_first = true;

@@ -53,7 +53,7 @@ pub(super) fn server(s: &FileServer, p: &mut Problems) -> ServerConfig {
         lingering_time: p.duration("server.lingering_time", &s.lingering_time),
         lingering_bytes: s.lingering_bytes,
         max_connections: s.max_connections,
-        header_read_timeout: p.duration("server.header_read_timeout", &s.header_read_timeout),
+        header_read_timeout: p.positive_duration("server.header_read_timeout", &s.header_read_timeout),
         shutdown_grace: p.duration("server.shutdown_grace", &s.shutdown_grace),
         watch_config: s.watch_config,
         access_log: s.access_log,
