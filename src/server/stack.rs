@@ -28,7 +28,7 @@ use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 use super::rescue::{self, IntoResponse};
 use super::ConnInfo;
@@ -528,7 +528,15 @@ where
             client_upgrade,
             life,
         };
-        let mut resp = match forward.oneshot(fwd).await {
+        // Readiness first, as tower asks, then the call's future awaited
+        // directly: `oneshot` would hold the (KiB-sized) future in a state
+        // machine of its own, one more copy of it per request.
+        let mut forward = forward;
+        let sent = match std::future::poll_fn(|cx| forward.poll_ready(cx)).await {
+            Ok(()) => forward.call(fwd).await,
+            Err(e) => Err(e),
+        };
+        let mut resp = match sent {
             Ok(r) => r,
             Err(e) => e.into_response(),
         };
