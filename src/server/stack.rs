@@ -179,10 +179,21 @@ impl Service<Request<Incoming>> for GatewayService {
         let gw = self.gw.clone();
         let conn = self.conn.clone();
         // Boxed as it is made: wrapping it in another async block first
-        // would copy the (several KiB) future once more per request.
-        let served: BoxFuture<Served> = Box::pin(handle(gw, conn, req));
+        // would copy the (several KiB) future once more per request. The
+        // box is allocated first and the future written into it, which
+        // lets the compiler build it there instead of on the stack and
+        // then copying it (`Box::pin(handle(…))` evaluates the future
+        // before it allocates).
+        let served: BoxFuture<Served> = boxed_in_place(|| handle(gw, conn, req));
         served.map(Ok)
     }
+}
+
+/// A box allocated first and the future then written into it (see
+/// `GatewayService::call`).
+#[inline(always)]
+fn boxed_in_place<F>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
+    Box::into_pin(Box::write(Box::new_uninit(), make()))
 }
 
 /// The request path's futures are plain `fn`s returning `async move`
@@ -253,11 +264,100 @@ where
             Ok(r) => r,
             Err(miss) => return Served::new(rescue::route_miss(miss, || rt.routes.allowed(host, &path))),
         };
-        // Authorize and forward under the route's rule.
+        // Authorize and forward under the route's rule (inline, not a future
+        // of its own: each level of future is copied once more per request).
         let origin = parts.headers.get(ORIGIN).cloned();
-        let mut served = authorize_and_forward(gw, rt, route, conn, parts, body, &path, forward)
-            .await
-            .on(&route.stats);
+        let mut parts = parts;
+        let path: &str = &path;
+        let served = 'served: {
+            let cfg = &rt.config;
+            // Authorize first: nothing of a refused request is read or sent on.
+            let (verified, new_query, outcome) = match authorize(gw, route, &parts, path).await {
+                Ok(a) => a,
+                Err(refused) => break 'served refused,
+            };
+            // Body cap on the declared length, before the upstream sees a byte.
+            let max_body = cfg.server.max_body_bytes;
+            if let Err(e) = proxy::declared_length_fits(&parts.headers, max_body) {
+                break 'served Served::new(e.into_response());
+            }
+            // Target rewrite: the normalised path, re-prefixed as configured, with
+            // the query minus any token parameter.
+            let pq = match routing::rewrite_target(route, path, &parts.uri, new_query.as_deref()) {
+                Ok(pq) => pq,
+                Err(e) => break 'served Served::new(e.into_response()),
+            };
+            // Shared-cache phase: a token route's responses are private to the
+            // caller (`Some(vary on Authorization)`) unless it says otherwise.
+            let private = (verified.is_some() && !route.shared_cache).then_some(new_query.is_none());
+            // Only on a route that asks for it: what a stream keeps of its token,
+            // so it can end when the token does.
+            let life = route
+                .end_streams_with_token
+                .then_some(verified.as_deref())
+                .flatten()
+                .map(|v| proxy::stream_end::TokenLife::of(v, &gw.verifier.revocations));
+            // A WebSocket upgrade keeps the client's pending upgrade for the splice.
+            let upgrade = proxy::wants_upgrade(&parts.headers);
+            let client_upgrade = if upgrade {
+                parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+            } else {
+                None
+            };
+            // Headers: hop-by-hop and spoofable ones removed, the verified
+            // identity and the client's forwarding facts added, the token stripped.
+            forward_headers(
+                conn,
+                route,
+                &mut parts,
+                verified.as_deref(),
+                new_query.is_none(),
+                upgrade,
+                cfg,
+            );
+            // Forward: the upstream's protocol, the client body streamed under its cap.
+            let upstream = &rt.upstreams[route.upstream];
+            parts.version = if upstream.cfg.http2 {
+                Version::HTTP_2
+            } else {
+                Version::HTTP_11
+            };
+            parts.extensions = http::Extensions::new();
+            let body = if body.is_end_stream() {
+                ReqBody::Empty
+            } else {
+                ReqBody::client(body.take(), max_body)
+            };
+            let fwd = Forward {
+                req: Request::from_parts(parts, body),
+                target: pq,
+                upstream: route.upstream,
+                client_upgrade,
+                life,
+            };
+            // Readiness first, as tower asks, then the call's future awaited
+            // directly: `oneshot` would hold the (KiB-sized) future in a state
+            // machine of its own, one more copy of it per request.
+            let mut forward = forward;
+            let sent = match std::future::poll_fn(|cx| forward.poll_ready(cx)).await {
+                Ok(()) => forward.call(fwd).await,
+                Err(e) => Err(e),
+            };
+            let mut resp = match sent {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            };
+            // Shared caches: applied to whatever the forward step answered.
+            if let Some(vary) = private {
+                routing::make_private(resp.headers_mut(), vary);
+            }
+            Served {
+                resp,
+                route: None,
+                auth: Some(outcome),
+            }
+        };
+        let mut served = served.on(&route.stats);
         // CORS headers on whatever the route answered, refusals included, so a
         // browser can read why.
         if let (Some(cors), Some(o)) = (&route.cors, &origin) {
@@ -444,111 +544,6 @@ fn forward_upstream(rt: &Runtime, mut f: Forward) -> impl Future<Output = Result
             Some(l) => l.guard_response(resp).map(Body::Ending),
             None => resp.map(Body::Upstream),
         })
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-#[allow(clippy::manual_async_fn)] // not an async fn: rust-lang/rust#62958
-fn authorize_and_forward<'a, F>(
-    gw: &'a Gateway,
-    rt: &'a Runtime,
-    route: &'a Route,
-    conn: &'a ConnInfo,
-    mut parts: http::request::Parts,
-    body: &'a mut ClientBody,
-    path: &'a str,
-    forward: F,
-) -> impl Future<Output = Served> + 'a
-where
-    F: Service<Forward, Response = Resp, Error = ProxyError> + 'a,
-{
-    async move {
-        let cfg = &rt.config;
-        // Authorize first: nothing of a refused request is read or sent on.
-        let (verified, new_query, outcome) = match authorize(gw, route, &parts, path).await {
-            Ok(a) => a,
-            Err(refused) => return refused,
-        };
-        // Body cap on the declared length, before the upstream sees a byte.
-        let max_body = cfg.server.max_body_bytes;
-        if let Err(e) = proxy::declared_length_fits(&parts.headers, max_body) {
-            return Served::new(e.into_response());
-        }
-        // Target rewrite: the normalised path, re-prefixed as configured, with
-        // the query minus any token parameter.
-        let pq = match routing::rewrite_target(route, path, &parts.uri, new_query.as_deref()) {
-            Ok(pq) => pq,
-            Err(e) => return Served::new(e.into_response()),
-        };
-        // Shared-cache phase: a token route's responses are private to the
-        // caller (`Some(vary on Authorization)`) unless it says otherwise.
-        let private = (verified.is_some() && !route.shared_cache).then_some(new_query.is_none());
-        // Only on a route that asks for it: what a stream keeps of its token,
-        // so it can end when the token does.
-        let life = route
-            .end_streams_with_token
-            .then_some(verified.as_deref())
-            .flatten()
-            .map(|v| proxy::stream_end::TokenLife::of(v, &gw.verifier.revocations));
-        // A WebSocket upgrade keeps the client's pending upgrade for the splice.
-        let upgrade = proxy::wants_upgrade(&parts.headers);
-        let client_upgrade = if upgrade {
-            parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
-        } else {
-            None
-        };
-        // Headers: hop-by-hop and spoofable ones removed, the verified
-        // identity and the client's forwarding facts added, the token stripped.
-        forward_headers(
-            conn,
-            route,
-            &mut parts,
-            verified.as_deref(),
-            new_query.is_none(),
-            upgrade,
-            cfg,
-        );
-        // Forward: the upstream's protocol, the client body streamed under its cap.
-        let upstream = &rt.upstreams[route.upstream];
-        parts.version = if upstream.cfg.http2 {
-            Version::HTTP_2
-        } else {
-            Version::HTTP_11
-        };
-        parts.extensions = http::Extensions::new();
-        let body = if body.is_end_stream() {
-            ReqBody::Empty
-        } else {
-            ReqBody::client(body.take(), max_body)
-        };
-        let fwd = Forward {
-            req: Request::from_parts(parts, body),
-            target: pq,
-            upstream: route.upstream,
-            client_upgrade,
-            life,
-        };
-        // Readiness first, as tower asks, then the call's future awaited
-        // directly: `oneshot` would hold the (KiB-sized) future in a state
-        // machine of its own, one more copy of it per request.
-        let mut forward = forward;
-        let sent = match std::future::poll_fn(|cx| forward.poll_ready(cx)).await {
-            Ok(()) => forward.call(fwd).await,
-            Err(e) => Err(e),
-        };
-        let mut resp = match sent {
-            Ok(r) => r,
-            Err(e) => e.into_response(),
-        };
-        // Shared caches: applied to whatever the forward step answered.
-        if let Some(vary) = private {
-            routing::make_private(resp.headers_mut(), vary);
-        }
-        Served {
-            resp,
-            route: None,
-            auth: Some(outcome),
-        }
     }
 }
 

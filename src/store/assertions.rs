@@ -22,7 +22,7 @@ impl Store {
         if client_id.len() > MAX_SECRET_LEN {
             return Err(StoreError::Invalid("client_id too long".into()));
         }
-        if self.inner.jti_calls.fetch_add(1, Ordering::Relaxed) % 64 == 0 {
+        if self.inner.jti_calls.fetch_add(1, Ordering::Relaxed).is_multiple_of(64) {
             sqlx::query("DELETE FROM assertion_jtis WHERE exp < $1")
                 .bind(now.saturating_sub(JTI_RETENTION_SECS))
                 .execute(self.pool())

@@ -98,7 +98,7 @@ pub(super) fn named_tokens(
             Some(v) => {
                 let d = p.duration("named_tokens.max_valid_time", v);
                 let minutes = (d.as_secs() / 60) as i64;
-                if !(1..=9999).contains(&minutes) || d.as_secs() % 60 != 0 || d.subsec_nanos() != 0 {
+                if !(1..=9999).contains(&minutes) || !d.as_secs().is_multiple_of(60) || d.subsec_nanos() != 0 {
                     p.push(
                         "named_tokens.max_valid_time",
                         "must be whole minutes from 1m to 9999m (validTime is given in minutes, at most 9999)",
