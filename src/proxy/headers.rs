@@ -77,19 +77,21 @@ fn hop_mask(h: &HeaderMap) -> u8 {
 /// not looked up).
 fn remove_hop_by_hop(h: &mut HeaderMap, mask: u8) {
     if mask & CONNECTION_BIT != 0 {
+        // Read as bytes: a value with a byte that is not visible ASCII
+        // (which hyper accepts) must not hide the names beside it.
         let listed: Vec<HeaderName> = h
             .get_all(CONNECTION)
             .iter()
-            .flat_map(|conn| conn.to_str().unwrap_or("").split(','))
-            .map(str::trim)
+            .flat_map(|conn| conn.as_bytes().split(|b| *b == b','))
+            .map(<[u8]>::trim_ascii)
             .filter(|n| {
                 // The usual tokens name nothing beyond the fixed list: no
                 // allocation for them.
-                !["keep-alive", "close", "upgrade", "te", ""]
+                ![&b"keep-alive"[..], b"close", b"upgrade", b"te", b""]
                     .iter()
                     .any(|k| n.eq_ignore_ascii_case(k))
             })
-            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .filter_map(|n| HeaderName::from_bytes(n).ok())
             .collect();
         for n in listed {
             h.remove(n);
@@ -340,15 +342,29 @@ mod tests {
     /// `close`, an option that names no field: RFC 9110 reserves the
     /// field name `Close`).
     fn remove_hop_by_hop_plainly(h: &mut HeaderMap) {
-        let listed: Vec<HeaderName> = h
-            .get_all(CONNECTION)
-            .iter()
-            .flat_map(|v| v.to_str().unwrap_or("").split(','))
-            .map(str::trim)
-            .filter(|n| !n.eq_ignore_ascii_case("close"))
-            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-            .collect();
-        for n in listed.iter().chain(HOP_BY_HOP) {
+        let mut listed: Vec<HeaderName> = Vec::new();
+        for v in h.get_all(CONNECTION) {
+            // Byte by byte, independent of the code under test.
+            for part in String::from_utf8_lossy(v.as_bytes()).split(',') {
+                let n = part.trim_matches(|c| c == ' ' || c == '\t').to_ascii_lowercase();
+                if n != "close" {
+                    if let Ok(n) = HeaderName::from_bytes(n.as_bytes()) {
+                        listed.push(n);
+                    }
+                }
+            }
+        }
+        let fixed = [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+        ]
+        .map(HeaderName::from_static);
+        for n in listed.iter().chain(&fixed) {
             h.remove(n);
         }
     }
@@ -366,7 +382,7 @@ mod tests {
         /// what the plain removal leaves.
         #[test]
         fn the_masked_removal_leaves_what_the_plain_one_leaves(
-            headers in proptest::collection::vec((0usize..14, 0usize..9), 0..12),
+            headers in proptest::collection::vec((0usize..14, 0usize..10), 0..12),
         ) {
             let names = [
                 "connection", "keep-alive", "proxy-connection", "te", "trailer",
@@ -377,9 +393,12 @@ mod tests {
                 "close", "keep-alive, x-secret", "Upgrade", "x-secret, accept", "te, trailer",
                 " cookie ,, host", "1", "Keep-Alive", "x-forwarded-for,Forwarded",
             ];
+            // And one with a byte that is not visible ASCII beside a name.
+            let odd = HeaderValue::from_bytes(b"x-secret, caf\xc3\xa9").unwrap();
             let mut h = HeaderMap::new();
             for (n, v) in headers {
-                h.append(HeaderName::from_static(names[n]), HeaderValue::from_static(values[v]));
+                let value = values.get(v).map_or_else(|| odd.clone(), |v| HeaderValue::from_static(v));
+                h.append(HeaderName::from_static(names[n]), value);
             }
             let mut fast = h.clone();
             let mask = hop_mask(&fast);
@@ -393,6 +412,34 @@ mod tests {
             strip_response_hop_headers(&mut resp, StatusCode::OK);
             proptest::prop_assert_eq!(sorted(&resp), sorted(&plain));
         }
+    }
+
+    #[test]
+    fn a_connection_header_with_a_non_ascii_byte_still_has_its_names_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_bytes(b"x-secret, caf\xc3\xa9").unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert(HOST, "maps.example".parse().unwrap());
+        let ip = HeaderValue::from_static("127.0.0.1");
+        let n = names();
+        let ctx = ForwardCtx {
+            client_ip: &ip,
+            forwarded_for: None,
+            proto: &ip,
+            names: &n,
+            identity: None,
+            strip_authorization: false,
+            upgrade: false,
+            authority: None,
+        };
+        prepare_request_headers(&mut h, &ctx);
+        assert!(h.get("x-secret").is_none(), "listed beside a non-ASCII token");
+        assert!(h.get(CONNECTION).is_none());
+        let mut r = HeaderMap::new();
+        r.insert(CONNECTION, HeaderValue::from_bytes(b"\xff, x-secret").unwrap());
+        r.insert("x-secret", "1".parse().unwrap());
+        strip_response_hop_headers(&mut r, StatusCode::OK);
+        assert!(r.get("x-secret").is_none(), "the same on a response");
     }
 
     #[test]
