@@ -51,8 +51,10 @@ pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 const CHECKS: u32 = 4;
 
 /// Apply the listener settings shared by the proxy and admin listeners to
-/// a hyper-util auto builder.
-pub fn configure(builder: &mut auto::Builder<TokioExecutor>, s: &ServerConfig) {
+/// a hyper-util auto builder. Only for connections served by [`drive`]:
+/// its HTTP/1 header-read timeout is a [`CheckedTimer`] deadline, which
+/// nothing else polls.
+pub(crate) fn configure(builder: &mut auto::Builder<TokioExecutor>, s: &ServerConfig) {
     builder
         .http1()
         .timer(CheckedTimer)
@@ -81,11 +83,16 @@ pub fn configure(builder: &mut auto::Builder<TokioExecutor>, s: &ServerConfig) {
 /// wake, so an expired head read is seen within a quarter of the
 /// timeout, as the idle and send timeouts are. Only [`drive`]'s
 /// connections may use it.
+///
+/// Read against hyper 1.12 (`Cargo.toml` keeps hyper at `~1.12`): its
+/// HTTP/1 server uses the timer for the header read only. A hyper that
+/// used it for anything that must wake the task by itself would hang
+/// there; re-read `proto/h1/conn.rs` before moving to a newer minor.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct CheckedTimer;
+pub(crate) struct CheckedTimer;
 
 /// A deadline hyper polls; see [`CheckedTimer`].
-pub struct CheckedSleep {
+pub(crate) struct CheckedSleep {
     deadline: std::time::Instant,
 }
 

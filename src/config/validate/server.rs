@@ -53,7 +53,7 @@ pub(super) fn server(s: &FileServer, p: &mut Problems) -> ServerConfig {
         lingering_time: p.duration("server.lingering_time", &s.lingering_time),
         lingering_bytes: s.lingering_bytes,
         max_connections: s.max_connections,
-        header_read_timeout: p.positive_duration("server.header_read_timeout", &s.header_read_timeout),
+        header_read_timeout: header_read_timeout(&s.header_read_timeout, p),
         shutdown_grace: p.duration("server.shutdown_grace", &s.shutdown_grace),
         watch_config: s.watch_config,
         access_log: s.access_log,
@@ -67,6 +67,21 @@ pub(super) fn server(s: &FileServer, p: &mut Problems) -> ServerConfig {
         proxy_protocol: s.proxy_protocol,
         workers: workers(&s.workers, p),
     }
+}
+
+/// `server.header_read_timeout`: at least a second. Each connection's
+/// checks run four times per the shortest of its timeouts, this one
+/// included (`server::conn::CheckedTimer`), and no honest client needs
+/// less to send a head.
+fn header_read_timeout(v: &str, p: &mut Problems) -> std::time::Duration {
+    let d = p.positive_duration("server.header_read_timeout", v);
+    if !d.is_zero() && d < std::time::Duration::from_secs(1) {
+        p.push(
+            "server.header_read_timeout",
+            format!("{v:?} is under the 1s minimum (the connections' checks run four times per it)"),
+        );
+    }
+    d
 }
 
 /// `server.workers`: `"shared"`, `"per-core"` (one worker per CPU this

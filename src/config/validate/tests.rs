@@ -83,6 +83,32 @@ fn connection_limits_have_defaults_and_refuse_zero() {
 }
 
 #[test]
+fn the_header_read_timeout_is_at_least_a_second() {
+    // The connections' checks run four times per it (server::conn::CheckedTimer).
+    assert_eq!(cfg("").unwrap().server.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(
+        cfg("[server]\nheader_read_timeout = \"1s\"\n")
+            .unwrap()
+            .server
+            .header_read_timeout,
+        Duration::from_secs(1)
+    );
+    for (v, why) in [
+        ("0s", "must be more than 0"),
+        ("1ms", "under the 1s minimum"),
+        ("999ms", "under the 1s minimum"),
+    ] {
+        let all = cfg(&format!("[server]\nheader_read_timeout = \"{v}\"\n"))
+            .unwrap_err()
+            .join("\n");
+        assert!(
+            all.contains("server.header_read_timeout: ") && all.contains(why),
+            "{v}: {all}"
+        );
+    }
+}
+
+#[test]
 fn unknown_keys_are_rejected() {
     let e = toml::from_str::<FileConfig>("[server]\nlisten_addr = \"x\"\n").unwrap_err();
     assert!(e.to_string().contains("listen_addr"), "{e}");
