@@ -454,6 +454,57 @@ pub enum Closed {
     Shutdown,
 }
 
+/// The connection's check timer, polled only when it may have fired.
+///
+/// tokio's `Sleep` registers the task's waker again at every poll (a few
+/// hundred instructions), and the connection's task wakes two or more
+/// times per request, each time polling every branch of [`drive`]'s
+/// `select!`. Once a `Sleep` has been polled with a waker it wakes that
+/// task when it fires, and from then on reads as elapsed; until then a
+/// poll with a waker that wakes the same task would find nothing. So it
+/// is polled when it reads as elapsed, when it was reset since its last
+/// poll, or when the task's waker is another one.
+struct QuietTimer {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// The waker the sleep was last polled with, while it is registered
+    /// for its current deadline.
+    registered: Option<std::task::Waker>,
+}
+
+impl QuietTimer {
+    fn new(deadline: Instant) -> QuietTimer {
+        QuietTimer {
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            registered: None,
+        }
+    }
+
+    fn reset(&mut self, deadline: Instant) {
+        self.sleep.as_mut().reset(deadline);
+        self.registered = None;
+    }
+
+    fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(w) = &self.registered {
+            if w.will_wake(cx.waker()) && !self.sleep.is_elapsed() {
+                return Poll::Pending;
+            }
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.registered = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => {
+                if !self.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    self.registered = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
 /// Serve one connection until it ends, closing it when it misses the
 /// handshake `deadline` (counted from accept, so a TLS handshake before
 /// this call has used part of it), idles for `t.idle`, or `shutdown` turns
@@ -485,8 +536,7 @@ where
     let handshake = tokio::time::sleep_until(deadline);
     tokio::pin!(handshake);
     let mut awaiting_first = true;
-    let timer = tokio::time::sleep(check);
-    tokio::pin!(timer);
+    let mut timer = QuietTimer::new(Instant::now() + check);
     // What the last check saw, and since when the connection has been idle
     // (nothing begun, nothing ended, nothing in flight) or stalled (a
     // response handed to hyper and no body polled since: the client takes
@@ -514,7 +564,7 @@ where
     if shutdown_now {
         conn.as_mut().graceful_shutdown();
         closing = Some((Closed::Shutdown, Instant::now() + CLOSE_GRACE));
-        timer.as_mut().reset(Instant::now() + CLOSE_GRACE);
+        timer.reset(Instant::now() + CLOSE_GRACE);
     }
     loop {
         // Biased: the connection first (it is why the task woke, nearly
@@ -525,17 +575,17 @@ where
             _ = &mut stop, if closing.is_none() => {
                 conn.as_mut().graceful_shutdown();
                 closing = Some((Closed::Shutdown, Instant::now() + CLOSE_GRACE));
-                timer.as_mut().reset(Instant::now() + CLOSE_GRACE);
+                timer.reset(Instant::now() + CLOSE_GRACE);
             }
             _ = &mut handshake, if awaiting_first && closing.is_none() => {
                 awaiting_first = false;
                 if begun(activity.load()) == 0 {
                     conn.as_mut().graceful_shutdown();
                     closing = Some((Closed::Handshake, Instant::now() + CLOSE_GRACE));
-                    timer.as_mut().reset(Instant::now() + CLOSE_GRACE);
+                    timer.reset(Instant::now() + CLOSE_GRACE);
                 }
             }
-            _ = &mut timer => {
+            _ = std::future::poll_fn(|cx| timer.poll_fired(cx)) => {
                 let now = Instant::now();
                 let count = activity.load();
                 let progress = activity.progress();
@@ -570,7 +620,7 @@ where
                     Some((_, drop_at)) if drop_at > now => drop_at.min(now + check),
                     _ => now + check,
                 };
-                timer.as_mut().reset(next);
+                timer.reset(next);
             }
         }
     }
