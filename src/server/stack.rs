@@ -200,169 +200,177 @@ fn boxed_in_place<F>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
 /// blocks rather than `async fn`s: an `async fn` keeps its by-value
 /// arguments twice in its state (rust-lang/rust#62958), and every level's
 /// state is copied once more as the level above awaits it.
-#[allow(clippy::manual_async_fn)] // not an async fn: rust-lang/rust#62958
 fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> impl Future<Output = Served> + Send {
-    async move {
-        let rt = gw.runtime.load_full();
-        let (parts, body) = req.into_parts();
-        // The body under `server.body_read_timeout`; whatever is left of it when
-        // the response is ready (an early refusal) lingers (`crate::body`).
-        let version = parts.version;
-        let mut body = ClientBody::new(body, &parts, &rt.config.server);
-        // The forward step: the route's upstream, then the upgrade splice.
-        let rt_ref: &Runtime = &rt;
-        let forward = tower::service_fn(move |f: Forward| forward_upstream(rt_ref, f));
-        let mut served = route_request(&gw, &rt, &conn, parts, &mut body, forward).await;
-        crate::body::close_if_unfinished(version, &body, &mut served.resp);
-        served
-    }
+    let rt = gw.runtime.load_full();
+    let (parts, body) = req.into_parts();
+    // The body under `server.body_read_timeout`; whatever is left of it when
+    // the response is ready (an early refusal) lingers (`crate::body`).
+    let body = ClientBody::new(body, &parts, &rt.config.server);
+    // The forward step: the route's upstream, then the upgrade splice. Not
+    // an async block around `route_request`: its future is the one boxed
+    // per request, with no level above it to be copied into.
+    route_request(gw, rt, conn, parts, body, tower::service_fn(forward_upstream))
 }
 
 /// The request path, top-down: each step hands the request on or answers
 /// it. Every refusal is its layer's error, answered by `rescue`.
+///
+/// It owns what it is handed, so that its future is the request's whole
+/// future (boxed once, in `GatewayService::call`), and every answer leaves
+/// through one exit that closes an HTTP/1 connection whose request body
+/// was left unread (`crate::body::close_if_unfinished`).
 #[allow(clippy::manual_async_fn)] // not an async fn: rust-lang/rust#62958
-fn route_request<'a, F>(
-    gw: &'a Gateway,
-    rt: &'a Runtime,
-    conn: &'a ConnInfo,
+fn route_request<F>(
+    gw: Arc<Gateway>,
+    rt: Arc<Runtime>,
+    conn: Arc<ConnInfo>,
     parts: http::request::Parts,
-    body: &'a mut ClientBody,
+    mut body: ClientBody,
     forward: F,
-) -> impl Future<Output = Served> + 'a
+) -> impl Future<Output = Served> + Send
 where
-    F: Service<Forward, Response = Resp, Error = ProxyError> + 'a,
+    F: Service<Forward, Response = Resp, Error = ProxyError> + Send,
+    F::Future: Send,
 {
     async move {
-        // Normalise the path before anything reads it, so no later step can be
-        // fooled by `..` or `%2f`. (A Uri clone shares its bytes: the path may
-        // borrow from it while `parts` moves on.)
-        let uri = parts.uri.clone();
-        let path = match normalize(uri.path()) {
-            Ok(p) => p,
-            Err(e) => return Served::new(e.into_response()),
-        };
-        // Inline token endpoints: route-table targets the gateway answers
-        // itself, for any host, ahead of the routes (none can shadow them).
-        if let Some(ep) = rt.routes.inline(&path) {
-            drop(path);
-            return serve_inline(gw, rt, conn, ep, parts, body).await;
-        }
-        // One host: a request must not be routed on one host and read by the
-        // backend as another.
-        if let Err(e) = routing::one_host(&parts) {
-            return Served::new(e.into_response());
-        }
-        let host = routing::host_of(&parts);
-        // CORS preflight: answered without a token, for the route the
-        // browser's real request would take.
-        if let Some(m) = routing::preflight_method(&parts) {
-            return preflight(rt.routes.resolve(host, &m, &path), &parts, &m);
-        }
-        // Route match: the most specific route for host, method and path (and
-        // the same one for every reading a backend may make of the path).
-        let route = match rt.routes.resolve(host, &parts.method, &path) {
-            Ok(r) => r,
-            Err(miss) => return Served::new(rescue::route_miss(miss, || rt.routes.allowed(host, &path))),
-        };
-        // Authorize and forward under the route's rule (inline, not a future
-        // of its own: each level of future is copied once more per request).
-        let origin = parts.headers.get(ORIGIN).cloned();
-        let mut parts = parts;
-        let path: &str = &path;
-        let served = 'served: {
-            let cfg = &rt.config;
-            // Authorize first: nothing of a refused request is read or sent on.
-            let (verified, new_query, outcome) = match authorize(gw, route, &parts, path).await {
-                Ok(a) => a,
-                Err(refused) => break 'served refused,
+        let runtime = rt;
+        let (gw, rt, conn): (&Gateway, &Runtime, &ConnInfo) = (&gw, &runtime, &conn);
+        let version = parts.version;
+        let mut served = 'answer: {
+            // Normalise the path before anything reads it, so no later step can be
+            // fooled by `..` or `%2f`. (A Uri clone shares its bytes: the path may
+            // borrow from it while `parts` moves on.)
+            let uri = parts.uri.clone();
+            let path = match normalize(uri.path()) {
+                Ok(p) => p,
+                Err(e) => break 'answer Served::new(e.into_response()),
             };
-            // Body cap on the declared length, before the upstream sees a byte.
-            let max_body = cfg.server.max_body_bytes;
-            if let Err(e) = proxy::declared_length_fits(&parts.headers, max_body) {
-                break 'served Served::new(e.into_response());
+            // Inline token endpoints: route-table targets the gateway answers
+            // itself, for any host, ahead of the routes (none can shadow them).
+            if let Some(ep) = rt.routes.inline(&path) {
+                drop(path);
+                break 'answer serve_inline(gw, rt, conn, ep, parts, &mut body).await;
             }
-            // Target rewrite: the normalised path, re-prefixed as configured, with
-            // the query minus any token parameter.
-            let pq = match routing::rewrite_target(route, path, &parts.uri, new_query.as_deref()) {
-                Ok(pq) => pq,
-                Err(e) => break 'served Served::new(e.into_response()),
-            };
-            // Shared-cache phase: a token route's responses are private to the
-            // caller (`Some(vary on Authorization)`) unless it says otherwise.
-            let private = (verified.is_some() && !route.shared_cache).then_some(new_query.is_none());
-            // Only on a route that asks for it: what a stream keeps of its token,
-            // so it can end when the token does.
-            let life = route
-                .end_streams_with_token
-                .then_some(verified.as_deref())
-                .flatten()
-                .map(|v| proxy::stream_end::TokenLife::of(v, &gw.verifier.revocations));
-            // A WebSocket upgrade keeps the client's pending upgrade for the splice.
-            let upgrade = proxy::wants_upgrade(&parts.headers);
-            let client_upgrade = if upgrade {
-                parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
-            } else {
-                None
-            };
-            // Headers: hop-by-hop and spoofable ones removed, the verified
-            // identity and the client's forwarding facts added, the token stripped.
-            forward_headers(
-                conn,
-                route,
-                &mut parts,
-                verified.as_deref(),
-                new_query.is_none(),
-                upgrade,
-                cfg,
-            );
-            // Forward: the upstream's protocol, the client body streamed under its cap.
-            let upstream = &rt.upstreams[route.upstream];
-            parts.version = if upstream.cfg.http2 {
-                Version::HTTP_2
-            } else {
-                Version::HTTP_11
-            };
-            parts.extensions = http::Extensions::new();
-            let body = if body.is_end_stream() {
-                ReqBody::Empty
-            } else {
-                ReqBody::client(body.take(), max_body)
-            };
-            let fwd = Forward {
-                req: Request::from_parts(parts, body),
-                target: pq,
-                upstream: route.upstream,
-                client_upgrade,
-                life,
-            };
-            // Readiness first, as tower asks, then the call's future awaited
-            // directly: `oneshot` would hold the (KiB-sized) future in a state
-            // machine of its own, one more copy of it per request.
-            let mut forward = forward;
-            let sent = match std::future::poll_fn(|cx| forward.poll_ready(cx)).await {
-                Ok(()) => forward.call(fwd).await,
-                Err(e) => Err(e),
-            };
-            let mut resp = match sent {
+            // One host: a request must not be routed on one host and read by the
+            // backend as another.
+            if let Err(e) = routing::one_host(&parts) {
+                break 'answer Served::new(e.into_response());
+            }
+            let host = routing::host_of(&parts);
+            // CORS preflight: answered without a token, for the route the
+            // browser's real request would take.
+            if let Some(m) = routing::preflight_method(&parts) {
+                break 'answer preflight(rt.routes.resolve(host, &m, &path), &parts, &m);
+            }
+            // Route match: the most specific route for host, method and path (and
+            // the same one for every reading a backend may make of the path).
+            let route = match rt.routes.resolve(host, &parts.method, &path) {
                 Ok(r) => r,
-                Err(e) => e.into_response(),
+                Err(miss) => break 'answer Served::new(rescue::route_miss(miss, || rt.routes.allowed(host, &path))),
             };
-            // Shared caches: applied to whatever the forward step answered.
-            if let Some(vary) = private {
-                routing::make_private(resp.headers_mut(), vary);
+            // Authorize and forward under the route's rule (inline, not a future
+            // of its own: each level of future is copied once more per request).
+            let origin = parts.headers.get(ORIGIN).cloned();
+            let mut parts = parts;
+            let path: &str = &path;
+            let served = 'served: {
+                let cfg = &rt.config;
+                // Authorize first: nothing of a refused request is read or sent on.
+                let (verified, new_query, outcome) = match authorize(gw, route, &parts, path).await {
+                    Ok(a) => a,
+                    Err(refused) => break 'served refused,
+                };
+                // Body cap on the declared length, before the upstream sees a byte.
+                let max_body = cfg.server.max_body_bytes;
+                if let Err(e) = proxy::declared_length_fits(&parts.headers, max_body) {
+                    break 'served Served::new(e.into_response());
+                }
+                // Target rewrite: the normalised path, re-prefixed as configured, with
+                // the query minus any token parameter.
+                let pq = match routing::rewrite_target(route, path, &parts.uri, new_query.as_deref()) {
+                    Ok(pq) => pq,
+                    Err(e) => break 'served Served::new(e.into_response()),
+                };
+                // Shared-cache phase: a token route's responses are private to the
+                // caller (`Some(vary on Authorization)`) unless it says otherwise.
+                let private = (verified.is_some() && !route.shared_cache).then_some(new_query.is_none());
+                // Only on a route that asks for it: what a stream keeps of its token,
+                // so it can end when the token does.
+                let life = route
+                    .end_streams_with_token
+                    .then_some(verified.as_deref())
+                    .flatten()
+                    .map(|v| proxy::stream_end::TokenLife::of(v, &gw.verifier.revocations));
+                // A WebSocket upgrade keeps the client's pending upgrade for the splice.
+                let upgrade = proxy::wants_upgrade(&parts.headers);
+                let client_upgrade = if upgrade {
+                    parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+                } else {
+                    None
+                };
+                // Headers: hop-by-hop and spoofable ones removed, the verified
+                // identity and the client's forwarding facts added, the token stripped.
+                forward_headers(
+                    conn,
+                    route,
+                    &mut parts,
+                    verified.as_deref(),
+                    new_query.is_none(),
+                    upgrade,
+                    cfg,
+                );
+                // Forward: the upstream's protocol, the client body streamed under its cap.
+                let upstream = &rt.upstreams[route.upstream];
+                parts.version = if upstream.cfg.http2 {
+                    Version::HTTP_2
+                } else {
+                    Version::HTTP_11
+                };
+                parts.extensions = http::Extensions::new();
+                let body = if body.is_end_stream() {
+                    ReqBody::Empty
+                } else {
+                    ReqBody::client(body.take(), max_body)
+                };
+                let fwd = Forward {
+                    rt: runtime.clone(),
+                    req: Request::from_parts(parts, body),
+                    target: pq,
+                    upstream: route.upstream,
+                    client_upgrade,
+                    life,
+                };
+                // Readiness first, as tower asks, then the call's future awaited
+                // directly: `oneshot` would hold the (KiB-sized) future in a state
+                // machine of its own, one more copy of it per request.
+                let mut forward = forward;
+                let sent = match std::future::poll_fn(|cx| forward.poll_ready(cx)).await {
+                    Ok(()) => forward.call(fwd).await,
+                    Err(e) => Err(e),
+                };
+                let mut resp = match sent {
+                    Ok(r) => r,
+                    Err(e) => e.into_response(),
+                };
+                // Shared caches: applied to whatever the forward step answered.
+                if let Some(vary) = private {
+                    routing::make_private(resp.headers_mut(), vary);
+                }
+                Served {
+                    resp,
+                    route: None,
+                    auth: Some(outcome),
+                }
+            };
+            let mut served = served.on(&route.stats);
+            // CORS headers on whatever the route answered, refusals included, so a
+            // browser can read why.
+            if let (Some(cors), Some(o)) = (&route.cors, &origin) {
+                cors.decorate(served.resp.headers_mut(), o);
             }
-            Served {
-                resp,
-                route: None,
-                auth: Some(outcome),
-            }
+            served
         };
-        let mut served = served.on(&route.stats);
-        // CORS headers on whatever the route answered, refusals included, so a
-        // browser can read why.
-        if let (Some(cors), Some(o)) = (&route.cors, &origin) {
-            cors.decorate(served.resp.headers_mut(), o);
-        }
+        crate::body::close_if_unfinished(version, &body, &mut served.resp);
         served
     }
 }
@@ -518,9 +526,11 @@ async fn authorize(
 
 /// What the forward step is handed: the request as it goes upstream
 /// (headers rewritten, tokens stripped, body under its cap), its target,
-/// the route's upstream (an index into `Runtime::upstreams`) and the
-/// client's pending WebSocket upgrade.
+/// the route's upstream (an index into `Runtime::upstreams`, of the
+/// runtime it was routed under, which comes along) and the client's
+/// pending WebSocket upgrade.
 pub struct Forward {
+    pub rt: Arc<Runtime>,
     pub req: Request<ReqBody>,
     pub target: PathAndQuery,
     pub upstream: usize,
@@ -532,9 +542,9 @@ pub struct Forward {
 /// The forward step of a running gateway: send to the route's upstream,
 /// then splice an agreed upgrade.
 #[allow(clippy::manual_async_fn)] // not an async fn: rust-lang/rust#62958
-fn forward_upstream(rt: &Runtime, mut f: Forward) -> impl Future<Output = Result<Resp, ProxyError>> + Send + '_ {
+fn forward_upstream(mut f: Forward) -> impl Future<Output = Result<Resp, ProxyError>> + Send {
     async move {
-        let mut resp = rt.upstreams[f.upstream].send(f.req, f.target).await?;
+        let mut resp = f.rt.upstreams[f.upstream].send(f.req, f.target).await?;
         // Upgrade splice: a 101 becomes a tunnel only for the WebSocket upgrade
         // the client asked for (taking the token's life along, if any).
         proxy::splice_upgrade(f.client_upgrade, &mut resp, &mut f.life)?;
@@ -616,15 +626,15 @@ mod tests {
     /// The stack in-process: a real gateway state (SQLite store, own
     /// signing key), a request built in memory, and a forward step that
     /// records what reaches it instead of calling an upstream.
-    async fn through_stack(gw: &Gateway, req: http::Request<()>, seen: &Seen) -> Resp {
+    async fn through_stack(gw: &Arc<Gateway>, req: http::Request<()>, seen: &Seen) -> Resp {
         let rt = gw.runtime.load_full();
-        let conn = ConnInfo::new(
+        let conn = Arc::new(ConnInfo::new(
             false,
             "127.0.0.1".parse().unwrap(),
             &Arc::new(TrustedProxies::default()),
-        );
+        ));
         let (parts, ()) = req.into_parts();
-        let mut body = ClientBody::none(&rt.config.server);
+        let body = ClientBody::none(&rt.config.server);
         let seen = seen.clone();
         let forward = tower::service_fn(move |f: Forward| {
             let seen = seen.clone();
@@ -635,7 +645,7 @@ mod tests {
                 Ok::<_, ProxyError>(crate::http::empty(StatusCode::OK))
             }
         });
-        route_request(gw, &rt, &conn, parts, &mut body, forward).await.resp
+        route_request(gw.clone(), rt, conn, parts, body, forward).await.resp
     }
 
     #[tokio::test]
