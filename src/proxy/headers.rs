@@ -236,6 +236,20 @@ pub fn strip_response_hop_headers(h: &mut HeaderMap, status: StatusCode) {
 mod tests {
     use super::*;
 
+    /// A request from 127.0.0.1 with no verified identity.
+    fn anonymous<'a>(ip: &'a HeaderValue, names: &'a IdentityHeaders) -> ForwardCtx<'a> {
+        ForwardCtx {
+            client_ip: ip,
+            forwarded_for: None,
+            proto: ip,
+            names,
+            identity: None,
+            strip_authorization: false,
+            upgrade: false,
+            authority: None,
+        }
+    }
+
     fn names() -> IdentityHeaders {
         IdentityHeaders {
             subject: HeaderName::from_static("x-sub"),
@@ -307,18 +321,8 @@ mod tests {
         h.insert(TE, "trailers".parse().unwrap());
         h.insert("proxy-connection", "keep-alive".parse().unwrap());
         h.insert("accept", "*/*".parse().unwrap());
-        let ip = HeaderValue::from_static("127.0.0.1");
-        let n = names();
-        let ctx = ForwardCtx {
-            client_ip: &ip,
-            forwarded_for: None,
-            proto: &ip,
-            names: &n,
-            identity: None,
-            strip_authorization: false,
-            upgrade: false,
-            authority: None,
-        };
+        let (ip, n) = (HeaderValue::from_static("127.0.0.1"), names());
+        let ctx = anonymous(&ip, &n);
         prepare_request_headers(&mut h, &ctx);
         for gone in [
             "x-uid",
@@ -420,18 +424,8 @@ mod tests {
         h.insert(CONNECTION, HeaderValue::from_bytes(b"x-secret, caf\xc3\xa9").unwrap());
         h.insert("x-secret", "1".parse().unwrap());
         h.insert(HOST, "maps.example".parse().unwrap());
-        let ip = HeaderValue::from_static("127.0.0.1");
-        let n = names();
-        let ctx = ForwardCtx {
-            client_ip: &ip,
-            forwarded_for: None,
-            proto: &ip,
-            names: &n,
-            identity: None,
-            strip_authorization: false,
-            upgrade: false,
-            authority: None,
-        };
+        let (ip, n) = (HeaderValue::from_static("127.0.0.1"), names());
+        let ctx = anonymous(&ip, &n);
         prepare_request_headers(&mut h, &ctx);
         assert!(h.get("x-secret").is_none(), "listed beside a non-ASCII token");
         assert!(h.get(CONNECTION).is_none());
