@@ -34,7 +34,7 @@ pub struct ApiKey {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tiles: Option<GrantClaim>,
     /// Origins the key's tokens may be used from (`None`: any).
-    #[sqlx(try_from = "super::OriginsColumn")]
+    #[sqlx(try_from = "super::OptionalList")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_origins: Option<Vec<String>>,
 }

@@ -31,7 +31,7 @@ pub struct Client {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tiles: Option<GrantClaim>,
     /// Origins the client's tokens may be used from (`None`: any).
-    #[sqlx(try_from = "super::OriginsColumn")]
+    #[sqlx(try_from = "super::OptionalList")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_origins: Option<Vec<String>>,
 }

@@ -417,28 +417,17 @@ impl From<ScopeList> for Vec<String> {
     }
 }
 
-/// A `scope_ceiling` column: the scopes, space-separated; `NULL` for the
-/// default ceiling (`None`).
+/// A nullable list column, space-separated: `scope_ceiling` (`NULL` the
+/// default ceiling) and `allowed_origins` (`NULL` any origin). `NULL`
+/// reads as `None`; any other text is a list, an empty or all-whitespace
+/// one (which the gateway never writes) a list of none, so a stored
+/// origin limit never reads as any origin (docs/security.md).
 #[derive(sqlx::Type)]
 #[sqlx(transparent, no_pg_array)]
-struct Ceiling(Option<String>);
+struct OptionalList(Option<String>);
 
-impl From<Ceiling> for Option<Vec<String>> {
-    fn from(ceiling: Ceiling) -> Option<Vec<String>> {
-        ceiling.0.map(|text| split_scopes(&text))
-    }
-}
-
-/// An `allowed_origins` column: the origin patterns, space-separated;
-/// `NULL` for any origin (`None`). Any other text is a limit: an empty or
-/// all-whitespace one (which the gateway never writes) reads as a list of
-/// no origins, which allows none, never as any origin (docs/security.md).
-#[derive(sqlx::Type)]
-#[sqlx(transparent, no_pg_array)]
-struct OriginsColumn(Option<String>);
-
-impl From<OriginsColumn> for Option<Vec<String>> {
-    fn from(column: OriginsColumn) -> Option<Vec<String>> {
+impl From<OptionalList> for Option<Vec<String>> {
+    fn from(column: OptionalList) -> Option<Vec<String>> {
         column.0.map(|text| split_scopes(&text))
     }
 }

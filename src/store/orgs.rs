@@ -13,7 +13,7 @@ pub struct Org {
     pub created_at: i64,
     /// Scopes every credential of the org stays within; `None`: the
     /// default (every declared scope but `clients:manage`).
-    #[sqlx(try_from = "super::Ceiling")]
+    #[sqlx(try_from = "super::OptionalList")]
     pub scope_ceiling: Option<Vec<String>>,
 }
 

@@ -57,10 +57,10 @@ pub struct Limits {
     /// The username or the service account's name.
     pub name: String,
     pub org_id: String,
-    #[sqlx(try_from = "super::Ceiling")]
+    #[sqlx(try_from = "super::OptionalList")]
     pub org_ceiling: Option<Vec<String>>,
     /// Users only; `None` for service accounts and users on the default.
-    #[sqlx(try_from = "super::Ceiling")]
+    #[sqlx(try_from = "super::OptionalList")]
     pub user_ceiling: Option<Vec<String>>,
     #[sqlx(rename = "disabled_at", try_from = "super::IsSet")]
     pub disabled: bool,
@@ -68,7 +68,7 @@ pub struct Limits {
     #[sqlx(try_from = "super::TilesColumn")]
     pub tiles: Option<crate::grants::GrantClaim>,
     /// Service accounts only: the origins its keys' tokens may be used from.
-    #[sqlx(try_from = "super::OriginsColumn")]
+    #[sqlx(try_from = "super::OptionalList")]
     pub allowed_origins: Option<Vec<String>>,
 }
 

@@ -14,7 +14,7 @@ pub struct User {
     pub username: String,
     pub created_at: i64,
     /// The user's own ceiling, within the org's; `None`: the org's.
-    #[sqlx(try_from = "super::Ceiling")]
+    #[sqlx(try_from = "super::OptionalList")]
     pub scope_ceiling: Option<Vec<String>>,
     /// Set while the user is disabled.
     pub disabled_at: Option<i64>,
