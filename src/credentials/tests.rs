@@ -67,16 +67,20 @@ async fn stored_until(store: &Store, id: &str) -> Option<i64> {
     all.into_iter().find(|(i, _)| i == id).expect("revoked in the store").1
 }
 
-#[tokio::test]
-async fn revoking_an_api_key_records_its_expiry_here_as_in_the_store() {
-    let r = Replica::new("").await;
-    let op = r.op();
-    principals::create_org(&op, "acme", None).await.unwrap();
-    let sa = principals::create_service_account(&op, "acme", "bot", None, &[])
+/// Organization `acme` and its service account `bot`.
+async fn bot(op: &Op<'_>) -> crate::store::ServiceAccount {
+    principals::create_org(op, "acme", None).await.unwrap();
+    principals::create_service_account(op, "acme", "bot", None, &[])
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// [`bot`] and a `tiles:read` API key of it: the account, the key and the
+/// key's text.
+async fn bot_with_key(op: &Op<'_>) -> (crate::store::ServiceAccount, crate::store::ApiKey, String) {
+    let sa = bot(op).await;
     let (key, text) = api_keys::create_api_key(
-        &op,
+        op,
         &Principal::ServiceAccount(sa.id.clone()),
         "tiles:read",
         None,
@@ -85,6 +89,14 @@ async fn revoking_an_api_key_records_its_expiry_here_as_in_the_store() {
     )
     .await
     .unwrap();
+    (sa, key, text)
+}
+
+#[tokio::test]
+async fn revoking_an_api_key_records_its_expiry_here_as_in_the_store() {
+    let r = Replica::new("").await;
+    let op = r.op();
+    let (_, key, text) = bot_with_key(&op).await;
     // Looked up once: now cached, unrevoked.
     let cached = r.secrets.api_key(&r.store, &text).await.unwrap().unwrap();
     assert!(cached.key.revoked_at.is_none());
@@ -126,20 +138,7 @@ async fn revoking_an_api_key_records_its_expiry_here_as_in_the_store() {
 async fn a_ceiling_change_whose_audit_fails_changes_nothing_and_still_forgets_cached_keys() {
     let r = Replica::new("").await;
     let op = r.op();
-    principals::create_org(&op, "acme", None).await.unwrap();
-    let sa = principals::create_service_account(&op, "acme", "bot", None, &[])
-        .await
-        .unwrap();
-    let (_, text) = api_keys::create_api_key(
-        &op,
-        &Principal::ServiceAccount(sa.id.clone()),
-        "tiles:read",
-        None,
-        &[],
-        None,
-    )
-    .await
-    .unwrap();
+    let (sa, _, text) = bot_with_key(&op).await;
     let cached = r.secrets.api_key(&r.store, &text).await.unwrap().unwrap();
     // The audit log refuses every write.
     r.store
@@ -177,10 +176,7 @@ async fn a_ceiling_change_whose_audit_fails_changes_nothing_and_still_forgets_ca
 async fn an_empty_origin_limit_allows_no_origin_from_store_to_request() {
     let r = Replica::new("").await;
     let op = r.op();
-    principals::create_org(&op, "acme", None).await.unwrap();
-    let sa = principals::create_service_account(&op, "acme", "bot", None, &[])
-        .await
-        .unwrap();
+    let sa = bot(&op).await;
     // An empty or blank stored limit (never written by the gateway) reads
     // as a list of no origins, not as any origin.
     for blank in ["", "  "] {
@@ -262,10 +258,7 @@ async fn the_cli_records_the_same_revocation_without_a_replica() {
 async fn refusals_are_facts() {
     let r = Replica::new("").await;
     let op = r.op();
-    principals::create_org(&op, "acme", None).await.unwrap();
-    let sa = principals::create_service_account(&op, "acme", "bot", None, &[])
-        .await
-        .unwrap();
+    let sa = bot(&op).await;
     let p = Principal::ServiceAccount(sa.id);
     let e = api_keys::create_api_key(&op, &p, "tiles:nope", None, &[], None)
         .await
